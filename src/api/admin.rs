@@ -1,0 +1,63 @@
+//! `AdminService`: store statistics now; resync and sync status come with the sync engine.
+
+use std::sync::atomic::Ordering;
+
+use tonic::{Request, Response, Status};
+
+use super::Context;
+use crate::proto::v1::{self, admin_service_server::AdminService};
+
+/// The admin service.
+pub struct AdminApi {
+    ctx: Context,
+}
+
+impl AdminApi {
+    /// A service over the shared context.
+    pub fn new(ctx: Context) -> Self {
+        Self { ctx }
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for AdminApi {
+    async fn trigger_resync(
+        &self,
+        _: Request<v1::TriggerResyncRequest>,
+    ) -> Result<Response<v1::TriggerResyncResponse>, Status> {
+        Err(Status::unimplemented(
+            "TriggerResync is not implemented in this version of audiencesync (no sync engine yet)",
+        ))
+    }
+
+    async fn get_sync_status(
+        &self,
+        _: Request<v1::GetSyncStatusRequest>,
+    ) -> Result<Response<v1::GetSyncStatusResponse>, Status> {
+        Err(Status::unimplemented(
+            "GetSyncStatus is not implemented in this version of audiencesync (no sync engine yet)",
+        ))
+    }
+
+    async fn get_store_stats(
+        &self,
+        _: Request<v1::GetStoreStatsRequest>,
+    ) -> Result<Response<v1::StoreStats>, Status> {
+        let stats = self.ctx.ledger.stats();
+        let (customers, orders, carts, dedup_ids) = {
+            let s = self.ctx.ledger.state();
+            (s.customers.len(), s.orders.len(), s.carts.len(), s.dedup.len())
+        };
+        Ok(Response::new(v1::StoreStats {
+            customers: customers as u64,
+            orders: orders as u64,
+            carts: carts as u64,
+            dedup_ids: dedup_ids as u64,
+            wal_seq: stats.wal_seq.load(Ordering::Relaxed),
+            checkpoint_seq: stats.checkpoint_seq.load(Ordering::Relaxed),
+            events_applied: stats.applied.load(Ordering::Relaxed),
+            events_duplicate: stats.duplicates.load(Ordering::Relaxed),
+            events_rejected: stats.rejected.load(Ordering::Relaxed),
+        }))
+    }
+}

@@ -1,0 +1,196 @@
+//! `IngestService`: validate, hand to the ledger, acknowledge once durable.
+
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
+
+use super::Context;
+use crate::ledger::{LedgerError, Outcome};
+use crate::proto::v1::{self, ingest_service_server::IngestService};
+
+/// Batches validated and queued but not yet acknowledged, per stream. Beyond this the stream
+/// stops reading, and HTTP/2 flow control slows the client down.
+const STREAM_IN_FLIGHT: usize = 8;
+
+/// The ingest service.
+pub struct IngestApi {
+    ctx: Context,
+}
+
+impl IngestApi {
+    /// A service over the shared context.
+    pub fn new(ctx: Context) -> Self {
+        Self { ctx }
+    }
+}
+
+/// A batch split into facts for the ledger and refusals for the ack.
+struct Checked {
+    batch_id: u64,
+    facts: Vec<(u32, crate::ledger::facts::Fact)>,
+    rejected: Vec<v1::Rejection>,
+}
+
+fn check(ctx: &Context, batch: v1::EventBatch) -> Result<Checked, Status> {
+    if batch.events.len() > ctx.max_batch_events {
+        return Err(Status::invalid_argument(format!(
+            "events: batch of {} events exceeds the limit of {}",
+            batch.events.len(),
+            ctx.max_batch_events
+        )));
+    }
+    let now = ctx.clock.now();
+    let mut facts = Vec::with_capacity(batch.events.len());
+    let mut rejected = Vec::new();
+    for (i, ev) in batch.events.iter().enumerate() {
+        let idx = u32::try_from(i).unwrap_or(u32::MAX);
+        match ctx.validator.validate(ev, now) {
+            Ok(f) => facts.push((idx, f)),
+            Err(e) => rejected.push(v1::Rejection {
+                index: idx,
+                event_id: ev.event_id.chars().take(128).collect(),
+                code: tonic::Code::InvalidArgument as i32,
+                field: e.field,
+                reason: e.reason,
+            }),
+        }
+    }
+    if !rejected.is_empty() {
+        ctx.ledger
+            .stats()
+            .rejected
+            .fetch_add(rejected.len() as u64, Ordering::Relaxed);
+        tracing::debug!(
+            batch_id = batch.batch_id,
+            rejected = rejected.len(),
+            "events rejected"
+        );
+    }
+    Ok(Checked {
+        batch_id: batch.batch_id,
+        facts,
+        rejected,
+    })
+}
+
+fn ack(c: Checked, outcome: Outcome) -> v1::BatchAck {
+    v1::BatchAck {
+        batch_id: c.batch_id,
+        applied: outcome.applied,
+        duplicates: u32::try_from(outcome.duplicates.len()).unwrap_or(u32::MAX),
+        rejected: c.rejected,
+    }
+}
+
+fn ledger_status(e: LedgerError) -> Status {
+    match e {
+        LedgerError::Stopped => Status::unavailable("the daemon is shutting down; retry"),
+        LedgerError::Persist(msg) => Status::unavailable(format!("not persisted, retry: {msg}")),
+    }
+}
+
+type AckStream = Pin<Box<dyn Stream<Item = Result<v1::BatchAck, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl IngestService for IngestApi {
+    async fn ingest_batch(
+        &self,
+        request: Request<v1::EventBatch>,
+    ) -> Result<Response<v1::BatchAck>, Status> {
+        let batch = request.into_inner();
+        let span = tracing::info_span!("ingest_batch", batch_id = batch.batch_id, events = batch.events.len());
+        async move {
+            let mut checked = check(&self.ctx, batch)?;
+            let facts = std::mem::take(&mut checked.facts);
+            let outcome = if facts.is_empty() {
+                Outcome::default()
+            } else {
+                self.ctx.ledger.submit(facts).await.map_err(ledger_status)?
+            };
+            Ok(Response::new(ack(checked, outcome)))
+        }
+        .instrument(span)
+        .await
+    }
+
+    type StreamEventsStream = AckStream;
+
+    async fn stream_events(
+        &self,
+        request: Request<Streaming<v1::EventBatch>>,
+    ) -> Result<Response<Self::StreamEventsStream>, Status> {
+        let peer = request.remote_addr();
+        let mut inbound = request.into_inner();
+        let ctx = self.ctx.clone();
+        let (ack_tx, ack_rx) = mpsc::channel::<Result<v1::BatchAck, Status>>(STREAM_IN_FLIGHT);
+        type Pending = (
+            Checked,
+            Option<tokio::sync::oneshot::Receiver<Result<Outcome, LedgerError>>>,
+        );
+        let (pending_tx, mut pending_rx) = mpsc::channel::<Result<Pending, Status>>(STREAM_IN_FLIGHT);
+        let span = tracing::info_span!("ingest_stream", peer = ?peer);
+
+        // Reader: validate each batch and queue it at the ledger, keeping order.
+        tokio::spawn(
+            async move {
+                loop {
+                    let batch = match inbound.message().await {
+                        Ok(Some(b)) => b,
+                        Ok(None) => break,
+                        Err(status) => {
+                            let _ = pending_tx.send(Err(status)).await;
+                            break;
+                        }
+                    };
+                    let item = match check(&ctx, batch) {
+                        Ok(mut c) => {
+                            let facts = std::mem::take(&mut c.facts);
+                            if facts.is_empty() {
+                                Ok((c, None))
+                            } else {
+                                match ctx.ledger.enqueue(facts).await {
+                                    Ok(rx) => Ok((c, Some(rx))),
+                                    Err(e) => Err(ledger_status(e)),
+                                }
+                            }
+                        }
+                        Err(status) => Err(status),
+                    };
+                    let stop = item.is_err();
+                    if pending_tx.send(item).await.is_err() || stop {
+                        break;
+                    }
+                }
+            }
+            .instrument(span.clone()),
+        );
+
+        // Acker: answer in order, each once its batch is durable.
+        tokio::spawn(
+            async move {
+                while let Some(item) = pending_rx.recv().await {
+                    let reply = match item {
+                        Err(status) => Err(status),
+                        Ok((c, None)) => Ok(ack(c, Outcome::default())),
+                        Ok((c, Some(rx))) => match rx.await {
+                            Ok(Ok(outcome)) => Ok(ack(c, outcome)),
+                            Ok(Err(e)) => Err(ledger_status(e)),
+                            Err(_) => Err(ledger_status(LedgerError::Stopped)),
+                        },
+                    };
+                    let stop = reply.is_err();
+                    if ack_tx.send(reply).await.is_err() || stop {
+                        break;
+                    }
+                }
+            }
+            .instrument(span),
+        );
+        Ok(Response::new(Box::pin(ReceiverStream::new(ack_rx))))
+    }
+}

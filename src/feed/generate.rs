@@ -1,0 +1,679 @@
+//! The synthetic shop: a seeded, deterministic stream of commerce events.
+//!
+//! Customers are drawn from personas chosen so that every audience of `AUDIENCES.md` fills:
+//! browsers (never bought), one-off buyers, regulars on their own rhythm, at-risk regulars,
+//! lapsed buyers spread over the 90/180/360-day tiers, reactivated buyers and a heavy-spending
+//! VIP minority. Around them: refunds, checked-out and abandoned carts, guest carts, consent
+//! changes, profile edits, erasures (some followed by a comeback), re-sent orders and replays.
+//!
+//! Events come out grouped by customer but shuffled within the group, so the consumer sees them
+//! out of time order, and replays (same `event_id`, same content) trail behind the original.
+
+use std::collections::VecDeque;
+
+use prost_types::Timestamp;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::proto::v1::{
+    event::Kind, CartCheckedOut, CartUpdated, ConsentChanged, ConsentStatus, CustomerErased,
+    CustomerUpserted, Event, Money, OrderPlaced, OrderRefunded,
+};
+
+const NANOS: i64 = 1_000_000_000;
+const MINUTE: i64 = 60 * NANOS;
+const HOUR: i64 = 60 * MINUTE;
+const DAY: i64 = 24 * HOUR;
+/// How far back registrations reach.
+const HISTORY: i64 = 3 * 365 * DAY;
+/// The only currency emitted: the daemon's default revenue currency, accepted without rates.
+const CURRENCY: &str = "USD";
+
+/// Share of events re-sent with the same `event_id` one customer later.
+const REPLAY_NEAR: f64 = 0.008;
+/// Share of events re-sent with the same `event_id` up to `LATE_FLUSH_EVERY` customers later.
+const REPLAY_LATE: f64 = 0.002;
+/// Late replays are released every this many customers (bounds the memory they hold).
+const LATE_FLUSH_EVERY: u64 = 500;
+
+const FIRST_NAMES: &[&str] = &[
+    "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David",
+    "Elizabeth", "William", "Barbara", "Zoë", "Jürgen", "François", "Amélie", "Siobhán", "Oliver",
+    "Amelia", "Lukas", "Emma", "Léa", "Hugo", "Sophie",
+];
+const LAST_NAMES: &[&str] = &[
+    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Müller",
+    "Schmidt", "Schneider", "Fischer", "Martin", "Bernard", "Dubois", "Lefèvre", "Taylor",
+    "Wilson", "O'Brien", "Evans", "Van der Berg",
+];
+
+/// Per-country identity material. Phones are in ranges reserved for fiction or otherwise
+/// harmless, yet valid for libphonenumber (and so for the `phonenumber` crate).
+struct Country {
+    code: &'static str,
+    postal_codes: &'static [&'static str],
+}
+
+const COUNTRIES: &[Country] = &[
+    Country {
+        code: "US",
+        postal_codes: &["10001", "94107", "02139", "60601", "98101", "73301", "33101"],
+    },
+    Country {
+        code: "DE",
+        postal_codes: &["10115", "80331", "20095", "50667", "60311"],
+    },
+    Country {
+        code: "GB",
+        postal_codes: &["SW1A 1AA", "EC1A 1BB", "M1 1AE", "B33 8TH", "EH1 1YZ"],
+    },
+    Country {
+        code: "FR",
+        postal_codes: &["75001", "75011", "69001", "13001", "31000"],
+    },
+];
+
+/// US area codes that libphonenumber knows (New York, San Francisco, Boston, Chicago, Seattle).
+const US_AREA_CODES: &[u32] = &[212, 415, 617, 312, 206];
+
+#[derive(Clone, Copy, Debug)]
+enum Persona {
+    /// Registered, never ordered.
+    Browser,
+    /// Exactly one order, any time in the history.
+    OneOff,
+    /// Repeat buyer, last order within their own rhythm.
+    Regular,
+    /// Repeat buyer overdue by more than 1.5× their rhythm but not yet 90 days.
+    AtRisk,
+    /// Last order 90+ days ago, spread over the three lapsed tiers.
+    Lapsed,
+    /// Came back within the last 30 days after a gap of 90+ days.
+    Reactivated,
+    /// Frequent, high-value orders.
+    Vip,
+}
+
+/// A deterministic synthetic event source.
+///
+/// Everything follows from `(customers, seed, now)`, so tests, benches and a daemon under load
+/// all see the same shop; `now` is a parameter rather than read from the clock for that reason.
+/// The event sequence does not depend on the batch size.
+pub struct Generator {
+    rng: ChaCha8Rng,
+    seed: u64,
+    /// `now` in nanoseconds since the epoch; no event occurs after it.
+    now: i64,
+    customers: u64,
+    next_customer: u64,
+    next_event: u64,
+    next_order: u64,
+    next_cart: u64,
+    /// Replays released right after the next customer's group.
+    near_replays: Vec<Event>,
+    /// Replays released every `LATE_FLUSH_EVERY` customers and at the end.
+    late_replays: Vec<Event>,
+    /// The group under construction (reused allocation).
+    group: Vec<Event>,
+}
+
+impl Generator {
+    /// A shop of `customers` customers, all of whose events occur at or before `now_unix_secs`.
+    pub fn new(customers: u64, seed: u64, now_unix_secs: i64) -> Self {
+        Self {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            seed,
+            now: now_unix_secs.saturating_mul(NANOS),
+            customers,
+            next_customer: 0,
+            next_event: 0,
+            next_order: 0,
+            next_cart: 0,
+            near_replays: Vec::new(),
+            late_replays: Vec::new(),
+            group: Vec::new(),
+        }
+    }
+
+    /// The events in batches of `batch_size` (the last one may be shorter; 0 counts as 1).
+    pub fn batches(self, batch_size: usize) -> impl Iterator<Item = Vec<Event>> {
+        Batches {
+            gen: self,
+            buf: VecDeque::new(),
+            batch_size: batch_size.max(1),
+        }
+    }
+
+    fn exhausted(&self) -> bool {
+        self.next_customer >= self.customers
+            && self.near_replays.is_empty()
+            && self.late_replays.is_empty()
+    }
+
+    /// Appends the next group of events (one customer, maybe a guest cart, due replays).
+    fn fill(&mut self, out: &mut VecDeque<Event>) {
+        if self.next_customer < self.customers {
+            let customer = self.next_customer;
+            self.next_customer += 1;
+            let replays = std::mem::take(&mut self.near_replays);
+
+            self.group.clear();
+            self.customer(customer);
+            if self.rng.random_bool(0.08) {
+                self.guest_cart();
+            }
+            self.shuffle_group();
+            self.pick_replays();
+            out.extend(self.group.drain(..));
+            out.extend(replays);
+            if self.next_customer % LATE_FLUSH_EVERY == 0 || self.next_customer == self.customers
+            {
+                out.extend(self.late_replays.drain(..));
+            }
+        } else {
+            out.extend(self.near_replays.drain(..));
+            out.extend(self.late_replays.drain(..));
+        }
+    }
+
+    /// Partially shuffles the group: grouped by customer, but not in time order.
+    fn shuffle_group(&mut self) {
+        if self.rng.random_bool(0.5) {
+            self.group.shuffle(&mut self.rng);
+        } else {
+            let n = self.group.len();
+            for i in 0..n {
+                if self.rng.random_bool(0.3) {
+                    let j = self.rng.random_range(0..n);
+                    self.group.swap(i, j);
+                }
+            }
+        }
+    }
+
+    fn pick_replays(&mut self) {
+        for ev in &self.group {
+            let x: f64 = self.rng.random();
+            if x < REPLAY_NEAR {
+                self.near_replays.push(ev.clone());
+            } else if x < REPLAY_NEAR + REPLAY_LATE {
+                self.late_replays.push(ev.clone());
+            }
+        }
+    }
+
+    // ---- building blocks -------------------------------------------------------------------
+
+    fn push(&mut self, at: i64, kind: Kind) -> i64 {
+        let at = at.min(self.now);
+        self.next_event += 1;
+        self.group.push(Event {
+            event_id: format!("f{}-{:09}", self.seed, self.next_event),
+            occurred_at: Some(timestamp(at)),
+            kind: Some(kind),
+        });
+        at
+    }
+
+    /// A time `ago` before now, with a random sub-second part, never after now.
+    fn ago(&mut self, ago: i64) -> i64 {
+        let jitter = self.rng.random_range(0..NANOS);
+        (self.now - ago.max(0) - jitter).min(self.now)
+    }
+
+    fn between(&mut self, lo: i64, hi: i64) -> i64 {
+        if hi <= lo {
+            lo
+        } else {
+            self.rng.random_range(lo..hi)
+        }
+    }
+
+    fn order_id(&mut self) -> String {
+        self.next_order += 1;
+        format!("ord{}-{:08}", self.seed, self.next_order)
+    }
+
+    fn cart_id(&mut self) -> String {
+        self.next_cart += 1;
+        format!("cart{}-{:08}", self.seed, self.next_cart)
+    }
+
+    fn consent(&mut self, roll: f64) -> (Option<i32>, Option<i32>) {
+        let granted = Some(ConsentStatus::Granted as i32);
+        let denied = Some(ConsentStatus::Denied as i32);
+        let unspecified = Some(ConsentStatus::Unspecified as i32);
+        match roll {
+            r if r < 0.82 => (granted, granted),
+            r if r < 0.88 => (denied, denied),
+            r if r < 0.92 => (granted, denied),
+            r if r < 0.96 => (None, None),
+            _ => (unspecified, unspecified),
+        }
+    }
+
+    fn persona(&mut self) -> Persona {
+        match self.rng.random_range(0..100) {
+            0..15 => Persona::Browser,
+            15..35 => Persona::OneOff,
+            35..53 => Persona::Regular,
+            53..61 => Persona::AtRisk,
+            61..82 => Persona::Lapsed,
+            82..90 => Persona::Reactivated,
+            _ => Persona::Vip,
+        }
+    }
+
+    /// Order times as "ago" offsets, oldest first, for a persona.
+    fn order_plan(&mut self, persona: Persona) -> Vec<i64> {
+        let mut plan = Vec::new();
+        // Walks back from `last` with a jittered rhythm, keeping room for the registration.
+        let mut walk_back = |rng: &mut ChaCha8Rng, plan: &mut Vec<i64>, last: i64, rhythm: i64, n: u32| {
+            let mut at = last;
+            for _ in 0..n {
+                let step = (rhythm as f64 * rng.random_range(0.7..1.3)) as i64;
+                at += step;
+                if at > HISTORY - 7 * DAY {
+                    break;
+                }
+                plan.push(at);
+            }
+        };
+        match persona {
+            Persona::Browser => {}
+            Persona::OneOff => {
+                let at = self.between(HOUR, HISTORY - 30 * DAY);
+                plan.push(at);
+            }
+            Persona::Regular | Persona::Vip => {
+                let (lo, hi, n) = match persona {
+                    Persona::Vip => (4, 15, self.rng.random_range(10..=40)),
+                    _ => (7, 60, self.rng.random_range(1..=11)),
+                };
+                let rhythm = self.between(lo * DAY, hi * DAY);
+                let last = self.between(HOUR, rhythm);
+                plan.push(last);
+                walk_back(&mut self.rng, &mut plan, last, rhythm, n);
+            }
+            Persona::AtRisk => {
+                let rhythm = self.between(7 * DAY, 45 * DAY);
+                let lo = (30 * DAY).max(rhythm * 8 / 5);
+                let last = self.between(lo, 88 * DAY);
+                plan.push(last);
+                let n = self.rng.random_range(1..=7);
+                walk_back(&mut self.rng, &mut plan, last, rhythm, n);
+            }
+            Persona::Lapsed => {
+                let last = match self.rng.random_range(0..3) {
+                    0 => self.between(91 * DAY, 178 * DAY),
+                    1 => self.between(182 * DAY, 358 * DAY),
+                    _ => self.between(362 * DAY, HISTORY - 60 * DAY),
+                };
+                plan.push(last);
+                let rhythm = self.between(15 * DAY, 90 * DAY);
+                let n = self.rng.random_range(0..=4);
+                walk_back(&mut self.rng, &mut plan, last, rhythm, n);
+            }
+            Persona::Reactivated => {
+                let last = self.between(DAY, 28 * DAY);
+                plan.push(last);
+                let before = last + self.between(95 * DAY, 300 * DAY);
+                plan.push(before);
+                let rhythm = self.between(15 * DAY, 60 * DAY);
+                let n = self.rng.random_range(0..=4);
+                walk_back(&mut self.rng, &mut plan, before, rhythm, n);
+            }
+        }
+        plan.sort_unstable_by(|a, b| b.cmp(a));
+        plan
+    }
+
+    fn order_total(&mut self, persona: Persona) -> i64 {
+        match persona {
+            Persona::Vip => self.rng.random_range(20_000..250_000),
+            _ if self.rng.random_bool(0.05) => self.rng.random_range(15_000..60_000),
+            _ => self.rng.random_range(1_500..15_000),
+        }
+    }
+
+    // ---- one customer ----------------------------------------------------------------------
+
+    fn customer(&mut self, index: u64) {
+        let customer_id = format!("cus{}-{:07}", self.seed, index);
+        let persona = self.persona();
+        let plan = self.order_plan(persona);
+        let first_order_ago = plan.first().copied();
+        let registered_ago = match first_order_ago {
+            Some(first) => (first + self.between(0, 60 * DAY)).min(HISTORY),
+            None => self.between(HOUR, HISTORY),
+        };
+        let registered_at = self.ago(registered_ago);
+        let mut last_activity = registered_at;
+
+        // Registration.
+        let profile = self.profile(index, registered_at);
+        let consent_roll: f64 = self.rng.random();
+        let (ad_user_data, ad_personalization) = self.consent(consent_roll);
+        let upsert = CustomerUpserted {
+            customer_id: customer_id.clone(),
+            ad_user_data,
+            ad_personalization,
+            ..profile
+        };
+        self.push(registered_at, Kind::CustomerUpserted(upsert));
+
+        // A later profile edit: a field or two changes, others stay as they were.
+        if self.rng.random_bool(0.15) {
+            let at = self.between(registered_at, self.now);
+            let mut edit = CustomerUpserted {
+                customer_id: customer_id.clone(),
+                ..Default::default()
+            };
+            match self.rng.random_range(0..4) {
+                0 => edit.phone = Some(self.phone("US")),
+                1 => edit.postal_code = Some("10001".to_owned()),
+                2 => edit.phone = Some(String::new()), // cleared
+                _ => edit.email = Some(format!("user{index}.new@example.com")),
+            }
+            last_activity = last_activity.max(self.push(at, Kind::CustomerUpserted(edit)));
+        }
+
+        // Consent changes after registration.
+        let granted_both = consent_roll < 0.82;
+        let change = if granted_both && self.rng.random_bool(0.06) {
+            // Withdrawal.
+            let both = self.rng.random_bool(0.5);
+            Some((
+                both.then_some(ConsentStatus::Denied as i32),
+                Some(ConsentStatus::Denied as i32),
+            ))
+        } else if !granted_both && self.rng.random_bool(0.3) {
+            Some((
+                Some(ConsentStatus::Granted as i32),
+                Some(ConsentStatus::Granted as i32),
+            ))
+        } else {
+            None
+        };
+        if let Some((ad_user_data, ad_personalization)) = change {
+            let at = self.between(registered_at, self.now);
+            let kind = Kind::ConsentChanged(ConsentChanged {
+                customer_id: customer_id.clone(),
+                ad_user_data,
+                ad_personalization,
+            });
+            last_activity = last_activity.max(self.push(at, kind));
+        }
+
+        // Orders, with their carts and refunds.
+        for ago in plan {
+            let at = self.ago(ago).max(registered_at);
+            let done = self.order(&customer_id, persona, at);
+            last_activity = last_activity.max(done);
+        }
+
+        // An abandoned cart: fresh (< 60 min), in the abandoner window, or stale (> 7 days).
+        if self.rng.random_bool(0.3) {
+            let age = match self.rng.random_range(0..3) {
+                0 => self.between(MINUTE, 59 * MINUTE),
+                1 => self.between(61 * MINUTE, 7 * DAY - HOUR),
+                _ => self.between(7 * DAY + HOUR, 120 * DAY),
+            };
+            let at = self.ago(age).max(registered_at);
+            let done = self.abandoned_cart(&customer_id, at);
+            last_activity = last_activity.max(done);
+        }
+
+        // Erasure after all activity; a quarter come back later as a new profile.
+        if self.rng.random_bool(0.012) {
+            let at = (last_activity + self.between(HOUR, 30 * DAY)).min(self.now);
+            let kind = Kind::CustomerErased(CustomerErased {
+                customer_id: customer_id.clone(),
+            });
+            let erased_at = self.push(at, kind);
+            let comeback = erased_at + self.between(DAY, 60 * DAY);
+            if comeback < self.now && self.rng.random_bool(0.25) {
+                let profile = self.profile(index, comeback);
+                let upsert = CustomerUpserted {
+                    customer_id: customer_id.clone(),
+                    ad_user_data: Some(ConsentStatus::Granted as i32),
+                    ad_personalization: Some(ConsentStatus::Granted as i32),
+                    ..profile
+                };
+                self.push(comeback, Kind::CustomerUpserted(upsert));
+                if self.rng.random_bool(0.5) {
+                    let at = self.between(comeback, self.now);
+                    self.order(&customer_id, Persona::OneOff, at);
+                }
+            }
+        }
+    }
+
+    /// Identity fields of a customer; consent and id are filled by the caller.
+    fn profile(&mut self, index: u64, registered_at: i64) -> CustomerUpserted {
+        let country = COUNTRIES
+            .choose(&mut self.rng)
+            .unwrap_or(&COUNTRIES[0]);
+        let first = *FIRST_NAMES.choose(&mut self.rng).unwrap_or(&"Alex");
+        let last = *LAST_NAMES.choose(&mut self.rng).unwrap_or(&"Doe");
+        // Rarely no identifier at all: such a customer can be in audiences but never pushed.
+        let anonymous = self.rng.random_bool(0.01);
+        let email = (!anonymous && self.rng.random_bool(0.97)).then(|| self.email(index, first, last));
+        let phone = (!anonymous && self.rng.random_bool(0.7)).then(|| self.phone(country.code));
+        let named = self.rng.random_bool(0.9);
+        let postal_code = self
+            .rng
+            .random_bool(0.85)
+            .then(|| country.postal_codes.choose(&mut self.rng).unwrap_or(&"10001").to_string());
+        CustomerUpserted {
+            email,
+            phone,
+            first_name: named.then(|| first.to_owned()),
+            last_name: named.then(|| last.to_owned()),
+            country: Some(country.code.to_owned()),
+            postal_code,
+            registered_at: Some(timestamp(registered_at)),
+            ..Default::default()
+        }
+    }
+
+    /// Mostly `user<n>@example.com`; some Gmail addresses with dots, plus tags and capitals, so
+    /// normalization before hashing is exercised.
+    fn email(&mut self, index: u64, first: &str, last: &str) -> String {
+        let ascii = |s: &str| -> String {
+            s.chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .collect::<String>()
+        };
+        match self.rng.random_range(0..10) {
+            0..6 => format!("user{index}@example.com"),
+            6 => format!("{}.{}{index}@gmail.com", ascii(first).to_lowercase(), ascii(last).to_lowercase()),
+            7 => format!("{}{index}+shop@gmail.com", ascii(first).to_lowercase()),
+            8 => format!("{}.{}+news{index}@GMail.com", ascii(first), ascii(last)),
+            _ => format!("User{index}@Example.COM"),
+        }
+    }
+
+    /// An E.164 number valid for libphonenumber, in fiction-reserved ranges where one exists.
+    fn phone(&mut self, country: &str) -> String {
+        match country {
+            // NANP fictional 555-0100..555-0199.
+            "US" => {
+                let area = US_AREA_CODES.choose(&mut self.rng).copied().unwrap_or(212);
+                format!("+1{area}55501{:02}", self.rng.random_range(0..100))
+            }
+            // Berlin landline.
+            "DE" => format!("+4930{:08}", self.rng.random_range(10_000_000..100_000_000)),
+            // Ofcom drama range 020 7946 0000..0999.
+            "GB" => format!("+44207946{:04}", self.rng.random_range(0..1000)),
+            // Arcep fiction range 01 99 00 xx xx.
+            _ => format!("+3319900{:04}", self.rng.random_range(0..10_000)),
+        }
+    }
+
+    /// One order at `at`, maybe preceded by its cart, maybe re-sent, maybe refunded.
+    /// Returns the time of the latest event it produced.
+    fn order(&mut self, customer_id: &str, persona: Persona, at: i64) -> i64 {
+        let order_id = self.order_id();
+        let total = self.order_total(persona);
+        let items = self.rng.random_range(1..=6);
+        let mut latest = at;
+
+        if self.rng.random_bool(0.6) {
+            let cart_id = self.cart_id();
+            let updates = self.rng.random_range(1..=3u32);
+            let started = at - self.between(5 * MINUTE, 90 * MINUTE);
+            for k in 1..=updates {
+                let t = started + (at - started) * i64::from(k - 1) / i64::from(updates);
+                let kind = Kind::CartUpdated(CartUpdated {
+                    cart_id: cart_id.clone(),
+                    customer_id: customer_id.to_owned(),
+                    item_count: (items * k / updates).max(1),
+                    value: Some(usd(total * i64::from(k) / i64::from(updates))),
+                });
+                self.push(t, kind);
+            }
+            let with_order = self.rng.random_bool(0.95);
+            let kind = Kind::CartCheckedOut(CartCheckedOut {
+                cart_id: cart_id.clone(),
+                order_id: if with_order { order_id.clone() } else { String::new() },
+            });
+            latest = latest.max(self.push(at, kind));
+            // An update to a checked-out cart, which the daemon must ignore.
+            if self.rng.random_bool(0.03) {
+                let t = at + self.between(MINUTE, DAY);
+                let kind = Kind::CartUpdated(CartUpdated {
+                    cart_id,
+                    customer_id: customer_id.to_owned(),
+                    item_count: items + 1,
+                    value: Some(usd(total + 999)),
+                });
+                latest = latest.max(self.push(t, kind));
+            }
+        }
+
+        let order = OrderPlaced {
+            order_id: order_id.clone(),
+            customer_id: customer_id.to_owned(),
+            total: Some(usd(total)),
+            item_count: items,
+        };
+        self.push(at, Kind::OrderPlaced(order.clone()));
+        // The same order re-sent later under a new event id: the earliest must count.
+        if self.rng.random_bool(0.02) {
+            let t = at + self.between(NANOS, HOUR);
+            latest = latest.max(self.push(t, Kind::OrderPlaced(order)));
+        }
+
+        let roll: f64 = self.rng.random();
+        if roll < 0.04 {
+            let t = at + self.between(HOUR, 30 * DAY);
+            let kind = Kind::OrderRefunded(OrderRefunded {
+                order_id,
+                amount_minor: total,
+                full: true,
+            });
+            latest = latest.max(self.push(t, kind));
+        } else if roll < 0.10 {
+            let parts = if self.rng.random_bool(0.25) { 2 } else { 1 };
+            let mut t = at;
+            for _ in 0..parts {
+                t += self.between(HOUR, 20 * DAY);
+                let kind = Kind::OrderRefunded(OrderRefunded {
+                    order_id: order_id.clone(),
+                    amount_minor: total * self.rng.random_range(10..=60) / 100,
+                    full: false,
+                });
+                latest = latest.max(self.push(t, kind));
+            }
+        }
+        latest.min(self.now)
+    }
+
+    /// A customer's cart left behind, last updated at `at`; sometimes started as a guest cart.
+    fn abandoned_cart(&mut self, customer_id: &str, at: i64) -> i64 {
+        let cart_id = self.cart_id();
+        let updates = self.rng.random_range(1..=3u32);
+        let started = at - self.between(MINUTE, 2 * HOUR);
+        let from_guest = self.rng.random_bool(0.1);
+        let emptied = self.rng.random_bool(0.1);
+        let per_item = self.rng.random_range(500..8_000);
+        let mut latest = at;
+        for k in 1..=updates {
+            let t = started + (at - started) * i64::from(k) / i64::from(updates);
+            let items = if emptied && k == updates { 0 } else { k };
+            let owner = if from_guest && k < updates { "" } else { customer_id };
+            let kind = Kind::CartUpdated(CartUpdated {
+                cart_id: cart_id.clone(),
+                customer_id: owner.to_owned(),
+                item_count: items,
+                value: Some(usd(per_item * i64::from(items))),
+            });
+            latest = latest.max(self.push(t, kind));
+        }
+        latest
+    }
+
+    /// A guest cart (no customer): in no audience, sometimes checked out without an order id.
+    fn guest_cart(&mut self) {
+        let cart_id = self.cart_id();
+        let age = self.between(MINUTE, 30 * DAY);
+        let at = self.ago(age);
+        let updates = self.rng.random_range(1..=3u32);
+        for k in 0..updates {
+            let t = at + i64::from(k) * self.between(MINUTE, 10 * MINUTE);
+            let kind = Kind::CartUpdated(CartUpdated {
+                cart_id: cart_id.clone(),
+                customer_id: String::new(),
+                item_count: k + 1,
+                value: Some(usd(2_500 * i64::from(k + 1))),
+            });
+            self.push(t, kind);
+        }
+        if self.rng.random_bool(0.4) {
+            let t = at + i64::from(updates) * 10 * MINUTE;
+            let kind = Kind::CartCheckedOut(CartCheckedOut {
+                cart_id,
+                order_id: String::new(),
+            });
+            self.push(t, kind);
+        }
+    }
+}
+
+/// Cuts the generator's groups into fixed-size batches.
+struct Batches {
+    gen: Generator,
+    buf: VecDeque<Event>,
+    batch_size: usize,
+}
+
+impl Iterator for Batches {
+    type Item = Vec<Event>;
+
+    fn next(&mut self) -> Option<Vec<Event>> {
+        while self.buf.len() < self.batch_size && !self.gen.exhausted() {
+            self.gen.fill(&mut self.buf);
+        }
+        if self.buf.is_empty() {
+            return None;
+        }
+        let n = self.batch_size.min(self.buf.len());
+        Some(self.buf.drain(..n).collect())
+    }
+}
+
+fn usd(amount_minor: i64) -> Money {
+    Money {
+        amount_minor: amount_minor.max(0),
+        currency: CURRENCY.to_owned(),
+    }
+}
+
+fn timestamp(nanos: i64) -> Timestamp {
+    Timestamp {
+        seconds: nanos.div_euclid(NANOS),
+        nanos: nanos.rem_euclid(NANOS) as i32,
+    }
+}

@@ -1,0 +1,484 @@
+//! `audiencesync feed`: streams a synthetic shop's events into a running daemon.
+//!
+//! It is the demo data source and the ingest load generator in one. Events come from a seeded
+//! [`Generator`] on its own thread, so generation overlaps sending; each of `streams` gRPC
+//! streams keeps up to `in_flight` batches unacknowledged, so the daemon always has work queued
+//! while the client measures each batch's send→ack latency.
+
+mod client;
+mod generate;
+
+pub use generate::Generator;
+
+use std::error::Error as _;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, Mutex};
+use tonic::metadata::MetadataValue;
+use tonic::transport::Endpoint;
+
+use client::{Auth, Client, StreamOutcome};
+use crate::proto::v1::ingest_service_client::IngestServiceClient;
+
+/// Command-line arguments of `audiencesync feed`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FeedArgs {
+    /// gRPC address of the daemon (`http://` is assumed when no scheme is given).
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    pub addr: String,
+    /// Number of synthetic customers; the event count follows (about 15 per customer).
+    #[arg(long, default_value_t = 1000)]
+    pub customers: u64,
+    /// Seed of the synthetic shop: the same seed sends the same events (and ids).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Events per batch.
+    #[arg(long, default_value_t = 1000)]
+    pub batch_size: usize,
+    /// Batches sent but not yet acknowledged, per stream.
+    #[arg(long, default_value_t = 4)]
+    pub in_flight: usize,
+    /// Concurrent `StreamEvents` streams, each on its own connection.
+    #[arg(long, default_value_t = 1)]
+    pub streams: usize,
+    /// Target events per second over all streams; unset sends as fast as acks allow.
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// File holding a bearer token, sent as `authorization: Bearer <token>`.
+    #[arg(long)]
+    pub bearer_token_file: Option<std::path::PathBuf>,
+    /// Print the final report as one JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Totals of one feed run, summed from the daemon's acks.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct FeedReport {
+    /// Events sent (replays included).
+    pub events_sent: u64,
+    /// Batches sent, each acknowledged.
+    pub batches: u64,
+    /// Events the daemon newly applied.
+    pub applied: u64,
+    /// Events the daemon recognised as already seen.
+    pub duplicates: u64,
+    /// Events the daemon refused.
+    pub rejected: u64,
+    /// From the first send to the last ack (connecting excluded).
+    pub elapsed_secs: f64,
+    /// `events_sent / elapsed_secs`.
+    pub events_per_sec: f64,
+    /// Median send→ack latency of a batch.
+    pub ack_latency_ms_p50: f64,
+    /// 90th percentile send→ack latency.
+    pub ack_latency_ms_p90: f64,
+    /// 99th percentile send→ack latency.
+    pub ack_latency_ms_p99: f64,
+    /// Slowest send→ack latency.
+    pub ack_latency_ms_max: f64,
+    /// The first few rejections (a handful per stream), for diagnosis.
+    pub rejection_samples: Vec<String>,
+}
+
+/// Why a feed run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    /// An argument is out of range.
+    #[error("invalid argument: {0}")]
+    InvalidArgs(String),
+    /// `--addr` is not a URI.
+    #[error("invalid address {addr:?}: {detail}")]
+    InvalidAddress {
+        /// The address as given.
+        addr: String,
+        /// Parser error with its causes.
+        detail: String,
+    },
+    /// The TCP/HTTP2 connection could not be established.
+    #[error("cannot connect to {addr}: {detail}")]
+    Connect {
+        /// The address dialled.
+        addr: String,
+        /// Transport error with its causes.
+        detail: String,
+    },
+    /// The token file could not be read.
+    #[error("cannot read bearer token file {path}: {source}")]
+    TokenFile {
+        /// The file given.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The token cannot be sent as a header (never echoes the token).
+    #[error("bearer token unusable: {0}")]
+    InvalidToken(&'static str),
+    /// The daemon (or the transport under it) ended the call with an error status.
+    #[error("StreamEvents failed: {code:?}: {message}{hint}")]
+    Rpc {
+        /// gRPC status code.
+        code: tonic::Code,
+        /// Status message with transport causes, if any.
+        message: String,
+        /// What to check, for the codes whose cause is usually on the caller's side.
+        hint: &'static str,
+    },
+    /// An ack arrived with no batch outstanding.
+    #[error("daemon acknowledged batch {batch_id}, but no batch was outstanding")]
+    UnexpectedAck {
+        /// The `batch_id` in the ack.
+        batch_id: u64,
+    },
+    /// Acks must come in order, one per batch.
+    #[error("acks out of order: expected batch {expected}, got {got}")]
+    AckMismatch {
+        /// The oldest unacknowledged batch.
+        expected: u64,
+        /// The `batch_id` in the ack.
+        got: u64,
+    },
+    /// The daemon ended the stream without acknowledging everything.
+    #[error("daemon closed the stream with {unacked} batch(es) unacknowledged")]
+    StreamClosed {
+        /// Batches sent but never acknowledged.
+        unacked: usize,
+    },
+    /// The generator thread or a stream task died.
+    #[error("feed task failed: {0}")]
+    Task(String),
+}
+
+impl FeedError {
+    fn rpc(status: tonic::Status) -> Self {
+        let mut message = status.message().to_owned();
+        if let Some(source) = status.source() {
+            message.push_str(": ");
+            message.push_str(&error_chain(source));
+        }
+        let hint = match status.code() {
+            tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
+                " (check --bearer-token-file)"
+            }
+            tonic::Code::Unavailable => " (is the daemon running at --addr?)",
+            tonic::Code::ResourceExhausted => " (try a smaller --batch-size)",
+            _ => "",
+        };
+        FeedError::Rpc {
+            code: status.code(),
+            message,
+            hint,
+        }
+    }
+}
+
+/// `err: cause: cause…`, since tonic's transport errors say little at the top level.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        cur = e.source();
+    }
+    out
+}
+
+/// Streams the synthetic shop to the daemon at `args.addr` and sums its acks.
+///
+/// All connections are made before the first event is sent, so a wrong address fails fast.
+pub async fn run(args: FeedArgs) -> Result<FeedReport, FeedError> {
+    validate(&args)?;
+    let auth = Auth(read_token(args.bearer_token_file.as_deref())?);
+    let addr = if args.addr.contains("://") {
+        args.addr.clone()
+    } else {
+        format!("http://{}", args.addr)
+    };
+    let endpoint = Endpoint::from_shared(addr.clone())
+        .map_err(|e| FeedError::InvalidAddress {
+            addr: args.addr.clone(),
+            detail: error_chain(&e),
+        })?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true);
+
+    let mut clients: Vec<Client> = Vec::with_capacity(args.streams);
+    for _ in 0..args.streams {
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| FeedError::Connect {
+                addr: addr.clone(),
+                detail: error_chain(&e),
+            })?;
+        clients.push(IngestServiceClient::with_interceptor(channel, auth.clone()));
+    }
+
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    // A few batches ready per stream beyond its window, so sending never waits on generation.
+    let (tx, rx) = mpsc::channel(args.streams.saturating_mul(args.in_flight.saturating_add(2)));
+    let (customers, seed, batch_size) = (args.customers, args.seed, args.batch_size);
+    let generator = tokio::task::spawn_blocking(move || {
+        for batch in Generator::new(customers, seed, now).batches(batch_size) {
+            if tx.blocking_send(batch).is_err() {
+                break; // the feed stopped early
+            }
+        }
+    });
+    let source = Arc::new(Mutex::new(rx));
+
+    // Per-stream period between batches, so that all streams together approach `rate`.
+    let pace = args.rate.map(|rate| {
+        Duration::from_secs_f64(args.batch_size as f64 * args.streams as f64 / rate as f64)
+    });
+    let batch_ids = Arc::new(AtomicU64::new(1));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for client in clients {
+        tasks.spawn(client::run_stream(
+            client,
+            Arc::clone(&source),
+            args.in_flight,
+            pace,
+            Arc::clone(&batch_ids),
+        ));
+    }
+    drop(source);
+
+    let mut outcomes = Vec::with_capacity(args.streams);
+    while let Some(joined) = tasks.join_next().await {
+        let outcome = joined.map_err(|e| FeedError::Task(format!("stream task: {e}")))??;
+        outcomes.push(outcome);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    generator
+        .await
+        .map_err(|e| FeedError::Task(format!("generator: {e}")))?;
+    Ok(report(outcomes, elapsed))
+}
+
+fn validate(args: &FeedArgs) -> Result<(), FeedError> {
+    let bad = |what: &str| Err(FeedError::InvalidArgs(what.to_owned()));
+    if args.batch_size == 0 {
+        return bad("--batch-size must be at least 1");
+    }
+    if args.in_flight == 0 {
+        return bad("--in-flight must be at least 1");
+    }
+    if args.streams == 0 {
+        return bad("--streams must be at least 1");
+    }
+    if args.rate == Some(0) {
+        return bad("--rate must be at least 1 (leave it unset for no limit)");
+    }
+    Ok(())
+}
+
+fn read_token(
+    path: Option<&std::path::Path>,
+) -> Result<Option<MetadataValue<tonic::metadata::Ascii>>, FeedError> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let raw = std::fs::read_to_string(path).map_err(|source| FeedError::TokenFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    let token = raw.trim();
+    if token.is_empty() {
+        return Err(FeedError::InvalidToken("the file is empty"));
+    }
+    let mut value = MetadataValue::try_from(format!("Bearer {token}"))
+        .map_err(|_| FeedError::InvalidToken("it contains characters not allowed in a header"))?;
+    value.set_sensitive(true);
+    Ok(Some(value))
+}
+
+fn report(outcomes: Vec<StreamOutcome>, elapsed_secs: f64) -> FeedReport {
+    let mut r = FeedReport {
+        elapsed_secs,
+        ..FeedReport::default()
+    };
+    let mut latencies = Vec::new();
+    for o in outcomes {
+        r.events_sent += o.events;
+        r.batches += o.batches;
+        r.applied += o.applied;
+        r.duplicates += o.duplicates;
+        r.rejected += o.rejected;
+        latencies.extend(o.latencies_ms);
+        r.rejection_samples.extend(o.rejection_samples);
+    }
+    r.events_per_sec = if elapsed_secs > 0.0 {
+        r.events_sent as f64 / elapsed_secs
+    } else {
+        0.0
+    };
+    latencies.sort_unstable_by(f64::total_cmp);
+    r.ack_latency_ms_p50 = percentile(&latencies, 0.50);
+    r.ack_latency_ms_p90 = percentile(&latencies, 0.90);
+    r.ack_latency_ms_p99 = percentile(&latencies, 0.99);
+    r.ack_latency_ms_max = latencies.last().copied().unwrap_or(0.0);
+    r
+}
+
+/// Nearest-rank percentile of sorted values; 0 when there are none.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Prints the report to stdout: a short summary, or one JSON line for scripts and benchmarks.
+pub fn print_report(r: &FeedReport, json: bool) {
+    if json {
+        match serde_json::to_string(r) {
+            Ok(line) => println!("{line}"),
+            Err(e) => eprintln!("cannot encode the report as JSON: {e}"),
+        }
+        return;
+    }
+    println!(
+        "sent {} events in {} batches in {:.2} s ({:.0} events/s)",
+        r.events_sent, r.batches, r.elapsed_secs, r.events_per_sec
+    );
+    println!(
+        "acks: {} applied, {} duplicates, {} rejected",
+        r.applied, r.duplicates, r.rejected
+    );
+    println!(
+        "ack latency ms: p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}",
+        r.ack_latency_ms_p50, r.ack_latency_ms_p90, r.ack_latency_ms_p99, r.ack_latency_ms_max
+    );
+    for s in &r.rejection_samples {
+        println!("  rejected: {s}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_is_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.50), 50.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert_eq!(percentile(&[7.0], 0.9), 7.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn report_sums_streams() {
+        let a = StreamOutcome {
+            events: 10,
+            batches: 2,
+            applied: 9,
+            duplicates: 1,
+            latencies_ms: vec![1.0, 3.0],
+            ..Default::default()
+        };
+        let b = StreamOutcome {
+            events: 5,
+            batches: 1,
+            applied: 4,
+            rejected: 1,
+            latencies_ms: vec![2.0],
+            rejection_samples: vec!["x".into()],
+            ..Default::default()
+        };
+        let r = report(vec![a, b], 0.5);
+        assert_eq!((r.events_sent, r.batches, r.applied), (15, 3, 13));
+        assert_eq!((r.duplicates, r.rejected), (1, 1));
+        assert_eq!(r.events_per_sec, 30.0);
+        assert_eq!((r.ack_latency_ms_p50, r.ack_latency_ms_max), (2.0, 3.0));
+        assert_eq!(r.rejection_samples.len(), 1);
+    }
+
+    fn args() -> FeedArgs {
+        FeedArgs {
+            addr: "http://127.0.0.1:1".into(),
+            customers: 10,
+            seed: 1,
+            batch_size: 10,
+            in_flight: 1,
+            streams: 1,
+            rate: None,
+            bearer_token_file: None,
+            json: false,
+        }
+    }
+
+    #[test]
+    fn rejects_zero_arguments() {
+        for f in [
+            |a: &mut FeedArgs| a.batch_size = 0,
+            |a: &mut FeedArgs| a.in_flight = 0,
+            |a: &mut FeedArgs| a.streams = 0,
+            |a: &mut FeedArgs| a.rate = Some(0),
+        ] {
+            let mut a = args();
+            f(&mut a);
+            assert!(matches!(validate(&a), Err(FeedError::InvalidArgs(_))));
+        }
+        assert!(validate(&args()).is_ok());
+    }
+
+    #[test]
+    fn token_file_is_trimmed_and_checked() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("token");
+        std::fs::write(&path, "s3cret\n")?;
+        let value = read_token(Some(&path))?.ok_or("no token")?;
+        assert_eq!(value.to_str()?, "Bearer s3cret");
+        std::fs::write(&path, "  \n")?;
+        assert!(matches!(
+            read_token(Some(&path)),
+            Err(FeedError::InvalidToken(_))
+        ));
+        assert!(matches!(
+            read_token(Some(&dir.path().join("missing"))),
+            Err(FeedError::TokenFile { .. })
+        ));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn unreachable_daemon_is_a_connect_error() {
+        // Port 1 on loopback refuses connections.
+        let err = run(args()).await.err();
+        assert!(
+            matches!(err, Some(FeedError::Connect { .. })),
+            "got {err:?}"
+        );
+    }
+
+    #[test]
+    fn json_report_has_the_documented_fields() -> Result<(), serde_json::Error> {
+        let v = serde_json::to_value(FeedReport::default())?;
+        for key in [
+            "events_sent",
+            "batches",
+            "applied",
+            "duplicates",
+            "rejected",
+            "elapsed_secs",
+            "events_per_sec",
+            "ack_latency_ms_p50",
+            "ack_latency_ms_p90",
+            "ack_latency_ms_p99",
+            "ack_latency_ms_max",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key}");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,1162 @@
+//! Identifier normalization and hashing at ingest, per ad-network rules.
+//!
+//! This is the only place raw PII exists: each identifier is normalized the way each network
+//! documents it (Google Data Manager "Format user data"; Meta Custom Audiences "Hashing and
+//! normalization for multi-key") and hashed with SHA-256 straight away. Only digests leave this
+//! module, except country and postal code, which Google requires in clear and which are kept in a
+//! normalized form. Error values carry no input, so nothing raw can reach a log through them.
+
+use phonenumber::country::Id as RegionId;
+use phonenumber::country::Source;
+use phonenumber::metadata::DATABASE;
+use phonenumber::{Mode, PhoneNumber};
+use sha2::{Digest as _, Sha256};
+
+/// A SHA-256 digest; rendered as lowercase hex only when sent.
+pub type Digest = [u8; 32];
+
+/// Why an identifier was rejected. Messages are fixed strings: they never echo the input,
+/// because the input is PII.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    /// Not exactly one `@`, empty local part, or a domain without a dot or with an empty label.
+    #[error("not a valid email address")]
+    InvalidEmail,
+    /// The phone parser rejected it, or the number is not valid for its region.
+    #[error("not a valid phone number")]
+    InvalidPhone,
+    /// A first or last name with no letters left once punctuation is removed.
+    #[error("nothing left after normalization")]
+    InvalidName,
+    /// Not one of the 249 officially assigned ISO 3166-1 alpha-2 codes.
+    #[error("not an ISO 3166-1 alpha-2 country code")]
+    InvalidCountry,
+    /// Empty, longer than 16 characters, or a character other than ASCII alnum, space, `-`.
+    #[error("not a valid postal code")]
+    InvalidPostalCode,
+    /// A region the phone parser has no metadata for, so national numbers cannot be read.
+    #[error("not a known phone region")]
+    InvalidRegion,
+}
+
+/// The same identifier hashed under each network's normalization.
+///
+/// Kept per network because the rules differ (Gmail dots, `+` on phones, name prefixes), so one
+/// hash cannot serve both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct NetworkHashes {
+    /// SHA-256 of the Google Data Manager normalization.
+    pub google: Digest,
+    /// SHA-256 of the Meta Custom Audiences normalization.
+    pub meta: Digest,
+}
+
+/// Normalizes and hashes raw identifiers; holds the default phone region from config.
+///
+/// The region is needed because shops often store national phone numbers ("(800) 555-0100"),
+/// which only become E.164 once a country is known.
+#[derive(Debug, Clone)]
+pub struct Normalizer {
+    region: RegionId,
+}
+
+/// Longest raw phone string handed to the parser; real numbers with an extension fit easily,
+/// and the cap bounds the parser's work on junk input.
+const MAX_PHONE_LEN: usize = 64;
+/// Longest stored postal code (characters, after normalization).
+const MAX_POSTAL_LEN: usize = 16;
+
+impl Normalizer {
+    /// `default_region`: ISO 3166-1 alpha-2 (e.g. "US"), used to parse national phone numbers.
+    ///
+    /// Any case and surrounding whitespace are accepted. Fails with `InvalidRegion` unless the
+    /// code is an ISO code the phone parser has metadata for, so a bad config fails at startup.
+    pub fn new(default_region: &str) -> Result<Self, IdentityError> {
+        phone_region(default_region)
+            .map(|region| Self { region })
+            .ok_or(IdentityError::InvalidRegion)
+    }
+
+    /// The configured default phone region, upper-case alpha-2.
+    pub fn default_region(&self) -> &str {
+        self.region.as_ref()
+    }
+
+    /// Email hashed under both rules: Google's (whitespace removed, Gmail dots and `+tag`
+    /// dropped) and Meta's (trim, lowercase). Fails if either normalized form is not an address.
+    pub fn email(&self, raw: &str) -> Result<NetworkHashes, IdentityError> {
+        let google = sha256(&google_email(raw)?);
+        let meta = sha256(&meta_email(raw)?);
+        Ok(NetworkHashes { google, meta })
+    }
+
+    /// Phone parsed with the `phonenumber` crate, required valid, formatted E.164; Google hashes
+    /// it with `+`, Meta without.
+    ///
+    /// `country`: the customer's country (alpha-2, any case) if known, else default region.
+    /// A number written with a leading `+` carries its own country code and is read without a
+    /// region; any other number needs one, so a `country` the parser has no metadata for gives
+    /// `InvalidRegion` rather than a guess that could hash someone else's number. A blank
+    /// `country` counts as unknown.
+    pub fn phone(&self, raw: &str, country: Option<&str>) -> Result<NetworkHashes, IdentityError> {
+        let e164 = self.e164(raw, country)?;
+        Ok(NetworkHashes {
+            google: sha256(&e164),
+            meta: sha256(&e164[1..]),
+        })
+    }
+
+    /// First name under each network's rule (see [`google_name`] and [`meta_name`]).
+    pub fn first_name(&self, raw: &str) -> Result<NetworkHashes, IdentityError> {
+        name_hashes(raw)
+    }
+
+    /// Last name under each network's rule (see [`google_name`] and [`meta_name`]).
+    pub fn last_name(&self, raw: &str) -> Result<NetworkHashes, IdentityError> {
+        name_hashes(raw)
+    }
+
+    /// Normalized upper-case alpha-2, e.g. " us " -> "US", checked against the ISO 3166-1 list.
+    ///
+    /// Kept in clear because Google wants `regionCode` unhashed; Meta's form is [`meta_country`].
+    /// Names and non-ISO codes ("UK", "USA", "XK") are rejected rather than mapped.
+    pub fn country(&self, raw: &str) -> Result<String, IdentityError> {
+        let code = raw.trim().to_ascii_uppercase();
+        if is_iso_alpha2(&code) {
+            Ok(code)
+        } else {
+            Err(IdentityError::InvalidCountry)
+        }
+    }
+
+    /// Canonical stored form (trimmed, upper-case, inner whitespace collapsed to one space).
+    ///
+    /// Stored in clear because Google wants `postalCode` unhashed; each network's form is derived
+    /// from it by [`google_postal`] and [`meta_postal`]. Rejects empty input, more than 16
+    /// characters, characters other than ASCII alphanumerics, space and `-`, and codes with no
+    /// alphanumeric at all.
+    pub fn postal_code(&self, raw: &str) -> Result<String, IdentityError> {
+        let mut out = String::with_capacity(raw.len());
+        for word in raw.split_whitespace() {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(word);
+        }
+        out.make_ascii_uppercase();
+        let allowed = out
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-');
+        let has_alnum = out.chars().any(|c| c.is_ascii_alphanumeric());
+        if !allowed || !has_alnum || out.chars().count() > MAX_POSTAL_LEN {
+            return Err(IdentityError::InvalidPostalCode);
+        }
+        Ok(out)
+    }
+
+    /// E.164 with `+`, e.g. "+18005550100".
+    fn e164(&self, raw: &str, country: Option<&str>) -> Result<String, IdentityError> {
+        let raw = raw.trim();
+        if raw.is_empty() || raw.len() > MAX_PHONE_LEN {
+            return Err(IdentityError::InvalidPhone);
+        }
+        let number = if raw.starts_with('+') {
+            // The number names its own country; no region may be applied to it.
+            parse_valid(None, raw)
+        } else {
+            let region = match country.map(str::trim).filter(|c| !c.is_empty()) {
+                None => self.region,
+                Some(c) => phone_region(c).ok_or(IdentityError::InvalidRegion)?,
+            };
+            let first =
+                phonenumber::parse(Some(region), raw).map_err(|_| IdentityError::InvalidPhone)?;
+            let own_code = DATABASE.by_id(region.as_ref()).map(|m| m.country_code());
+            if Some(first.code().value()) == own_code {
+                first.is_valid().then_some(first)
+            } else {
+                // Dialled with an international prefix ("011 44 …", "0044 …").
+                reparse_foreign(raw, first.code())
+            }
+        }
+        .ok_or(IdentityError::InvalidPhone)?;
+        let e164 = number.format().mode(Mode::E164).to_string();
+        // Belt and braces: Google requires "+" then digits only, and Meta's form must not start
+        // with a zero (country codes never do).
+        let digits = e164.strip_prefix('+').ok_or(IdentityError::InvalidPhone)?;
+        if digits.is_empty()
+            || digits.starts_with('0')
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(IdentityError::InvalidPhone);
+        }
+        Ok(e164)
+    }
+}
+
+/// A parse that is also a valid number.
+fn parse_valid(region: Option<RegionId>, text: &str) -> Option<PhoneNumber> {
+    let number = phonenumber::parse(region, text).ok()?;
+    number.is_valid().then_some(number)
+}
+
+/// Re-reads a number whose country code differs from the region it was parsed with.
+///
+/// phonenumber 0.3.10 applies the *given region's* national-prefix rule to the digits after a
+/// foreign country code: with region US, "+44 113 243 0987" comes out as "+4432430987" and
+/// "+33 1 42 68 53 00" as an invalid number; a wrong but valid result would hash someone else.
+/// Parsing without a region uses the number's own metadata. So `+` numbers never get a region
+/// (see `e164`; the `Plus` arm here catches "tel:+…"), and for an international dialling prefix
+/// ("011 44 …", "0044 …") each digit position is tried as the start of "+<country code>…":
+/// exactly one valid reading with the same country code must exist, else the number is rejected
+/// rather than guessed.
+fn reparse_foreign(raw: &str, code: &phonenumber::country::Code) -> Option<PhoneNumber> {
+    let same_code = |n: &PhoneNumber| n.code().value() == code.value();
+    match code.source() {
+        Source::Plus => parse_valid(None, raw).filter(same_code),
+        Source::Idd | Source::Number => {
+            let min_skip = usize::from(code.source() == Source::Idd);
+            let mut found = None;
+            let mut candidate = String::with_capacity(raw.len() + 1);
+            for (digits_before, (pos, _)) in raw
+                .char_indices()
+                .filter(|(_, c)| c.is_ascii_digit())
+                .enumerate()
+            {
+                if digits_before < min_skip {
+                    continue;
+                }
+                candidate.clear();
+                candidate.push('+');
+                candidate.push_str(&raw[pos..]);
+                if let Some(n) = parse_valid(None, &candidate).filter(same_code) {
+                    if found
+                        .as_ref()
+                        .is_some_and(|f: &PhoneNumber| f.national() != n.national())
+                    {
+                        return None;
+                    }
+                    found = Some(n);
+                }
+            }
+            found
+        }
+        Source::Default => None,
+    }
+}
+
+fn name_hashes(raw: &str) -> Result<NetworkHashes, IdentityError> {
+    let google = sha256(&google_name(raw)?);
+    let meta = sha256(&meta_name(raw)?);
+    Ok(NetworkHashes { google, meta })
+}
+
+/// Google's email form: trim, remove all whitespace, lowercase; for `gmail.com` and
+/// `googlemail.com` drop the dots in the local part and cut it at the first `+`.
+///
+/// Gmail ignores dots and `+tags`, so Google matches on the stripped form; other providers may
+/// not, so their addresses keep both. `googlemail.com` is not rewritten to `gmail.com` (the guide
+/// and Google's Java util do not). Used for the CSV destination and tests.
+pub fn google_email(raw: &str) -> Result<String, IdentityError> {
+    let mut s: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
+    s = s.to_lowercase();
+    let (local, domain) = split_email(&s)?;
+    if domain == "gmail.com" || domain == "googlemail.com" {
+        let local = local.split('+').next().unwrap_or_default().replace('.', "");
+        let out = format!("{local}@{domain}");
+        split_email(&out)?;
+        return Ok(out);
+    }
+    Ok(s)
+}
+
+/// Meta's email form: trim leading/trailing whitespace and lowercase, nothing else (Meta's doc
+/// rule; no Gmail handling). Used for the CSV destination and tests.
+pub fn meta_email(raw: &str) -> Result<String, IdentityError> {
+    let s = raw.trim().to_lowercase();
+    split_email(&s)?;
+    Ok(s)
+}
+
+/// Checks the shape both networks need: exactly one `@`, a non-empty local part, and a domain
+/// with at least one dot and no empty labels. Returns (local, domain).
+fn split_email(s: &str) -> Result<(&str, &str), IdentityError> {
+    let (local, domain) = s.split_once('@').ok_or(IdentityError::InvalidEmail)?;
+    if local.is_empty()
+        || domain.contains('@')
+        || !domain.contains('.')
+        || domain.split('.').any(str::is_empty)
+    {
+        return Err(IdentityError::InvalidEmail);
+    }
+    Ok((local, domain))
+}
+
+/// Title prefixes Google says not to include ("such as Mrs."); the list of Google's Java util.
+const NAME_PREFIXES: &[&str] = &["mr", "mrs", "ms", "dr"];
+/// Suffixes Google says not to include ("such as Jr."); the list of Google's Java util.
+const NAME_SUFFIXES: &[&str] = &[
+    "jr", "sr", "2nd", "3rd", "ii", "iii", "iv", "v", "vi", "cpa", "dc", "dds", "vm", "jd", "md",
+    "phd",
+];
+
+/// Google's name form: lowercase, trim, no punctuation, leading title prefixes (`mrs.`, `dr.`)
+/// and trailing suffixes (`jr.`, `iii`, `phd`) removed, words joined by one space.
+///
+/// Google's guide says no prefixes for given names and no suffixes for family names; shop data
+/// puts them in either field, so both are stripped from both. A prefix or suffix is only removed
+/// while another word remains ("V" or "Md" alone stays a name). Words are split on whitespace and
+/// commas ("Smith, Jr."); other punctuation is deleted inside a word ("O'Brien" -> "obrien").
+/// Letters of any script, digits and combining marks are kept. Used for the CSV destination.
+pub fn google_name(raw: &str) -> Result<String, IdentityError> {
+    let lower = raw.to_lowercase();
+    let words: Vec<String> = lower
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .map(|w| w.chars().filter(|&c| is_name_char(c)).collect::<String>())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let (mut start, mut end) = (0, words.len());
+    while end - start > 1 && NAME_PREFIXES.contains(&words[start].as_str()) {
+        start += 1;
+    }
+    while end - start > 1 && NAME_SUFFIXES.contains(&words[end - 1].as_str()) {
+        end -= 1;
+    }
+    let out = words[start..end].join(" ");
+    if out.is_empty() {
+        return Err(IdentityError::InvalidName);
+    }
+    Ok(out)
+}
+
+/// Meta's name form: lowercase, no punctuation, no whitespace, no digits; letters of any script
+/// kept as UTF-8 (Meta's docs allow them; its SDKs' ASCII-only filter would erase such names).
+/// No prefix/suffix stripping: Meta's docs do not ask for it. Used for the CSV destination.
+pub fn meta_name(raw: &str) -> Result<String, IdentityError> {
+    let out: String = raw
+        .to_lowercase()
+        .chars()
+        .filter(|&c| is_name_char(c) && !c.is_numeric())
+        .collect();
+    if out.is_empty() {
+        return Err(IdentityError::InvalidName);
+    }
+    Ok(out)
+}
+
+/// Letters, digits and combining marks of any script are kept; whitespace, controls, and
+/// punctuation, symbols, format and private-use characters are not. Without a Unicode
+/// general-category table, non-ASCII punctuation and symbols are recognized by block.
+fn is_name_char(c: char) -> bool {
+    if c.is_alphanumeric() {
+        return true;
+    }
+    if c.is_ascii() || c.is_whitespace() || c.is_control() {
+        return false;
+    }
+    !matches!(c as u32,
+        0x0080..=0x00BF | 0x00D7 | 0x00F7             // Latin-1 punctuation and symbols
+        | 0x02B0..=0x02FF                             // spacing modifier symbols (letters kept above)
+        | 0x037E | 0x0387                             // Greek question mark, ano teleia
+        | 0x055A..=0x055F | 0x0589 | 0x058A           // Armenian
+        | 0x05BE | 0x05C0 | 0x05C3 | 0x05C6 | 0x05F3 | 0x05F4 // Hebrew
+        | 0x0600..=0x060F | 0x061B..=0x061F | 0x066A..=0x066D | 0x06D4 | 0x06DD | 0x06DE | 0x06E9 // Arabic
+        | 0x0964 | 0x0965 | 0x0970                    // Devanagari danda, abbreviation sign
+        | 0x0E4F | 0x0E5A | 0x0E5B                    // Thai
+        | 0x10FB | 0x1360..=0x1368 | 0x166D | 0x166E | 0x16EB..=0x16ED | 0x1800..=0x180A
+        | 0x2000..=0x200B | 0x200E..=0x206F           // general punctuation, keeping ZWNJ/ZWJ
+        | 0x2070..=0x2BFF                             // super/subscripts, currency, arrows, math, shapes
+        | 0x2E00..=0x2E7F                             // supplemental punctuation
+        | 0x3000..=0x3029 | 0x3030..=0x303F           // CJK symbols and punctuation
+        | 0x309B | 0x309C | 0x30A0 | 0x30FB           // kana voicing marks, double hyphen, middle dot
+        | 0xE000..=0xF8FF                             // private use
+        | 0xFD3E | 0xFD3F | 0xFE00..=0xFE1F | 0xFE30..=0xFE6F | 0xFEFF
+        | 0xFF01..=0xFF0F | 0xFF1A..=0xFF20 | 0xFF3B..=0xFF40 | 0xFF5B..=0xFF65 | 0xFFE0..=0xFFFF
+        | 0x1D100..=0x1D24F                           // musical symbols
+        | 0x1F000..=0x1FBFF                           // emoji, pictographs
+        | 0xE0000..=0xE0FFF                           // tags, variation selectors supplement
+        | 0xF0000..=0x10FFFF                          // private use planes
+    )
+}
+
+/// Google's postal form from the stored form: not hashed. For `US`, 5 digits, or 5 digits and
+/// the 4-digit extension as `12345-6789` (Google: the extension may improve matching); a
+/// malformed extension is dropped; a code not starting with 5 digits is passed on as stored.
+/// Other countries get the stored form: Google says only "don't use postal code extensions",
+/// which no other country's format has in a recognizable way. Used for the API and CSV.
+pub fn google_postal(stored: &str, country: Option<&str>) -> String {
+    let stored = stored.trim();
+    if !is_country(country, "US") {
+        return stored.to_owned();
+    }
+    let b = stored.as_bytes();
+    if b.len() < 5 || !b[..5].iter().all(u8::is_ascii_digit) {
+        return stored.to_owned();
+    }
+    let (zip5, rest) = stored.split_at(5);
+    let ext = rest.strip_prefix(['-', ' ']).unwrap_or(rest);
+    if ext.len() == 4 && ext.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{zip5}-{ext}")
+    } else {
+        zip5.to_owned()
+    }
+}
+
+/// Meta's postal form from the stored form, to be hashed: lowercase, no whitespace; `US` keeps
+/// the first 5 digits; `GB` is cut to area/district/sector ("SW1A 1AA" -> "sw1a1") as Meta's
+/// docs ask. Other countries keep hyphens (Meta's docs do not say to cut at `-`; its SDKs do).
+pub fn meta_postal(stored: &str, country: Option<&str>) -> String {
+    let s: String = stored
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_lowercase();
+    if is_country(country, "US") {
+        let b = s.as_bytes();
+        if b.len() >= 5 && b[..5].iter().all(u8::is_ascii_digit) {
+            return s[..5].to_owned();
+        }
+    } else if is_country(country, "GB") {
+        // Full UK postcode: outward code (2-4 chars, starting with a letter) + digit + 2 letters.
+        let b = s.as_bytes();
+        let n = b.len();
+        if (5..=7).contains(&n)
+            && b[0].is_ascii_alphabetic()
+            && b[..n - 3].iter().all(u8::is_ascii_alphanumeric)
+            && b[n - 3].is_ascii_digit()
+            && b[n - 2].is_ascii_alphabetic()
+            && b[n - 1].is_ascii_alphabetic()
+        {
+            return s[..n - 2].to_owned();
+        }
+    }
+    s
+}
+
+/// Meta's country form: lowercase alpha-2 (hashed by the caller; Google takes the stored upper
+/// case in clear).
+pub fn meta_country(stored_alpha2: &str) -> String {
+    stored_alpha2.trim().to_ascii_lowercase()
+}
+
+/// SHA-256 of the normalized UTF-8 string; the only hash both networks accept.
+pub fn sha256(normalized: &str) -> Digest {
+    Sha256::digest(normalized.as_bytes()).into()
+}
+
+/// Lower-case hex into a caller buffer without allocating (hot path: request bodies for
+/// thousands of members). Lowercase because Meta requires it and Google accepts it.
+pub fn hex_into<'a>(d: &Digest, out: &'a mut [u8; 64]) -> &'a str {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (pair, byte) in out.chunks_exact_mut(2).zip(d) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0x0f)];
+    }
+    std::str::from_utf8(out).expect("hex digits are ASCII")
+}
+
+/// Lower-case hex as an owned string, for code off the hot path.
+pub fn hex_lower(d: &Digest) -> String {
+    hex::encode(d)
+}
+
+/// True if `country` (any case, trimmed) is `code` (upper case).
+fn is_country(country: Option<&str>, code: &str) -> bool {
+    country.is_some_and(|c| c.trim().eq_ignore_ascii_case(code))
+}
+
+/// An ISO code the phone parser has metadata for.
+fn phone_region(raw: &str) -> Option<RegionId> {
+    let code = raw.trim().to_ascii_uppercase();
+    if !is_iso_alpha2(&code) {
+        return None;
+    }
+    let id: RegionId = code.parse().ok()?;
+    DATABASE.by_id(id.as_ref())?;
+    Some(id)
+}
+
+fn is_iso_alpha2(code: &str) -> bool {
+    ISO_3166_ALPHA2.binary_search(&code).is_ok()
+}
+
+/// The 249 officially assigned ISO 3166-1 alpha-2 codes, sorted (from Debian iso-codes).
+/// A static list rather than phonenumber's regions, which add AC, TA and XK and lack AQ, BV, HM.
+const ISO_3166_ALPHA2: [&str; 249] = [
+    "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ",
+    "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS",
+    "BT", "BV", "BW", "BY", "BZ", "CA", "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN",
+    "CO", "CR", "CU", "CV", "CW", "CX", "CY", "CZ", "DE", "DJ", "DK", "DM", "DO", "DZ", "EC", "EE",
+    "EG", "EH", "ER", "ES", "ET", "FI", "FJ", "FK", "FM", "FO", "FR", "GA", "GB", "GD", "GE", "GF",
+    "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GS", "GT", "GU", "GW", "GY", "HK", "HM",
+    "HN", "HR", "HT", "HU", "ID", "IE", "IL", "IM", "IN", "IO", "IQ", "IR", "IS", "IT", "JE", "JM",
+    "JO", "JP", "KE", "KG", "KH", "KI", "KM", "KN", "KP", "KR", "KW", "KY", "KZ", "LA", "LB", "LC",
+    "LI", "LK", "LR", "LS", "LT", "LU", "LV", "LY", "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK",
+    "ML", "MM", "MN", "MO", "MP", "MQ", "MR", "MS", "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA",
+    "NC", "NE", "NF", "NG", "NI", "NL", "NO", "NP", "NR", "NU", "NZ", "OM", "PA", "PE", "PF", "PG",
+    "PH", "PK", "PL", "PM", "PN", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS", "RU", "RW",
+    "SA", "SB", "SC", "SD", "SE", "SG", "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS",
+    "ST", "SV", "SX", "SY", "SZ", "TC", "TD", "TF", "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO",
+    "TR", "TT", "TV", "TW", "TZ", "UA", "UG", "UM", "US", "UY", "UZ", "VA", "VC", "VE", "VG", "VI",
+    "VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn us() -> Normalizer {
+        Normalizer::new("US").expect("US is a phone region")
+    }
+
+    fn hex(d: Digest) -> String {
+        hex_lower(&d)
+    }
+
+    const MARY: &str = "f1904cf1a9d73a55fa5de0ac823c4403ded71afd4c3248d00bdcd0866552bb79";
+    const DANA: &str = "07e2f1394b0ea80e2adca010ea8318df697001a005ba7452720edda4b0ce57b3";
+    const DANAM: &str = "1df6b43bc68dd38eca94e6a65b4f466ae537b796c81a526918b40ac4a7b906c7";
+    const PLUS_18005550100: &str =
+        "fb4f73a6ec5fdb7077d564cdd22c3554b43ce49168550c3b12c547b78c517b30";
+    const META_15559876543: &str =
+        "1ef970831d7963307784fa8688e8fce101a15685d62aa765fed23f3a2c576a4e";
+    const CLOUDY: &str = "223ebda6f6889b1494551ba902d9d381daf2f642bae055888e96343d53e9f9c4";
+
+    // --- test vectors from ADNET_APIS.md and google-data-manager.md section 5 ---
+
+    #[test]
+    fn vector_mary() {
+        assert_eq!(hex(sha256("mary@example.com")), MARY);
+        let h = us().email("mary@example.com").unwrap();
+        assert_eq!(hex(h.google), MARY);
+        assert_eq!(hex(h.meta), MARY);
+        // Casing and surrounding whitespace do not change it for either network.
+        assert_eq!(us().email("  Mary@Example.COM\t").unwrap(), h);
+    }
+
+    #[test]
+    fn vector_dana() {
+        assert_eq!(hex(sha256("dana@example.com")), DANA);
+        let h = us().email(" DANA@example.com ").unwrap();
+        assert_eq!(hex(h.google), DANA);
+        assert_eq!(hex(h.meta), DANA);
+    }
+
+    #[test]
+    fn vector_danam_google_doc() {
+        assert_eq!(hex(sha256("danam@example.com")), DANAM);
+        let h = us().email("DanaM@Example.com").unwrap();
+        assert_eq!(hex(h.google), DANAM);
+        assert_eq!(hex(h.meta), DANAM);
+    }
+
+    #[test]
+    fn vector_phone_google() {
+        assert_eq!(hex(sha256("+18005550100")), PLUS_18005550100);
+        let n = us();
+        // Google's own example: "(800)555-0100" -> "+18005550100".
+        for raw in [
+            "(800)555-0100",
+            "+1 800 555 0100",
+            " 1-800-555-0100 ",
+            "800.555.0100",
+        ] {
+            assert_eq!(n.e164(raw, None).unwrap(), "+18005550100", "{raw}");
+            let h = n.phone(raw, None).unwrap();
+            assert_eq!(hex(h.google), PLUS_18005550100, "{raw}");
+            assert_eq!(h.meta, sha256("18005550100"), "{raw}");
+        }
+    }
+
+    #[test]
+    fn vector_phone_meta() {
+        // Meta's doc vector. 555-987-6543 is not an assigned US number, so `phone` rejects it
+        // (it requires `is_valid`); the vector is checked on the hash and on the Meta form rule.
+        assert_eq!(hex(sha256("15559876543")), META_15559876543);
+        let e164 = "+15559876543";
+        assert_eq!(hex(sha256(&e164[1..])), META_15559876543);
+        assert_eq!(
+            us().phone("+1 555 987 6543", None),
+            Err(IdentityError::InvalidPhone)
+        );
+    }
+
+    #[test]
+    fn vector_gmail_google_rule() {
+        let raw = "Cloudy.SanFrancisco+shopping@gmail.com";
+        assert_eq!(google_email(raw).unwrap(), "cloudysanfrancisco@gmail.com");
+        assert_eq!(hex(sha256("cloudysanfrancisco@gmail.com")), CLOUDY);
+        let h = us().email(raw).unwrap();
+        assert_eq!(hex(h.google), CLOUDY);
+        // Meta has no Gmail rule.
+        assert_eq!(
+            meta_email(raw).unwrap(),
+            "cloudy.sanfrancisco+shopping@gmail.com"
+        );
+        assert_eq!(h.meta, sha256("cloudy.sanfrancisco+shopping@gmail.com"));
+        assert_ne!(h.google, h.meta);
+    }
+
+    #[test]
+    fn partial_vectors_meta_doc() {
+        // meta.md 4.1 lists these abbreviated; check the ends.
+        let check = |s: &str, head: &str, tail: &str| {
+            let h = hex(sha256(s));
+            assert!(h.starts_with(head) && h.ends_with(tail), "{s}: {h}");
+        };
+        check(&meta_country("US"), "79adb2a2", "4621");
+        check(&meta_name("John").unwrap(), "96d9632f", "607a");
+        check(&meta_postal("94046", Some("US")), "295d89c8", "dbd9");
+        check("m", "62c66a7a", "3c5a");
+        check("", "e3b0c442", "b855");
+    }
+
+    #[test]
+    fn google_base64_vectors_match_hex() {
+        // google-data-manager.md gives these in Base64; the same digests in hex.
+        assert_eq!(
+            hex(sha256("alexz@example.com")),
+            "509e933019bb285a134a9334b8bb679dff79d0ce023d529af4bd744d47b4fd8a"
+        );
+        assert_eq!(
+            hex(sha256(&google_email("AlexZ@Example.com").unwrap())),
+            hex(sha256("alexz@example.com"))
+        );
+    }
+
+    // --- email ---
+
+    #[test]
+    fn gmail_vs_other_domains() {
+        // Google's doc example for a non-Gmail domain: dots and plus kept.
+        assert_eq!(
+            google_email("user.name+NYC@Example.com").unwrap(),
+            "user.name+nyc@example.com"
+        );
+        assert_eq!(google_email("a.b+c@gmail.com").unwrap(), "ab@gmail.com");
+        assert_eq!(
+            google_email("a.b+c@googlemail.com").unwrap(),
+            "ab@googlemail.com"
+        );
+        assert_eq!(
+            google_email("a.b+c@gmail.co.uk").unwrap(),
+            "a.b+c@gmail.co.uk"
+        );
+        assert_eq!(
+            google_email("a.b+c@mail.gmail.com").unwrap(),
+            "a.b+c@mail.gmail.com"
+        );
+        // The dots after the first plus go too (cut first, then remove dots: same result).
+        assert_eq!(google_email("a+b.c@GMAIL.COM").unwrap(), "a@gmail.com");
+        let n = us();
+        let gmail = n.email("j.doe+x@gmail.com").unwrap();
+        let other = n.email("j.doe+x@example.com").unwrap();
+        assert_eq!(gmail.google, sha256("jdoe@gmail.com"));
+        assert_eq!(other.google, sha256("j.doe+x@example.com"));
+        assert_eq!(gmail.meta, sha256("j.doe+x@gmail.com"));
+        assert_eq!(other.google, other.meta);
+    }
+
+    #[test]
+    fn google_removes_inner_whitespace_meta_only_trims() {
+        assert_eq!(
+            google_email(" ma ry@exam ple.com ").unwrap(),
+            "mary@example.com"
+        );
+        assert_eq!(
+            google_email("mary@\u{a0}example.com").unwrap(),
+            "mary@example.com"
+        );
+        assert_eq!(
+            meta_email("\t Mary@Example.com \n").unwrap(),
+            "mary@example.com"
+        );
+    }
+
+    #[test]
+    fn invalid_emails() {
+        let n = us();
+        for raw in [
+            "",
+            "   ",
+            "mary",
+            "mary@",
+            "@example.com",
+            "mary@example",
+            "mary@@example.com",
+            "mary@ex@ample.com",
+            "mary@example..com",
+            "mary@.example.com",
+            "mary@example.com.",
+            "+tag@gmail.com", // empty local part after Google's Gmail rule
+            "...@gmail.com",
+        ] {
+            assert_eq!(n.email(raw), Err(IdentityError::InvalidEmail), "{raw:?}");
+        }
+        assert_eq!(
+            google_email("+x@gmail.com"),
+            Err(IdentityError::InvalidEmail)
+        );
+        assert_eq!(meta_email("+x@gmail.com").unwrap(), "+x@gmail.com");
+    }
+
+    // --- phone ---
+
+    #[test]
+    fn national_numbers_use_customer_country_then_default() {
+        let us = us();
+        // UK national number with the customer's country.
+        assert_eq!(
+            us.e164("020 7946 0958", Some("gb")).unwrap(),
+            "+442079460958"
+        );
+        assert_eq!(
+            us.e164("020 7946 0958", Some(" GB ")).unwrap(),
+            "+442079460958"
+        );
+        // Same digits read under the US default are not a valid number.
+        assert_eq!(
+            us.phone("020 7946 0958", None),
+            Err(IdentityError::InvalidPhone)
+        );
+        // Default region from config.
+        let gb = Normalizer::new(" gb ").unwrap();
+        assert_eq!(gb.default_region(), "GB");
+        assert_eq!(gb.e164("07911 123456", None).unwrap(), "+447911123456");
+        // German national number.
+        assert_eq!(us.e164("030 901820", Some("DE")).unwrap(), "+4930901820");
+        // Italian numbers keep their leading zero after the country code.
+        assert_eq!(
+            us.e164("06 6982 0000", Some("IT")).unwrap(),
+            "+390669820000"
+        );
+        let h = us.phone("06 6982 0000", Some("IT")).unwrap();
+        assert_eq!(h.meta, sha256("390669820000"));
+    }
+
+    #[test]
+    fn international_numbers_ignore_region() {
+        let n = us();
+        assert_eq!(n.e164("+44 20 7946 0958", None).unwrap(), "+442079460958");
+        assert_eq!(
+            n.e164("+44 20 7946 0958", Some("FR")).unwrap(),
+            "+442079460958"
+        );
+        // An unusable customer country does not matter when the number has a country code.
+        assert_eq!(
+            n.e164("+44 20 7946 0958", Some("AQ")).unwrap(),
+            "+442079460958"
+        );
+        // GB reads "00" as the international prefix.
+        let gb = Normalizer::new("GB").unwrap();
+        assert_eq!(gb.e164("0044 20 7946 0958", None).unwrap(), "+442079460958");
+        // Google's Java util example.
+        assert_eq!(n.e164("+44-113-496-0987", None).unwrap(), "+441134960987");
+        // Foreign numbers read under a region (works around phonenumber 0.3.10 applying the
+        // region's national-prefix rule to them; see `reparse_foreign`).
+        assert_eq!(n.e164("+33 1 42 68 53 00", None).unwrap(), "+33142685300");
+        assert_eq!(
+            n.e164("+44 (0)20 7946 0958", None).unwrap(),
+            "+442079460958"
+        );
+        assert_eq!(
+            n.e164("011 33 1 42 68 53 00", None).unwrap(),
+            "+33142685300"
+        );
+        assert_eq!(
+            n.e164("011 44 113 496 0987", None).unwrap(),
+            "+441134960987"
+        );
+        assert_eq!(
+            n.e164("011 44 20 7946 0958 ext. 12", None).unwrap(),
+            "+442079460958"
+        );
+        assert_eq!(gb.e164("0033 1 42 68 53 00", None).unwrap(), "+33142685300");
+        assert_eq!(
+            n.e164("0039 06 6982 0000", Some("DE")).unwrap(),
+            "+390669820000"
+        );
+        assert_eq!(
+            n.e164("0011 1 800 555 0100", Some("AU")).unwrap(),
+            "+18005550100"
+        );
+        assert_eq!(
+            n.e164("+1 800 555 0100", Some("AU")).unwrap(),
+            "+18005550100"
+        );
+        // The parser tolerates a doubled plus; the result is still the right number.
+        assert_eq!(n.e164("++18005550100", None).unwrap(), "+18005550100");
+    }
+
+    #[test]
+    fn meta_phone_is_google_without_plus() {
+        let n = us();
+        for (raw, c) in [("(800) 555-0100", None), ("020 7946 0958", Some("GB"))] {
+            let e = n.e164(raw, c).unwrap();
+            let h = n.phone(raw, c).unwrap();
+            assert_eq!(h.google, sha256(&e));
+            assert_eq!(h.meta, sha256(e.trim_start_matches('+')));
+            assert!(!e[1..].starts_with('0'));
+        }
+    }
+
+    #[test]
+    fn invalid_phones() {
+        let n = us();
+        let long = "1".repeat(MAX_PHONE_LEN + 1);
+        for raw in [
+            "",
+            "   ",
+            "abc",
+            "12",
+            "+1 800 555 010",   // too short
+            "+1 800 555 01000", // too long
+            "+999 123 456 789", // no such country code
+            "not a phone 12",
+            "+",
+            long.as_str(),
+        ] {
+            assert_eq!(
+                n.phone(raw, None),
+                Err(IdentityError::InvalidPhone),
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_regions() {
+        for raw in ["", "XX", "USA", "uk", "U", "1A", "XK", "AQ", "BV"] {
+            assert_eq!(
+                Normalizer::new(raw).unwrap_err(),
+                IdentityError::InvalidRegion,
+                "{raw:?}"
+            );
+        }
+        // A national number with an unusable customer country is not guessed.
+        assert_eq!(
+            us().phone("(800) 555-0100", Some("ZZ")),
+            Err(IdentityError::InvalidRegion)
+        );
+        assert_eq!(
+            us().phone("(800) 555-0100", Some("AQ")),
+            Err(IdentityError::InvalidRegion)
+        );
+        // A blank country means "unknown": the default region applies.
+        assert!(us().phone("(800) 555-0100", Some("  ")).is_ok());
+    }
+
+    #[test]
+    fn junk_never_panics() {
+        let n = us();
+        let long = "x".repeat(10_000);
+        let junk = [
+            "+",
+            "tel:",
+            "tel:+",
+            "+1 (",
+            "ext",
+            "\u{0}",
+            "١٢٣٤٥٦٧٨٩٠",
+            "0000000000",
+            "011",
+            "0011",
+            "00",
+            "+0",
+            "+00 1",
+            "#*#*",
+            "1;ext=2",
+            "😀",
+            "@",
+            "@.",
+            "a@b.c",
+            &long,
+        ];
+        for raw in junk {
+            for c in [
+                None,
+                Some("US"),
+                Some("GB"),
+                Some("AU"),
+                Some(""),
+                Some("ZZ"),
+            ] {
+                let _ = n.phone(raw, c);
+            }
+            let _ = n.email(raw);
+            let _ = n.first_name(raw);
+            let _ = n.country(raw);
+            let _ = n.postal_code(raw);
+            let _ = google_postal(raw, Some("US"));
+            let _ = meta_postal(raw, Some("GB"));
+        }
+        // RFC 3966 form is understood too.
+        assert_eq!(n.e164("tel:+1-800-555-0100", None).unwrap(), "+18005550100");
+        assert_eq!(
+            n.e164("tel:+44-20-7946-0958", None).unwrap(),
+            "+442079460958"
+        );
+    }
+
+    // --- names ---
+
+    #[test]
+    fn names_basic() {
+        assert_eq!(google_name("  John ").unwrap(), "john");
+        assert_eq!(meta_name("  John ").unwrap(), "john");
+        assert_eq!(google_name("Mary  Ann").unwrap(), "mary ann");
+        assert_eq!(meta_name("Mary  Ann").unwrap(), "maryann");
+        assert_eq!(google_name("O'Brien-Smith").unwrap(), "obriensmith");
+        assert_eq!(meta_name("O'Brien-Smith").unwrap(), "obriensmith");
+        let h = us().first_name("John").unwrap();
+        assert_eq!(h.google, sha256("john"));
+        assert_eq!(h.meta, sha256("john"));
+        assert_eq!(
+            us().last_name(" Mary Ann ").unwrap().google,
+            sha256("mary ann")
+        );
+    }
+
+    #[test]
+    fn name_prefixes_and_suffixes_google_only() {
+        assert_eq!(google_name("Mrs. Mary").unwrap(), "mary");
+        assert_eq!(google_name("DR John").unwrap(), "john");
+        assert_eq!(google_name("Mr. Dr. John").unwrap(), "john");
+        assert_eq!(google_name("Smith Jr.").unwrap(), "smith");
+        assert_eq!(google_name("Smith, Jr.").unwrap(), "smith");
+        assert_eq!(google_name("Smith,Jr.").unwrap(), "smith");
+        assert_eq!(google_name("King III").unwrap(), "king");
+        assert_eq!(google_name("Dr. John Smith, Ph.D.").unwrap(), "john smith");
+        assert_eq!(google_name("Doe Sr. MD").unwrap(), "doe");
+        assert_eq!(google_name("Henry 3rd").unwrap(), "henry");
+        // Only at the edges, and never the last word.
+        assert_eq!(google_name("Mary Drew").unwrap(), "mary drew");
+        assert_eq!(google_name("Ivy Jr Smith").unwrap(), "ivy jr smith");
+        assert_eq!(google_name("V").unwrap(), "v");
+        assert_eq!(google_name("Md").unwrap(), "md");
+        assert_eq!(google_name("Mr.").unwrap(), "mr");
+        // Meta's docs ask for no stripping.
+        assert_eq!(meta_name("Smith Jr.").unwrap(), "smithjr");
+        assert_eq!(meta_name("Mrs. Mary").unwrap(), "mrsmary");
+        let h = us().last_name("Smith Jr.").unwrap();
+        assert_eq!(h.google, sha256("smith"));
+        assert_eq!(h.meta, sha256("smithjr"));
+    }
+
+    #[test]
+    fn non_ascii_names() {
+        assert_eq!(google_name(" José ").unwrap(), "josé");
+        assert_eq!(meta_name(" José ").unwrap(), "josé");
+        assert_eq!(
+            meta_name("Müller-Lüdenscheidt").unwrap(),
+            "müllerlüdenscheidt"
+        );
+        assert_eq!(google_name("ÅSA").unwrap(), "åsa");
+        // Final sigma lowercases correctly.
+        assert_eq!(meta_name("ΟΔΥΣΣΕΥΣ").unwrap(), "οδυσσευς");
+        assert_eq!(meta_name("Ольга").unwrap(), "ольга");
+        assert_eq!(meta_name("山田 太郎").unwrap(), "山田太郎");
+        assert_eq!(google_name("山田 太郎").unwrap(), "山田 太郎");
+        // Katakana middle dot and full-width punctuation are punctuation.
+        assert_eq!(meta_name("ジョン・スミス").unwrap(), "ジョンスミス");
+        assert_eq!(meta_name("李（小龙）").unwrap(), "李小龙");
+        // Combining marks are part of the letters: virama in Hindi, decomposed accents.
+        assert_eq!(meta_name("प्रिया").unwrap(), "प्रिया");
+        assert_eq!(meta_name("Jose\u{301}").unwrap(), "jose\u{301}");
+        assert_eq!(meta_name("محمد").unwrap(), "محمد");
+        // Curly apostrophe, emoji, zero-width space go.
+        assert_eq!(meta_name("D\u{2019}Angelo\u{200b} 😀").unwrap(), "dangelo");
+        let h = us().first_name("José").unwrap();
+        assert_eq!(h.google, sha256("josé"));
+    }
+
+    #[test]
+    fn digits_in_names() {
+        assert_eq!(google_name("R2D2").unwrap(), "r2d2");
+        assert_eq!(meta_name("R2D2").unwrap(), "rd");
+    }
+
+    #[test]
+    fn invalid_names() {
+        let n = us();
+        for raw in ["", "   ", "...", "-", "'", "😀", "、"] {
+            assert_eq!(
+                n.first_name(raw),
+                Err(IdentityError::InvalidName),
+                "{raw:?}"
+            );
+            assert_eq!(n.last_name(raw), Err(IdentityError::InvalidName), "{raw:?}");
+        }
+        // Google keeps digits, Meta has nothing left: not usable for both.
+        assert_eq!(n.first_name("123"), Err(IdentityError::InvalidName));
+    }
+
+    // --- country ---
+
+    #[test]
+    fn countries() {
+        let n = us();
+        assert_eq!(n.country(" us ").unwrap(), "US");
+        assert_eq!(n.country("gB").unwrap(), "GB");
+        assert_eq!(n.country("AQ").unwrap(), "AQ");
+        assert_eq!(meta_country("US"), "us");
+        for raw in [
+            "",
+            " ",
+            "USA",
+            "UK",
+            "XK",
+            "ZZ",
+            "U",
+            "1A",
+            "U S",
+            "ÜS",
+            "United States",
+        ] {
+            assert_eq!(
+                n.country(raw),
+                Err(IdentityError::InvalidCountry),
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn iso_list_is_sorted_and_covers_phone_regions() {
+        assert!(ISO_3166_ALPHA2.windows(2).all(|w| w[0] < w[1]));
+        assert!(ISO_3166_ALPHA2.iter().all(|c| c.len() == 2));
+        // Every phone region is ISO except the non-ISO CLDR ones (and "001", non-geographic).
+        for meta in DATABASE.iter() {
+            let id = meta.id();
+            if !["AC", "TA", "XK", "001"].contains(&id) {
+                assert!(is_iso_alpha2(id), "{id}");
+                assert!(Normalizer::new(id).is_ok(), "{id}");
+            }
+        }
+    }
+
+    // --- postal code ---
+
+    #[test]
+    fn postal_stored_form() {
+        let n = us();
+        assert_eq!(n.postal_code(" sw1a   1aa ").unwrap(), "SW1A 1AA");
+        assert_eq!(n.postal_code("94043-1351").unwrap(), "94043-1351");
+        assert_eq!(n.postal_code("k1a\t0b1").unwrap(), "K1A 0B1");
+        assert_eq!(
+            n.postal_code("1234567890123456").unwrap(),
+            "1234567890123456"
+        );
+    }
+
+    #[test]
+    fn invalid_postal_codes() {
+        let n = us();
+        for raw in [
+            "",
+            "   ",
+            "12345678901234567",
+            "941#43",
+            "9404€",
+            "ü1234",
+            "---",
+            "12_34",
+        ] {
+            assert_eq!(
+                n.postal_code(raw),
+                Err(IdentityError::InvalidPostalCode),
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn google_postal_forms() {
+        let us = Some("US");
+        assert_eq!(google_postal("94043", us), "94043");
+        assert_eq!(google_postal("94043-1351", us), "94043-1351");
+        assert_eq!(google_postal("940431351", us), "94043-1351");
+        assert_eq!(google_postal("94043 1351", Some("us")), "94043-1351");
+        assert_eq!(google_postal("94043-13", us), "94043");
+        assert_eq!(google_postal("9404", us), "9404");
+        assert_eq!(google_postal("SW1A 1AA", Some("GB")), "SW1A 1AA");
+        assert_eq!(google_postal("01310-100", Some("BR")), "01310-100");
+        assert_eq!(google_postal("940431351", None), "940431351");
+    }
+
+    #[test]
+    fn meta_postal_forms() {
+        let us = Some("US");
+        assert_eq!(meta_postal("94043-1351", us), "94043");
+        assert_eq!(meta_postal("94043", us), "94043");
+        assert_eq!(meta_postal("K1A 0B1", Some("CA")), "k1a0b1");
+        assert_eq!(meta_postal("SW1A 1AA", Some("GB")), "sw1a1");
+        assert_eq!(meta_postal("M1 1AE", Some("gb")), "m11");
+        assert_eq!(meta_postal("SW1A 1", Some("GB")), "sw1a1");
+        assert_eq!(meta_postal("100-0001", Some("JP")), "100-0001");
+        assert_eq!(meta_postal("SW1A 1AA", None), "sw1a1aa");
+        assert_eq!(meta_postal("9404", us), "9404");
+    }
+
+    // --- hex ---
+
+    #[test]
+    fn hex_encoding() {
+        let d = sha256("mary@example.com");
+        let mut buf = [0u8; 64];
+        assert_eq!(hex_into(&d, &mut buf), MARY);
+        assert_eq!(hex_lower(&d), MARY);
+        let mut zero = [b'x'; 64];
+        assert_eq!(hex_into(&[0xab; 32], &mut zero), "ab".repeat(32));
+    }
+
+    // --- no PII in errors ---
+
+    #[test]
+    fn errors_never_contain_the_input() {
+        let n = us();
+        let secret = "zq7Secret";
+        let inputs: Vec<(String, Result<(), IdentityError>)> = vec![
+            (
+                format!("{secret}@"),
+                n.email(&format!("{secret}@")).map(drop),
+            ),
+            (
+                format!("+1{secret}"),
+                n.phone(&format!("+1{secret}"), None).map(drop),
+            ),
+            (
+                format!("{secret}7"),
+                n.phone(&format!("{secret}7"), Some(secret)).map(drop),
+            ),
+            ("...".to_owned(), n.first_name("...").map(drop)),
+            (secret.to_owned(), n.country(secret).map(drop)),
+            (
+                format!("{secret}#"),
+                n.postal_code(&format!("{secret}#")).map(drop),
+            ),
+            (secret.to_owned(), Normalizer::new(secret).map(drop)),
+        ];
+        let mut kinds = Vec::new();
+        for (raw, r) in inputs {
+            let e = r.expect_err("invalid input");
+            kinds.push(e);
+            for text in [e.to_string(), format!("{e:?}")] {
+                assert!(!text.contains(&raw), "{text}");
+                assert!(
+                    !text.to_lowercase().contains(&secret.to_lowercase()),
+                    "{text}"
+                );
+            }
+        }
+        for k in [
+            IdentityError::InvalidEmail,
+            IdentityError::InvalidPhone,
+            IdentityError::InvalidRegion,
+            IdentityError::InvalidName,
+            IdentityError::InvalidCountry,
+            IdentityError::InvalidPostalCode,
+        ] {
+            assert!(kinds.contains(&k), "{k:?} not exercised");
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Ingest: decoding is tonic's; here events are validated, identifiers normalized and hashed,
+//! and money converted. Raw identifiers exist only inside this module, only in memory.
+
+pub mod currency;
+pub mod identity;
+pub mod validate;

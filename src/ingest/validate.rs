@@ -1,0 +1,406 @@
+//! Event validation: a proto event becomes a [`Fact`] or a refusal naming the field at fault.
+//! This is the only place raw identifiers exist, and only in memory: they are hashed here.
+
+use crate::clock::{Nanos, NANOS_PER_SEC};
+use crate::config::Config;
+use crate::ingest::currency::{CurrencyError, CurrencyTable};
+use crate::ingest::identity::{IdentityError, NetworkHashes, Normalizer};
+use crate::ledger::facts::{Consent, CustomerUpsert, Fact, FactKind, Update};
+use crate::proto::v1;
+
+/// Longest id (event, customer, order, cart) accepted, in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+
+/// Why an event was refused. `reason` never contains an identifier's value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct Invalid {
+    /// Path of the offending field, e.g. `order_placed.total.currency`.
+    pub field: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Invalid {
+    Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Turns proto events into facts under the configured rules.
+#[derive(Debug, Clone)]
+pub struct Validator {
+    normalizer: Normalizer,
+    currencies: CurrencyTable,
+    max_future_skew: Nanos,
+}
+
+impl Validator {
+    /// Builds a validator from a config already checked by [`Config::parse`].
+    pub fn new(cfg: &Config) -> Result<Self, crate::config::ConfigError> {
+        let normalizer = Normalizer::new(&cfg.ingest.default_phone_region).map_err(|e| {
+            crate::config::ConfigError::invalid("ingest.default_phone_region", e.to_string())
+        })?;
+        Ok(Self {
+            normalizer,
+            currencies: CurrencyTable::from_config(&cfg.revenue)?,
+            max_future_skew: i64::try_from(cfg.ingest.max_future_skew.as_nanos())
+                .unwrap_or(i64::MAX),
+        })
+    }
+
+    /// Validates one event against the clock reading `now`.
+    pub fn validate(&self, ev: &v1::Event, now: Nanos) -> Result<Fact, Invalid> {
+        id("event_id", &ev.event_id)?;
+        let at = timestamp("occurred_at", ev.occurred_at.as_ref())?;
+        if at > now.saturating_add(self.max_future_skew) {
+            return Err(invalid(
+                "occurred_at",
+                "lies further in the future than the allowed clock skew",
+            ));
+        }
+        let kind = match &ev.kind {
+            None => return Err(invalid("kind", "no event kind set")),
+            Some(v1::event::Kind::CustomerUpserted(c)) => self.customer_upserted(c)?,
+            Some(v1::event::Kind::OrderPlaced(o)) => self.order_placed(o)?,
+            Some(v1::event::Kind::OrderRefunded(r)) => order_refunded(r)?,
+            Some(v1::event::Kind::CartUpdated(c)) => self.cart_updated(c)?,
+            Some(v1::event::Kind::CartCheckedOut(c)) => {
+                id("cart_checked_out.cart_id", &c.cart_id)?;
+                if !c.order_id.is_empty() {
+                    id("cart_checked_out.order_id", &c.order_id)?;
+                }
+                FactKind::CartCheckedOut {
+                    cart: c.cart_id.as_str().into(),
+                }
+            }
+            Some(v1::event::Kind::ConsentChanged(c)) => {
+                id("consent_changed.customer_id", &c.customer_id)?;
+                let ad_user_data = consent("consent_changed.ad_user_data", c.ad_user_data)?;
+                let ad_personalization =
+                    consent("consent_changed.ad_personalization", c.ad_personalization)?;
+                if ad_user_data.is_none() && ad_personalization.is_none() {
+                    return Err(invalid(
+                        "consent_changed",
+                        "sets neither ad_user_data nor ad_personalization",
+                    ));
+                }
+                FactKind::ConsentChanged {
+                    customer: c.customer_id.as_str().into(),
+                    ad_user_data,
+                    ad_personalization,
+                }
+            }
+            Some(v1::event::Kind::CustomerErased(c)) => {
+                id("customer_erased.customer_id", &c.customer_id)?;
+                FactKind::CustomerErased {
+                    customer: c.customer_id.as_str().into(),
+                }
+            }
+        };
+        Ok(Fact {
+            event_id: ev.event_id.as_str().into(),
+            at,
+            kind,
+        })
+    }
+
+    fn customer_upserted(&self, c: &v1::CustomerUpserted) -> Result<FactKind, Invalid> {
+        const P: &str = "customer_upserted";
+        id(&format!("{P}.customer_id"), &c.customer_id)?;
+        let country: Update<Box<str>> = match c.country.as_deref() {
+            None => None,
+            Some(s) if s.trim().is_empty() => Some(None),
+            Some(s) => Some(Some(
+                self.normalizer
+                    .country(s)
+                    .map_err(|e| identity_err(&format!("{P}.country"), e))?
+                    .into(),
+            )),
+        };
+        let region = match &country {
+            Some(Some(cc)) => Some(cc.as_ref()),
+            _ => None,
+        };
+        let hashed = |field: &str,
+                      raw: Option<&str>,
+                      f: &dyn Fn(&str) -> Result<NetworkHashes, IdentityError>|
+         -> Result<Update<NetworkHashes>, Invalid> {
+            match raw {
+                None => Ok(None),
+                Some(s) if s.trim().is_empty() => Ok(Some(None)),
+                Some(s) => f(s)
+                    .map(|h| Some(Some(h)))
+                    .map_err(|e| identity_err(&format!("{P}.{field}"), e)),
+            }
+        };
+        let email = hashed("email", c.email.as_deref(), &|s| self.normalizer.email(s))?;
+        let phone = hashed("phone", c.phone.as_deref(), &|s| {
+            self.normalizer.phone(s, region)
+        })?;
+        let first_name = hashed("first_name", c.first_name.as_deref(), &|s| {
+            self.normalizer.first_name(s)
+        })?;
+        let last_name = hashed("last_name", c.last_name.as_deref(), &|s| {
+            self.normalizer.last_name(s)
+        })?;
+        let postal_code: Update<Box<str>> = match c.postal_code.as_deref() {
+            None => None,
+            Some(s) if s.trim().is_empty() => Some(None),
+            Some(s) => Some(Some(
+                self.normalizer
+                    .postal_code(s)
+                    .map_err(|e| identity_err(&format!("{P}.postal_code"), e))?
+                    .into(),
+            )),
+        };
+        let registered_at = match c.registered_at.as_ref() {
+            None => None,
+            Some(t) => Some(timestamp(&format!("{P}.registered_at"), Some(t))?),
+        };
+        Ok(FactKind::CustomerUpserted(CustomerUpsert {
+            customer: c.customer_id.as_str().into(),
+            email,
+            phone,
+            first_name,
+            last_name,
+            country,
+            postal_code,
+            registered_at,
+            ad_user_data: consent(&format!("{P}.ad_user_data"), c.ad_user_data)?,
+            ad_personalization: consent(&format!("{P}.ad_personalization"), c.ad_personalization)?,
+        }))
+    }
+
+    fn order_placed(&self, o: &v1::OrderPlaced) -> Result<FactKind, Invalid> {
+        id("order_placed.order_id", &o.order_id)?;
+        id("order_placed.customer_id", &o.customer_id)?;
+        let total = o
+            .total
+            .as_ref()
+            .ok_or_else(|| invalid("order_placed.total", "is required"))?;
+        if total.amount_minor < 0 {
+            return Err(invalid(
+                "order_placed.total.amount_minor",
+                "must not be negative",
+            ));
+        }
+        let currency = self
+            .currencies
+            .accept(&total.currency)
+            .map_err(|e| currency_err("order_placed.total.currency", e))?;
+        Ok(FactKind::OrderPlaced {
+            order: o.order_id.as_str().into(),
+            customer: o.customer_id.as_str().into(),
+            total_minor: total.amount_minor,
+            currency,
+            item_count: o.item_count,
+        })
+    }
+
+    fn cart_updated(&self, c: &v1::CartUpdated) -> Result<FactKind, Invalid> {
+        id("cart_updated.cart_id", &c.cart_id)?;
+        let customer = if c.customer_id.is_empty() {
+            None
+        } else {
+            id("cart_updated.customer_id", &c.customer_id)?;
+            Some(c.customer_id.as_str().into())
+        };
+        let (value_minor, currency) = match &c.value {
+            None => (0, None),
+            Some(v) => {
+                if v.amount_minor < 0 {
+                    return Err(invalid(
+                        "cart_updated.value.amount_minor",
+                        "must not be negative",
+                    ));
+                }
+                let (cc, _) = crate::ingest::currency::parse_code(&v.currency)
+                    .map_err(|e| currency_err("cart_updated.value.currency", e))?;
+                (v.amount_minor, Some(cc))
+            }
+        };
+        Ok(FactKind::CartUpdated {
+            cart: c.cart_id.as_str().into(),
+            customer,
+            item_count: c.item_count,
+            value_minor,
+            currency,
+        })
+    }
+}
+
+fn order_refunded(r: &v1::OrderRefunded) -> Result<FactKind, Invalid> {
+    id("order_refunded.order_id", &r.order_id)?;
+    if r.amount_minor < 0 {
+        return Err(invalid(
+            "order_refunded.amount_minor",
+            "must not be negative",
+        ));
+    }
+    if !r.full && r.amount_minor == 0 {
+        return Err(invalid(
+            "order_refunded.amount_minor",
+            "must be positive unless `full` is set",
+        ));
+    }
+    Ok(FactKind::OrderRefunded {
+        order: r.order_id.as_str().into(),
+        amount_minor: if r.full { 0 } else { r.amount_minor },
+        full: r.full,
+    })
+}
+
+fn id(field: &str, value: &str) -> Result<(), Invalid> {
+    if value.is_empty() {
+        return Err(invalid(field, "is required"));
+    }
+    if value.len() > MAX_ID_BYTES {
+        return Err(invalid(
+            field,
+            format!("is longer than {MAX_ID_BYTES} bytes"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(invalid(field, "contains control characters"));
+    }
+    Ok(())
+}
+
+/// Converts a proto timestamp to nanoseconds, refusing values before 1970 or past 2262.
+fn timestamp(field: &str, t: Option<&prost_types::Timestamp>) -> Result<Nanos, Invalid> {
+    let t = t.ok_or_else(|| invalid(field, "is required"))?;
+    if !(0..1_000_000_000).contains(&t.nanos) {
+        return Err(invalid(field, "nanos must be within 0..1e9"));
+    }
+    if t.seconds < 0 {
+        return Err(invalid(field, "lies before 1970-01-01T00:00:00Z"));
+    }
+    t.seconds
+        .checked_mul(NANOS_PER_SEC)
+        .and_then(|s| s.checked_add(i64::from(t.nanos)))
+        .ok_or_else(|| invalid(field, "lies beyond the year 2262"))
+}
+
+fn consent(field: &str, v: Option<i32>) -> Result<Option<Consent>, Invalid> {
+    match v {
+        None => Ok(None),
+        Some(raw) => match v1::ConsentStatus::try_from(raw) {
+            Ok(v1::ConsentStatus::Unspecified) => Ok(Some(Consent::Unspecified)),
+            Ok(v1::ConsentStatus::Granted) => Ok(Some(Consent::Granted)),
+            Ok(v1::ConsentStatus::Denied) => Ok(Some(Consent::Denied)),
+            Err(_) => Err(invalid(field, format!("unknown consent status {raw}"))),
+        },
+    }
+}
+
+fn identity_err(field: &str, e: IdentityError) -> Invalid {
+    invalid(field, e.to_string())
+}
+
+fn currency_err(field: &str, e: CurrencyError) -> Invalid {
+    invalid(field, e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Nanos = 1_800_000_000 * NANOS_PER_SEC;
+
+    fn validator() -> Validator {
+        Validator::new(&Config::default()).expect("default config")
+    }
+
+    fn ts(secs: i64) -> Option<prost_types::Timestamp> {
+        Some(prost_types::Timestamp {
+            seconds: secs,
+            nanos: 0,
+        })
+    }
+
+    fn event(kind: v1::event::Kind) -> v1::Event {
+        v1::Event {
+            event_id: "e1".into(),
+            occurred_at: ts(1_700_000_000),
+            kind: Some(kind),
+        }
+    }
+
+    fn field_of(ev: &v1::Event) -> String {
+        validator().validate(ev, NOW).expect_err("must be invalid").field
+    }
+
+    #[test]
+    fn names_the_field_at_fault() {
+        let mut ev = event(v1::event::Kind::OrderPlaced(v1::OrderPlaced {
+            order_id: "o1".into(),
+            customer_id: "c1".into(),
+            total: Some(v1::Money {
+                amount_minor: 100,
+                currency: "EUR".into(),
+            }),
+            item_count: 1,
+        }));
+        assert_eq!(field_of(&ev), "order_placed.total.currency");
+        ev.event_id.clear();
+        assert_eq!(field_of(&ev), "event_id");
+        ev.event_id = "e".into();
+        ev.occurred_at = ts(NOW / NANOS_PER_SEC + 301);
+        assert_eq!(field_of(&ev), "occurred_at");
+        ev.occurred_at = ts(NOW / NANOS_PER_SEC + 299);
+        assert!(validator().validate(&ev, NOW).is_err()); // still EUR
+        ev.kind = None;
+        assert_eq!(field_of(&ev), "kind");
+    }
+
+    #[test]
+    fn hashes_identifiers_and_never_echoes_them() {
+        let ev = event(v1::event::Kind::CustomerUpserted(v1::CustomerUpserted {
+            customer_id: "c1".into(),
+            email: Some("Mary@Example.com ".into()),
+            phone: Some("not a phone 12".into()),
+            ..Default::default()
+        }));
+        let err = validator().validate(&ev, NOW).expect_err("bad phone");
+        assert_eq!(err.field, "customer_upserted.phone");
+        assert!(!err.to_string().contains("not a phone"));
+
+        let ev = event(v1::event::Kind::CustomerUpserted(v1::CustomerUpserted {
+            customer_id: "c1".into(),
+            email: Some("Mary@Example.com ".into()),
+            phone: Some("".into()),
+            ad_user_data: Some(99),
+            ..Default::default()
+        }));
+        assert_eq!(field_of(&ev), "customer_upserted.ad_user_data");
+    }
+
+    #[test]
+    fn empty_field_clears_absent_field_keeps() {
+        let ev = event(v1::event::Kind::CustomerUpserted(v1::CustomerUpserted {
+            customer_id: "c1".into(),
+            email: Some("mary@example.com".into()),
+            phone: Some(String::new()),
+            ..Default::default()
+        }));
+        let fact = validator().validate(&ev, NOW).expect("valid");
+        let FactKind::CustomerUpserted(u) = fact.kind else {
+            panic!("kind")
+        };
+        assert!(matches!(u.email, Some(Some(_))));
+        assert_eq!(u.phone, Some(None));
+        assert_eq!(u.first_name, None);
+    }
+
+    #[test]
+    fn refunds_must_say_how_much() {
+        let ev = event(v1::event::Kind::OrderRefunded(v1::OrderRefunded {
+            order_id: "o1".into(),
+            amount_minor: 0,
+            full: false,
+        }));
+        assert_eq!(field_of(&ev), "order_refunded.amount_minor");
+    }
+}

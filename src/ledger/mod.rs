@@ -1,0 +1,434 @@
+//! The ledger: the single writer of all customer facts.
+//!
+//! One thread owns every mutation. It drains whatever ingest batches are queued (group
+//! commit), writes their new facts to the write-ahead log in sled, flushes and fdatasyncs
+//! once, applies them to the in-memory [`State`], and only then answers each batch. A
+//! background thread checkpoints dirty entities to their trees and trims the log.
+
+pub mod facts;
+pub mod records;
+pub mod state;
+pub mod store;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{RwLock, RwLockReadGuard};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::{SharedClock, NANOS_PER_SEC};
+use crate::config::StorageConfig;
+use facts::Fact;
+use state::{key_of, State};
+use store::{Store, StoreError};
+
+/// Why a submission was not made durable. The client may retry: nothing was applied.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LedgerError {
+    /// The ledger is shutting down or has stopped.
+    #[error("the ledger is not running")]
+    Stopped,
+    /// Writing the write-ahead log failed.
+    #[error("could not persist the batch: {0}")]
+    Persist(String),
+}
+
+/// The outcome of one submission.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Facts newly applied.
+    pub applied: u32,
+    /// Submission-local indices of facts whose event id was seen before.
+    pub duplicates: Vec<u32>,
+}
+
+/// Counters for status and metrics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Last durable WAL sequence.
+    pub wal_seq: AtomicU64,
+    /// Sequence covered by the last completed checkpoint.
+    pub checkpoint_seq: AtomicU64,
+    /// Events applied since start.
+    pub applied: AtomicU64,
+    /// Duplicates since start.
+    pub duplicates: AtomicU64,
+    /// Rejected events since start (counted by ingest).
+    pub rejected: AtomicU64,
+    /// Group commits since start.
+    pub groups: AtomicU64,
+}
+
+type Reply = oneshot::Sender<Result<Outcome, LedgerError>>;
+
+enum Command {
+    Submit { facts: Vec<(u32, Fact)>, reply: Reply },
+    Tick,
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+struct Shared {
+    state: RwLock<State>,
+    stats: Stats,
+}
+
+/// A handle to the ledger; cheap to clone.
+#[derive(Clone)]
+pub struct Ledger {
+    tx: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+}
+
+/// Tuning for the writer, from `[storage]`.
+#[derive(Debug, Clone)]
+pub struct LedgerOptions {
+    /// Most events in one group commit.
+    pub group_commit_max_events: usize,
+    /// Checkpoint period.
+    pub checkpoint_interval: Duration,
+    /// Dedup retention.
+    pub dedup_retention: Duration,
+}
+
+impl From<&StorageConfig> for LedgerOptions {
+    fn from(c: &StorageConfig) -> Self {
+        Self {
+            group_commit_max_events: c.group_commit_max_events,
+            checkpoint_interval: c.checkpoint_interval,
+            dedup_retention: c.dedup_retention,
+        }
+    }
+}
+
+/// Queued submissions before senders wait (back-pressure).
+const QUEUE_DEPTH: usize = 64;
+
+impl Ledger {
+    /// Recovers the state from `store` and starts the writer. Must run inside a tokio runtime
+    /// (the checkpoint ticker is a task). Returns the handle and the writer thread to join.
+    pub fn start(
+        store: Store,
+        opts: LedgerOptions,
+        clock: SharedClock,
+    ) -> Result<(Self, JoinHandle<()>), StoreError> {
+        let rec = store.recover()?;
+        tracing::info!(
+            customers = rec.state.customers.len(),
+            orders = rec.state.orders.len(),
+            carts = rec.state.carts.len(),
+            checkpoint_seq = rec.checkpoint_seq,
+            replayed_wal_records = rec.replayed,
+            "store recovered"
+        );
+        let shared = Arc::new(Shared {
+            state: RwLock::new(rec.state),
+            stats: Stats::default(),
+        });
+        shared.stats.wal_seq.store(rec.last_seq, Ordering::Relaxed);
+        shared
+            .stats
+            .checkpoint_seq
+            .store(rec.checkpoint_seq, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let ticker = tx.clone();
+        let period = opts.checkpoint_interval;
+        tokio::spawn(async move {
+            let mut iv = tokio::time::interval(period);
+            iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                iv.tick().await;
+                if ticker.send(Command::Tick).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let writer = Writer {
+            store,
+            shared: shared.clone(),
+            clock,
+            opts,
+            seq: rec.last_seq,
+            checkpointer: Checkpointer::default(),
+            last_prune: None,
+        };
+        let handle = std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::Sync {
+                path: "ledger-writer thread".into(),
+                source: e,
+            })?;
+        Ok((Self { tx, shared }, handle))
+    }
+
+    /// Queues facts (with the caller's indices) and returns where the outcome will arrive.
+    /// Waits while the queue is full: that is the back-pressure on fast clients.
+    pub async fn enqueue(
+        &self,
+        facts: Vec<(u32, Fact)>,
+    ) -> Result<oneshot::Receiver<Result<Outcome, LedgerError>>, LedgerError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Submit { facts, reply })
+            .await
+            .map_err(|_| LedgerError::Stopped)?;
+        Ok(rx)
+    }
+
+    /// Submits facts and waits until they are durable and applied.
+    pub async fn submit(&self, facts: Vec<(u32, Fact)>) -> Result<Outcome, LedgerError> {
+        self.enqueue(facts)
+            .await?
+            .await
+            .map_err(|_| LedgerError::Stopped)?
+    }
+
+    /// Writes a final checkpoint and stops the writer; later submissions fail with `Stopped`.
+    pub async fn shutdown(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::Shutdown { reply }).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Read access to the state (queries). Hold it briefly: the writer waits for it.
+    pub fn state(&self) -> RwLockReadGuard<'_, State> {
+        self.shared.state.read()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+}
+
+#[derive(Default)]
+struct Checkpointer {
+    busy: Arc<AtomicBool>,
+    failed: Arc<AtomicBool>,
+}
+
+struct Writer {
+    store: Store,
+    shared: Arc<Shared>,
+    clock: SharedClock,
+    opts: LedgerOptions,
+    seq: u64,
+    checkpointer: Checkpointer,
+    last_prune: Option<Instant>,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut group: Vec<(Vec<(u32, Fact)>, Reply)> = Vec::new();
+            let mut events = 0usize;
+            let mut tick = false;
+            let mut shutdown = None;
+            let mut next = Some(first);
+            while let Some(cmd) = next.take() {
+                match cmd {
+                    Command::Submit { facts, reply } => {
+                        events += facts.len();
+                        group.push((facts, reply));
+                    }
+                    Command::Tick => tick = true,
+                    Command::Shutdown { reply } => {
+                        shutdown = Some(reply);
+                        break;
+                    }
+                }
+                if events < self.opts.group_commit_max_events {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !group.is_empty() {
+                self.commit(group);
+            }
+            if let Some(reply) = shutdown {
+                rx.close();
+                // Answer whatever was queued behind the shutdown: not applied, retry elsewhere.
+                while let Ok(cmd) = rx.try_recv() {
+                    if let Command::Submit { reply, .. } = cmd {
+                        let _ = reply.send(Err(LedgerError::Stopped));
+                    }
+                }
+                self.final_checkpoint();
+                let _ = reply.send(());
+                return;
+            }
+            if tick {
+                self.maybe_prune();
+                self.start_checkpoint();
+            }
+        }
+        self.final_checkpoint();
+    }
+
+    /// One group commit: classify duplicates, persist, apply, answer.
+    fn commit(&mut self, group: Vec<(Vec<(u32, Fact)>, Reply)>) {
+        let now_secs = self.clock.now() / NANOS_PER_SEC;
+        let mut fresh: Vec<Fact> = Vec::new();
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(group.len());
+        let mut replies = Vec::with_capacity(group.len());
+        {
+            let state = self.shared.state.read();
+            let mut in_group: HashSet<u128> = HashSet::new();
+            for (facts, reply) in group {
+                let mut out = Outcome::default();
+                for (idx, fact) in facts {
+                    let k = key_of(&fact.event_id);
+                    if state.seen(k) || !in_group.insert(k) {
+                        out.duplicates.push(idx);
+                    } else {
+                        out.applied += 1;
+                        fresh.push(fact);
+                    }
+                }
+                outcomes.push(out);
+                replies.push(reply);
+            }
+        }
+        if !fresh.is_empty() {
+            let records = records::encode_wal(&fresh);
+            match self.store.append_wal(self.seq + 1, &records) {
+                Ok(last) => self.seq = last,
+                Err(e) => {
+                    tracing::error!(error = %e, "write-ahead log append failed; batches refused");
+                    for reply in replies {
+                        let _ = reply.send(Err(LedgerError::Persist(e.to_string())));
+                    }
+                    return;
+                }
+            }
+            let mut state = self.shared.state.write();
+            for f in &fresh {
+                state.apply(f);
+                state.remember(key_of(&f.event_id), now_secs);
+            }
+        }
+        let stats = &self.shared.stats;
+        stats.wal_seq.store(self.seq, Ordering::Relaxed);
+        stats.groups.fetch_add(1, Ordering::Relaxed);
+        for (out, reply) in outcomes.into_iter().zip(replies) {
+            stats
+                .applied
+                .fetch_add(u64::from(out.applied), Ordering::Relaxed);
+            stats
+                .duplicates
+                .fetch_add(out.duplicates.len() as u64, Ordering::Relaxed);
+            let _ = reply.send(Ok(out));
+        }
+    }
+
+    fn maybe_prune(&mut self) {
+        if self
+            .last_prune
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(3600))
+        {
+            return;
+        }
+        self.last_prune = Some(Instant::now());
+        let retention = i64::try_from(self.opts.dedup_retention.as_secs()).unwrap_or(i64::MAX);
+        let cutoff = (self.clock.now() / NANOS_PER_SEC).saturating_sub(retention);
+        let pruned = self.shared.state.write().prune_dedup(cutoff);
+        if pruned > 0 {
+            tracing::info!(pruned, "forgot event ids past the dedup retention");
+        }
+    }
+
+    /// Hands the dirty entities to the checkpoint thread unless one is still running.
+    fn start_checkpoint(&mut self) {
+        if self.checkpointer.busy.load(Ordering::Acquire) {
+            return;
+        }
+        let cp = {
+            let mut state = self.shared.state.write();
+            if self.checkpointer.failed.swap(false, Ordering::AcqRel) {
+                state.mark_all_dirty();
+            }
+            let d = &state.dirty;
+            let nothing_new = d.customers.is_empty()
+                && d.orders.is_empty()
+                && d.carts.is_empty()
+                && d.dedup_added.is_empty()
+                && d.dedup_removed.is_empty();
+            if nothing_new && self.shared.stats.checkpoint_seq.load(Ordering::Relaxed) == self.seq
+            {
+                return;
+            }
+            state.take_checkpoint(self.seq)
+        };
+        self.checkpointer.busy.store(true, Ordering::Release);
+        let store = self.store.clone();
+        let busy = self.checkpointer.busy.clone();
+        let failed = self.checkpointer.failed.clone();
+        let shared = self.shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("ledger-checkpoint".into())
+            .spawn(move || {
+                let started = Instant::now();
+                match store.write_checkpoint(&cp) {
+                    Ok(()) => {
+                        shared.stats.checkpoint_seq.store(cp.seq, Ordering::Relaxed);
+                        tracing::debug!(
+                            seq = cp.seq,
+                            customers = cp.customers.len(),
+                            orders = cp.orders.len(),
+                            ms = started.elapsed().as_millis() as u64,
+                            "checkpoint written"
+                        );
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "checkpoint failed; the next one rewrites everything");
+                        failed.store(true, Ordering::Release);
+                    }
+                }
+                busy.store(false, Ordering::Release);
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start checkpoint thread");
+            self.checkpointer.busy.store(false, Ordering::Release);
+            self.checkpointer.failed.store(true, Ordering::Release);
+        }
+    }
+
+    /// Waits for a running checkpoint, then writes the rest synchronously.
+    fn final_checkpoint(&mut self) {
+        while self.checkpointer.busy.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let cp = {
+            let mut state = self.shared.state.write();
+            if self.checkpointer.failed.swap(false, Ordering::AcqRel) {
+                state.mark_all_dirty();
+            }
+            state.take_checkpoint(self.seq)
+        };
+        match self.store.write_checkpoint(&cp) {
+            Ok(()) => {
+                self.shared
+                    .stats
+                    .checkpoint_seq
+                    .store(cp.seq, Ordering::Relaxed);
+                tracing::info!(seq = cp.seq, "final checkpoint written");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "final checkpoint failed; the log will be replayed at start")
+            }
+        }
+    }
+}
+
+impl State {
+    /// Marks every entity dirty, so the next checkpoint rewrites all of them.
+    pub fn mark_all_dirty(&mut self) {
+        self.dirty.customers = (0..self.customers.len() as u32).collect();
+        self.dirty.orders = self.orders.keys().copied().collect();
+        self.dirty.carts = self.carts.keys().copied().collect();
+        self.dirty.dedup_added = self.dedup.iter().map(|(k, t)| (*k, *t)).collect();
+    }
+}

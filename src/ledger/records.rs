@@ -1,0 +1,231 @@
+//! On-disk encodings of the state: one version byte, then postcard. Records name customers by
+//! the shop's id (dense indices are assigned afresh at every start).
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::clock::Nanos;
+use crate::ingest::currency::CurrencyCode;
+use crate::ledger::facts::Fact;
+use crate::ledger::state::{Cart, CartUpdate, Key, Order, Placement, Profile, Refund, State};
+
+/// Version byte of every record written by this build.
+pub const RECORD_VERSION: u8 = 1;
+
+/// A record that cannot be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// Written by another (newer) version of audiencesync.
+    #[error("unsupported record version {0} (this build reads {RECORD_VERSION})")]
+    Version(u8),
+    /// Empty value.
+    #[error("empty record")]
+    Empty,
+    /// Bytes that do not decode.
+    #[error("undecodable record: {0}")]
+    Decode(#[from] postcard::Error),
+}
+
+/// Encodes a value with the version byte.
+pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    let mut out = vec![RECORD_VERSION];
+    // Serializing plain data into a Vec cannot fail.
+    out.extend(postcard::to_allocvec(v).unwrap_or_default());
+    out
+}
+
+/// Decodes a value written by [`encode`].
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    match bytes.split_first() {
+        None => Err(CodecError::Empty),
+        Some((&RECORD_VERSION, rest)) => Ok(postcard::from_bytes(rest)?),
+        Some((&v, _)) => Err(CodecError::Version(v)),
+    }
+}
+
+/// Largest write-ahead record; larger sled values would go to unsynced blob files.
+pub const MAX_WAL_RECORD_BYTES: usize = 64 * 1024;
+
+/// Packs facts into write-ahead records of at most ~[`MAX_WAL_RECORD_BYTES`] each.
+pub fn encode_wal(facts: &[Fact]) -> Vec<Vec<u8>> {
+    let mut records = Vec::new();
+    let mut cur = vec![RECORD_VERSION];
+    for f in facts {
+        if cur.len() > 1 && cur.len() >= MAX_WAL_RECORD_BYTES - 1024 {
+            records.push(std::mem::replace(&mut cur, vec![RECORD_VERSION]));
+        }
+        cur = postcard::to_extend(f, cur).unwrap_or_else(|_| vec![RECORD_VERSION]);
+    }
+    if cur.len() > 1 {
+        records.push(cur);
+    }
+    records
+}
+
+/// Unpacks a write-ahead record.
+pub fn decode_wal(bytes: &[u8]) -> Result<Vec<Fact>, CodecError> {
+    let mut rest = match bytes.split_first() {
+        None => return Err(CodecError::Empty),
+        Some((&RECORD_VERSION, rest)) => rest,
+        Some((&v, _)) => return Err(CodecError::Version(v)),
+    };
+    let mut facts = Vec::new();
+    while !rest.is_empty() {
+        let (f, tail) = postcard::take_from_bytes::<Fact>(rest)?;
+        facts.push(f);
+        rest = tail;
+    }
+    Ok(facts)
+}
+
+/// A customer as stored in the `customers` tree (keyed by the shop's id).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CustomerRecord {
+    /// Latest erasure.
+    pub erased_at: Option<Nanos>,
+    /// Profile and consent.
+    pub profile: Profile,
+}
+
+/// A placement as stored.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PlacementRecord {
+    customer: Box<str>,
+    at: Nanos,
+    eid: Box<str>,
+    total_minor: i64,
+    currency: CurrencyCode,
+    item_count: u32,
+}
+
+/// An order as stored in the `orders` tree (keyed by the 16-byte key of its id).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OrderRecord {
+    placements: Vec<PlacementRecord>,
+    refunds: Vec<Refund>,
+}
+
+/// A cart update as stored.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CartUpdateRecord {
+    customer: Option<Box<str>>,
+    at: Nanos,
+    eid: Box<str>,
+    item_count: u32,
+    value_minor: i64,
+    currency: Option<CurrencyCode>,
+}
+
+/// A cart as stored in the `carts` tree.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CartRecord {
+    checked_out: bool,
+    updates: Vec<CartUpdateRecord>,
+}
+
+/// Big-endian bytes of a key, so sled orders keys as numbers.
+pub fn key_bytes(k: Key) -> [u8; 16] {
+    k.to_be_bytes()
+}
+
+/// A key back from its bytes.
+pub fn key_from(bytes: &[u8]) -> Option<Key> {
+    Some(Key::from_be_bytes(bytes.try_into().ok()?))
+}
+
+impl State {
+    /// The stored form of an order.
+    pub fn order_record(&self, o: &Order) -> OrderRecord {
+        OrderRecord {
+            placements: o
+                .placements
+                .iter()
+                .map(|p| PlacementRecord {
+                    customer: self.customers[p.customer as usize].id.clone(),
+                    at: p.at,
+                    eid: p.eid.clone(),
+                    total_minor: p.total_minor,
+                    currency: p.currency,
+                    item_count: p.item_count,
+                })
+                .collect(),
+            refunds: o.refunds.clone(),
+        }
+    }
+
+    /// The stored form of a cart.
+    pub fn cart_record(&self, k: &Cart) -> CartRecord {
+        CartRecord {
+            checked_out: k.checked_out,
+            updates: k
+                .updates
+                .iter()
+                .map(|u| CartUpdateRecord {
+                    customer: u.customer.map(|c| self.customers[c as usize].id.clone()),
+                    at: u.at,
+                    eid: u.eid.clone(),
+                    item_count: u.item_count,
+                    value_minor: u.value_minor,
+                    currency: u.currency,
+                })
+                .collect(),
+        }
+    }
+
+    /// Restores a customer from its record.
+    pub fn restore_customer(&mut self, id: &str, r: CustomerRecord) {
+        let c = self.intern(id);
+        let cust = &mut self.customers[c as usize];
+        cust.erased_at = r.erased_at;
+        cust.profile = r.profile;
+    }
+
+    /// Restores an order from its record.
+    pub fn restore_order(&mut self, key: Key, r: OrderRecord) {
+        let mut order = Order {
+            placements: Default::default(),
+            refunds: r.refunds,
+        };
+        for p in r.placements {
+            let c = self.intern(&p.customer);
+            let cust = &mut self.customers[c as usize];
+            if !cust.orders.contains(&key) {
+                cust.orders.push(key);
+            }
+            order.placements.push(Placement {
+                customer: c,
+                at: p.at,
+                eid: p.eid,
+                total_minor: p.total_minor,
+                currency: p.currency,
+                item_count: p.item_count,
+            });
+        }
+        self.orders.insert(key, order);
+    }
+
+    /// Restores a cart from its record.
+    pub fn restore_cart(&mut self, key: Key, r: CartRecord) {
+        let mut cart = Cart {
+            checked_out: r.checked_out,
+            updates: Default::default(),
+        };
+        for u in r.updates {
+            let c = u.customer.as_deref().map(|id| self.intern(id));
+            if let Some(c) = c {
+                let cust = &mut self.customers[c as usize];
+                if !cust.carts.contains(&key) {
+                    cust.carts.push(key);
+                }
+            }
+            cart.updates.push(CartUpdate {
+                customer: c,
+                at: u.at,
+                eid: u.eid,
+                item_count: u.item_count,
+                value_minor: u.value_minor,
+                currency: u.currency,
+            });
+        }
+        self.carts.insert(key, cart);
+    }
+}

@@ -1,0 +1,574 @@
+//! The customer facts in memory, and how each fact changes them.
+//!
+//! Every entity (customer profile, order, cart) is a join-semilattice: applying a set of facts
+//! gives the same state in any order, and applying a fact twice changes nothing. That is what
+//! makes out-of-order delivery exact, and what lets recovery replay the write-ahead log on top
+//! of a checkpoint that is partly newer than the log position it records.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+
+use crate::clock::{whole_secs_between, Nanos};
+use crate::ingest::currency::{CurrencyCode, CurrencyTable};
+use crate::ingest::identity::NetworkHashes;
+use crate::ledger::facts::{Consent, CustomerUpsert, Fact, FactKind};
+
+/// Dense internal customer number (index into [`State::customers`]).
+pub type CustomerIdx = u32;
+
+/// 128-bit key of an external id (order, cart, event): collisions are out of reach.
+pub type Key = u128;
+
+/// The key of an external id.
+pub fn key_of(id: &str) -> Key {
+    xxhash_rust::xxh3::xxh3_128(id.as_bytes())
+}
+
+/// A last-writer-wins register: the value with the greatest `(at, event_id)` wins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lww<T> {
+    /// The value.
+    pub value: T,
+    /// When it was set.
+    pub at: Nanos,
+    /// By which event (tie-breaker).
+    pub eid: Box<str>,
+}
+
+/// Offers a value to a register; returns whether it won.
+fn offer<T>(slot: &mut Option<Lww<T>>, value: T, at: Nanos, eid: &str) -> bool {
+    if let Some(cur) = slot {
+        if (at, eid) <= (cur.at, &*cur.eid) {
+            return false;
+        }
+    }
+    *slot = Some(Lww {
+        value,
+        at,
+        eid: eid.into(),
+    });
+    true
+}
+
+/// Drops a register set at or before `e`.
+fn purge<T>(slot: &mut Option<Lww<T>>, e: Nanos) {
+    if slot.as_ref().is_some_and(|l| l.at <= e) {
+        *slot = None;
+    }
+}
+
+/// The latest value of each profile field.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    /// Hashed email (`None` inside: cleared).
+    pub email: Option<Lww<Option<NetworkHashes>>>,
+    /// Hashed phone.
+    pub phone: Option<Lww<Option<NetworkHashes>>>,
+    /// Hashed first name.
+    pub first_name: Option<Lww<Option<NetworkHashes>>>,
+    /// Hashed last name.
+    pub last_name: Option<Lww<Option<NetworkHashes>>>,
+    /// Alpha-2 country.
+    pub country: Option<Lww<Option<Box<str>>>>,
+    /// Normalized postal code.
+    pub postal_code: Option<Lww<Option<Box<str>>>>,
+    /// Registration time.
+    pub registered_at: Option<Lww<Nanos>>,
+    /// Consent for data use.
+    pub ad_user_data: Option<Lww<Consent>>,
+    /// Consent for personalization.
+    pub ad_personalization: Option<Lww<Consent>>,
+}
+
+impl Profile {
+    fn apply_upsert(&mut self, u: &CustomerUpsert, at: Nanos, eid: &str) -> bool {
+        let mut changed = false;
+        macro_rules! set {
+            ($field:ident) => {
+                if let Some(v) = &u.$field {
+                    changed |= offer(&mut self.$field, v.clone(), at, eid);
+                }
+            };
+        }
+        set!(email);
+        set!(phone);
+        set!(first_name);
+        set!(last_name);
+        set!(country);
+        set!(postal_code);
+        set!(registered_at);
+        set!(ad_user_data);
+        set!(ad_personalization);
+        changed
+    }
+
+    fn purge(&mut self, e: Nanos) {
+        purge(&mut self.email, e);
+        purge(&mut self.phone, e);
+        purge(&mut self.first_name, e);
+        purge(&mut self.last_name, e);
+        purge(&mut self.country, e);
+        purge(&mut self.postal_code, e);
+        purge(&mut self.registered_at, e);
+        purge(&mut self.ad_user_data, e);
+        purge(&mut self.ad_personalization, e);
+    }
+
+    /// Current value of a consent register.
+    pub fn consent(slot: &Option<Lww<Consent>>) -> Consent {
+        slot.as_ref().map(|l| l.value).unwrap_or_default()
+    }
+}
+
+/// One customer.
+#[derive(Debug, Clone, Default)]
+pub struct Customer {
+    /// The shop's id.
+    pub id: Box<str>,
+    /// Latest erasure: facts at or before it are gone.
+    pub erased_at: Option<Nanos>,
+    /// Profile and consent.
+    pub profile: Profile,
+    /// Orders with a placement by this customer (the customer counts those it placed first).
+    pub orders: Vec<Key>,
+    /// Carts with an update by this customer.
+    pub carts: Vec<Key>,
+}
+
+impl Customer {
+    fn erased_since(&self, at: Nanos) -> bool {
+        self.erased_at.is_some_and(|e| at <= e)
+    }
+}
+
+/// One `order_placed` event for an order id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// Who placed it.
+    pub customer: CustomerIdx,
+    /// When.
+    pub at: Nanos,
+    /// By which event.
+    pub eid: Box<str>,
+    /// Total in minor units of `currency`.
+    pub total_minor: i64,
+    /// Currency of the total.
+    pub currency: CurrencyCode,
+    /// Items.
+    pub item_count: u32,
+}
+
+/// A refund of an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refund {
+    /// Key of the refund's event id: one refund event counts once.
+    pub eid: Key,
+    /// When.
+    pub at: Nanos,
+    /// Amount in the order currency's minor units.
+    pub amount_minor: i64,
+    /// Whole order refunded.
+    pub full: bool,
+}
+
+/// An order id's placements (the earliest counts) and refunds (which may arrive first).
+#[derive(Debug, Clone, Default)]
+pub struct Order {
+    /// Sorted by `(at, eid)`; the first is the counted one.
+    pub placements: SmallVec<[Placement; 1]>,
+    /// Refunds, each event once.
+    pub refunds: Vec<Refund>,
+}
+
+impl Order {
+    /// The placement that counts, if the order has arrived.
+    pub fn counted(&self) -> Option<&Placement> {
+        self.placements.first()
+    }
+
+    /// Net value in the order's currency: total minus refunds, floored at zero.
+    pub fn net_minor(&self) -> Option<(i64, CurrencyCode)> {
+        let p = self.counted()?;
+        if self.refunds.iter().any(|r| r.full) {
+            return Some((0, p.currency));
+        }
+        let refunded: i64 = self
+            .refunds
+            .iter()
+            .fold(0i64, |s, r| s.saturating_add(r.amount_minor));
+        Some((p.total_minor.saturating_sub(refunded).max(0), p.currency))
+    }
+}
+
+/// A cart update (the latest per owner is kept; the latest overall decides).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CartUpdate {
+    /// Owner, `None` for a guest cart.
+    pub customer: Option<CustomerIdx>,
+    /// When.
+    pub at: Nanos,
+    /// By which event.
+    pub eid: Box<str>,
+    /// Items in the cart.
+    pub item_count: u32,
+    /// Value in minor units.
+    pub value_minor: i64,
+    /// Currency of the value.
+    pub currency: Option<CurrencyCode>,
+}
+
+/// A cart.
+#[derive(Debug, Clone, Default)]
+pub struct Cart {
+    /// Checked out: gone for good.
+    pub checked_out: bool,
+    /// Latest update per owner.
+    pub updates: SmallVec<[CartUpdate; 1]>,
+}
+
+impl Cart {
+    /// The latest update overall, which says who owns the cart and what is in it.
+    pub fn current(&self) -> Option<&CartUpdate> {
+        if self.checked_out {
+            return None;
+        }
+        self.updates.iter().max_by(|a, b| (a.at, &a.eid).cmp(&(b.at, &b.eid)))
+    }
+}
+
+/// Per-customer figures derived from the facts at a given `now`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Orders counted for this customer.
+    pub order_count: u32,
+    /// Earliest counted order.
+    pub first_order_at: Option<Nanos>,
+    /// Latest counted order.
+    pub last_order_at: Option<Nanos>,
+    /// Net revenue of all counted orders, revenue-currency minor units.
+    pub revenue_minor: i64,
+    /// Net revenue of counted orders with `now - at < window`.
+    pub revenue_in_window_minor: i64,
+    /// Carts owned, not checked out, with items.
+    pub open_carts: u32,
+}
+
+/// What changed since the last checkpoint.
+#[derive(Debug, Default)]
+pub struct Dirty {
+    /// Customers whose profile or erasure changed (or that are new).
+    pub customers: HashSet<CustomerIdx>,
+    /// Orders changed.
+    pub orders: HashSet<Key>,
+    /// Carts changed.
+    pub carts: HashSet<Key>,
+    /// Event keys remembered since the last checkpoint.
+    pub dedup_added: Vec<(Key, i64)>,
+    /// Event keys forgotten (past retention) since the last checkpoint.
+    pub dedup_removed: Vec<Key>,
+}
+
+/// All customer facts.
+#[derive(Debug, Default)]
+pub struct State {
+    /// Customers by dense index.
+    pub customers: Vec<Customer>,
+    /// Dense index by the shop's id.
+    pub by_id: HashMap<Box<str>, CustomerIdx>,
+    /// Orders by key of their id.
+    pub orders: HashMap<Key, Order>,
+    /// Carts by key of their id.
+    pub carts: HashMap<Key, Cart>,
+    /// Seen event keys with the second they were first received.
+    pub dedup: HashMap<Key, i64>,
+    /// Changes not yet checkpointed.
+    pub dirty: Dirty,
+    /// Customers whose derived figures may have changed, for the audience engine.
+    pub touched: HashSet<CustomerIdx>,
+}
+
+impl State {
+    /// The dense index of a customer, created on first sight.
+    pub fn intern(&mut self, id: &str) -> CustomerIdx {
+        if let Some(&i) = self.by_id.get(id) {
+            return i;
+        }
+        let i = CustomerIdx::try_from(self.customers.len()).unwrap_or(CustomerIdx::MAX);
+        self.customers.push(Customer {
+            id: id.into(),
+            ..Customer::default()
+        });
+        self.by_id.insert(id.into(), i);
+        self.dirty.customers.insert(i);
+        i
+    }
+
+    /// Looks a customer up by the shop's id.
+    pub fn customer(&self, id: &str) -> Option<(CustomerIdx, &Customer)> {
+        let &i = self.by_id.get(id)?;
+        Some((i, &self.customers[i as usize]))
+    }
+
+    /// Whether an event id was seen (within retention).
+    pub fn seen(&self, event: Key) -> bool {
+        self.dedup.contains_key(&event)
+    }
+
+    /// Remembers an event id as seen at `received_secs`.
+    pub fn remember(&mut self, event: Key, received_secs: i64) {
+        if self.dedup.insert(event, received_secs).is_none() {
+            self.dirty.dedup_added.push((event, received_secs));
+        }
+    }
+
+    /// Forgets event ids first received before `cutoff_secs`.
+    pub fn prune_dedup(&mut self, cutoff_secs: i64) -> usize {
+        let before = self.dedup.len();
+        let removed = &mut self.dirty.dedup_removed;
+        self.dedup.retain(|k, t| {
+            let keep = *t >= cutoff_secs;
+            if !keep {
+                removed.push(*k);
+            }
+            keep
+        });
+        before - self.dedup.len()
+    }
+
+    /// Applies one fact. Idempotent and order-independent (see the module docs).
+    pub fn apply(&mut self, f: &Fact) {
+        match &f.kind {
+            FactKind::CustomerUpserted(u) => {
+                let c = self.intern(&u.customer);
+                let cust = &mut self.customers[c as usize];
+                if !cust.erased_since(f.at) && cust.profile.apply_upsert(u, f.at, &f.event_id) {
+                    self.dirty.customers.insert(c);
+                    self.touched.insert(c);
+                }
+            }
+            FactKind::ConsentChanged {
+                customer,
+                ad_user_data,
+                ad_personalization,
+            } => {
+                let c = self.intern(customer);
+                let cust = &mut self.customers[c as usize];
+                if cust.erased_since(f.at) {
+                    return;
+                }
+                let mut changed = false;
+                if let Some(v) = ad_user_data {
+                    changed |= offer(&mut cust.profile.ad_user_data, *v, f.at, &f.event_id);
+                }
+                if let Some(v) = ad_personalization {
+                    changed |= offer(&mut cust.profile.ad_personalization, *v, f.at, &f.event_id);
+                }
+                if changed {
+                    self.dirty.customers.insert(c);
+                    self.touched.insert(c);
+                }
+            }
+            FactKind::OrderPlaced {
+                order,
+                customer,
+                total_minor,
+                currency,
+                item_count,
+            } => {
+                let c = self.intern(customer);
+                if self.customers[c as usize].erased_since(f.at) {
+                    return;
+                }
+                let key = key_of(order);
+                let o = self.orders.entry(key).or_default();
+                let pos = o
+                    .placements
+                    .iter()
+                    .position(|p| (p.at, &*p.eid) >= (f.at, &*f.event_id));
+                if let Some(i) = pos {
+                    if o.placements[i].at == f.at && *o.placements[i].eid == *f.event_id {
+                        return; // the same event again
+                    }
+                }
+                let placement = Placement {
+                    customer: c,
+                    at: f.at,
+                    eid: f.event_id.clone(),
+                    total_minor: *total_minor,
+                    currency: *currency,
+                    item_count: *item_count,
+                };
+                o.placements.insert(pos.unwrap_or(o.placements.len()), placement);
+                self.touched.extend(o.placements.iter().map(|p| p.customer));
+                let cust = &mut self.customers[c as usize];
+                if !cust.orders.contains(&key) {
+                    cust.orders.push(key);
+                }
+                self.dirty.orders.insert(key);
+            }
+            FactKind::OrderRefunded {
+                order,
+                amount_minor,
+                full,
+            } => {
+                let key = key_of(order);
+                let eid = key_of(&f.event_id);
+                let o = self.orders.entry(key).or_default();
+                if o.refunds.iter().any(|r| r.eid == eid) {
+                    return;
+                }
+                o.refunds.push(Refund {
+                    eid,
+                    at: f.at,
+                    amount_minor: *amount_minor,
+                    full: *full,
+                });
+                if let Some(p) = o.counted() {
+                    self.touched.insert(p.customer);
+                }
+                self.dirty.orders.insert(key);
+            }
+            FactKind::CartUpdated {
+                cart,
+                customer,
+                item_count,
+                value_minor,
+                currency,
+            } => {
+                let c = customer.as_deref().map(|id| self.intern(id));
+                if c.is_some_and(|c| self.customers[c as usize].erased_since(f.at)) {
+                    return;
+                }
+                let key = key_of(cart);
+                let k = self.carts.entry(key).or_default();
+                if k.checked_out {
+                    return;
+                }
+                let update = CartUpdate {
+                    customer: c,
+                    at: f.at,
+                    eid: f.event_id.clone(),
+                    item_count: *item_count,
+                    value_minor: *value_minor,
+                    currency: *currency,
+                };
+                match k.updates.iter_mut().find(|u| u.customer == c) {
+                    Some(u) if (u.at, &u.eid) >= (f.at, &f.event_id) => return,
+                    Some(u) => *u = update,
+                    None => k.updates.push(update),
+                }
+                self.touched
+                    .extend(k.updates.iter().filter_map(|u| u.customer));
+                if let Some(c) = c {
+                    let cust = &mut self.customers[c as usize];
+                    if !cust.carts.contains(&key) {
+                        cust.carts.push(key);
+                    }
+                }
+                self.dirty.carts.insert(key);
+            }
+            FactKind::CartCheckedOut { cart } => {
+                let key = key_of(cart);
+                let k = self.carts.entry(key).or_default();
+                if k.checked_out {
+                    return;
+                }
+                k.checked_out = true;
+                for u in std::mem::take(&mut k.updates) {
+                    if let Some(c) = u.customer {
+                        self.customers[c as usize].carts.retain(|x| *x != key);
+                        self.touched.insert(c);
+                    }
+                }
+                self.dirty.carts.insert(key);
+            }
+            FactKind::CustomerErased { customer } => {
+                let c = self.intern(customer);
+                self.erase(c, f.at);
+            }
+        }
+    }
+
+    /// Forgets every fact of customer `c` that occurred at or before `e`.
+    fn erase(&mut self, c: CustomerIdx, e: Nanos) {
+        let cust = &mut self.customers[c as usize];
+        if cust.erased_at.is_some_and(|prev| prev >= e) {
+            return;
+        }
+        cust.erased_at = Some(e);
+        cust.profile.purge(e);
+        let orders = std::mem::take(&mut cust.orders);
+        let carts = std::mem::take(&mut cust.carts);
+        self.dirty.customers.insert(c);
+        self.touched.insert(c);
+        let mut kept_orders = Vec::new();
+        for key in orders {
+            if let Some(o) = self.orders.get_mut(&key) {
+                self.touched.extend(o.placements.iter().map(|p| p.customer));
+                o.placements.retain(|p| !(p.customer == c && p.at <= e));
+                if o.placements.iter().any(|p| p.customer == c) {
+                    kept_orders.push(key);
+                }
+                self.dirty.orders.insert(key);
+            }
+        }
+        let mut kept_carts = Vec::new();
+        for key in carts {
+            if let Some(k) = self.carts.get_mut(&key) {
+                self.touched.extend(k.updates.iter().filter_map(|u| u.customer));
+                k.updates.retain(|u| !(u.customer == Some(c) && u.at <= e));
+                if k.updates.iter().any(|u| u.customer == Some(c)) {
+                    kept_carts.push(key);
+                }
+                self.dirty.carts.insert(key);
+            }
+        }
+        let cust = &mut self.customers[c as usize];
+        cust.orders = kept_orders;
+        cust.carts = kept_carts;
+    }
+
+    /// Orders counted for customer `c` (those whose earliest placement is theirs).
+    pub fn counted_orders(&self, c: CustomerIdx) -> impl Iterator<Item = (&Placement, &Order)> {
+        self.customers[c as usize]
+            .orders
+            .iter()
+            .filter_map(move |k| self.orders.get(k))
+            .filter_map(move |o| o.counted().filter(|p| p.customer == c).map(|p| (p, o)))
+    }
+
+    /// The figures audiences need for customer `c` at `now`.
+    pub fn summary(
+        &self,
+        c: CustomerIdx,
+        now: Nanos,
+        window_secs: i64,
+        currencies: &CurrencyTable,
+    ) -> Summary {
+        let mut s = Summary::default();
+        for (p, o) in self.counted_orders(c) {
+            s.order_count += 1;
+            s.first_order_at = Some(s.first_order_at.map_or(p.at, |t| t.min(p.at)));
+            s.last_order_at = Some(s.last_order_at.map_or(p.at, |t| t.max(p.at)));
+            if let Some((net, cur)) = o.net_minor() {
+                let v = currencies.to_revenue_minor(net, cur);
+                s.revenue_minor = s.revenue_minor.saturating_add(v);
+                if whole_secs_between(p.at, now) < window_secs {
+                    s.revenue_in_window_minor = s.revenue_in_window_minor.saturating_add(v);
+                }
+            }
+        }
+        s.open_carts = u32::try_from(
+            self.customers[c as usize]
+                .carts
+                .iter()
+                .filter_map(|k| self.carts.get(k)?.current())
+                .filter(|u| u.customer == Some(c) && u.item_count > 0)
+                .count(),
+        )
+        .unwrap_or(u32::MAX);
+        s
+    }
+}

@@ -1,0 +1,397 @@
+//! sled layout: the write-ahead log, the checkpointed state trees, and durability.
+//!
+//! | tree        | key                         | value                          |
+//! |-------------|-----------------------------|--------------------------------|
+//! | `wal`       | sequence number (u64 BE)    | facts of one group commit      |
+//! | `customers` | the shop's customer id      | [`CustomerRecord`]             |
+//! | `orders`    | key of the order id (16 B)  | [`OrderRecord`]                |
+//! | `carts`     | key of the cart id (16 B)   | [`CartRecord`]                 |
+//! | `dedup`     | key of the event id (16 B)  | first-received second (i64 BE) |
+//! | `meta`      | `schema`, `checkpoint_seq`  | u64 BE                         |
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::config::StorageConfig;
+use crate::ledger::records::{
+    decode, decode_wal, key_bytes, key_from, CodecError, CustomerRecord,
+};
+use crate::ledger::state::State;
+
+/// Layout version of the trees above.
+pub const SCHEMA_VERSION: u64 = 1;
+const META_SCHEMA: &[u8] = b"schema";
+const META_CHECKPOINT: &[u8] = b"checkpoint_seq";
+/// Most entries per sled batch: larger ones balloon sled's memory (see STACK.md).
+const MAX_SLED_BATCH: usize = 1_000;
+
+/// A storage failure. Never silently ignored: a store that cannot be read stops the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled refused to open the directory.
+    #[error("cannot open sled database at {path}: {source} (if it is damaged, move it aside and replay the feed; see docs/RELIABILITY.md)")]
+    Open {
+        /// The directory.
+        path: PathBuf,
+        /// sled's error.
+        source: sled::Error,
+    },
+    /// A sled operation failed.
+    #[error("sled: {0}")]
+    Sled(#[from] sled::Error),
+    /// fdatasync failed.
+    #[error("syncing {path}: {source}")]
+    Sync {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A record that does not decode.
+    #[error("corrupt record in tree `{tree}` at key {key}: {source}")]
+    Corrupt {
+        /// The tree.
+        tree: &'static str,
+        /// The key, hex.
+        key: String,
+        /// Why.
+        source: CodecError,
+    },
+    /// Written by an incompatible version.
+    #[error("data directory has schema version {found}, this build understands {SCHEMA_VERSION}")]
+    Schema {
+        /// The version found.
+        found: u64,
+    },
+    /// Data without a schema marker: not ours or damaged.
+    #[error("data directory {0} holds data but no schema marker: not an audiencesync store, or damaged")]
+    Unmarked(PathBuf),
+}
+
+/// Everything checkpointed at once: the dirty entities as of WAL sequence `seq`.
+#[derive(Debug, Default)]
+pub struct Checkpoint {
+    /// State covers every WAL record up to and including this one.
+    pub seq: u64,
+    /// (customer id, record)
+    pub customers: Vec<(Box<str>, Vec<u8>)>,
+    /// (order key, record)
+    pub orders: Vec<([u8; 16], Vec<u8>)>,
+    /// (cart key, record)
+    pub carts: Vec<([u8; 16], Vec<u8>)>,
+    /// (event key, first-received second)
+    pub dedup_put: Vec<([u8; 16], i64)>,
+    /// event keys past retention
+    pub dedup_del: Vec<[u8; 16]>,
+}
+
+/// What start-up recovered.
+#[derive(Debug)]
+pub struct Recovered {
+    /// The state.
+    pub state: State,
+    /// Last WAL sequence on disk (0 if none).
+    pub last_seq: u64,
+    /// Sequence covered by the last completed checkpoint.
+    pub checkpoint_seq: u64,
+    /// WAL records replayed on top of the checkpoint.
+    pub replayed: u64,
+}
+
+/// The sled database and its trees.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    wal: sled::Tree,
+    customers: sled::Tree,
+    orders: sled::Tree,
+    carts: sled::Tree,
+    dedup: sled::Tree,
+    meta: sled::Tree,
+    dir: PathBuf,
+    fsync: bool,
+}
+
+impl Store {
+    /// Opens (or creates) the store.
+    pub fn open(cfg: &StorageConfig) -> Result<Self, StoreError> {
+        let dir = cfg.data_dir.clone();
+        let open_err = |source| StoreError::Open {
+            path: dir.clone(),
+            source,
+        };
+        let db = sled::Config::new()
+            .path(&dir)
+            .cache_capacity(cfg.cache_capacity_bytes)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(open_err)?;
+        let tree = |name: &str| db.open_tree(name).map_err(open_err);
+        let store = Self {
+            wal: tree("wal")?,
+            customers: tree("customers")?,
+            orders: tree("orders")?,
+            carts: tree("carts")?,
+            dedup: tree("dedup")?,
+            meta: tree("meta")?,
+            db,
+            dir,
+            fsync: cfg.fsync,
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    fn check_schema(&self) -> Result<(), StoreError> {
+        match self.meta.get(META_SCHEMA)? {
+            Some(v) => {
+                let found = u64_from(&v);
+                if found != SCHEMA_VERSION {
+                    return Err(StoreError::Schema { found });
+                }
+            }
+            None => {
+                let has_data = [&self.wal, &self.customers, &self.orders, &self.carts]
+                    .iter()
+                    .any(|t| !t.is_empty());
+                if has_data {
+                    return Err(StoreError::Unmarked(self.dir.clone()));
+                }
+                self.meta
+                    .insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+                self.sync()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends WAL records `first_seq..` and makes them durable before returning.
+    pub fn append_wal(&self, first_seq: u64, records: &[Vec<u8>]) -> Result<u64, StoreError> {
+        let mut seq = first_seq;
+        for chunk in records.chunks(MAX_SLED_BATCH) {
+            let mut batch = sled::Batch::default();
+            for r in chunk {
+                batch.insert(&seq.to_be_bytes(), r.as_slice());
+                seq += 1;
+            }
+            self.wal.apply_batch(batch)?;
+        }
+        self.sync()?;
+        Ok(seq - 1)
+    }
+
+    /// Flushes sled and, when configured, fdatasyncs its data file: sled's own flush is
+    /// `sync_file_range` only, which survives a crash but not a power loss.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        if self.fsync {
+            let path = self.dir.join("db");
+            File::open(&path)
+                .and_then(|f| f.sync_data())
+                .map_err(|source| StoreError::Sync { path, source })?;
+        }
+        Ok(())
+    }
+
+    /// Syncs any sled blob files too (values over ~128 KiB live outside the main file).
+    fn sync_blobs(&self) -> Result<(), StoreError> {
+        if !self.fsync {
+            return Ok(());
+        }
+        let blobs = self.dir.join("blobs");
+        let Ok(entries) = std::fs::read_dir(&blobs) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            File::open(&path)
+                .and_then(|f| f.sync_data())
+                .map_err(|source| StoreError::Sync { path, source })?;
+        }
+        Ok(())
+    }
+
+    /// Loads the checkpoint and replays the WAL after it.
+    pub fn recover(&self) -> Result<Recovered, StoreError> {
+        let mut state = State::default();
+        for item in self.customers.iter() {
+            let (k, v) = item?;
+            let rec: CustomerRecord = decode(&v).map_err(|e| corrupt("customers", &k, e))?;
+            let id = String::from_utf8_lossy(&k);
+            state.restore_customer(&id, rec);
+        }
+        for item in self.orders.iter() {
+            let (k, v) = item?;
+            let key = key_from(&k).ok_or_else(|| corrupt("orders", &k, CodecError::Empty))?;
+            state.restore_order(key, decode(&v).map_err(|e| corrupt("orders", &k, e))?);
+        }
+        for item in self.carts.iter() {
+            let (k, v) = item?;
+            let key = key_from(&k).ok_or_else(|| corrupt("carts", &k, CodecError::Empty))?;
+            state.restore_cart(key, decode(&v).map_err(|e| corrupt("carts", &k, e))?);
+        }
+        for item in self.dedup.iter() {
+            let (k, v) = item?;
+            let key = key_from(&k).ok_or_else(|| corrupt("dedup", &k, CodecError::Empty))?;
+            state.dedup.insert(key, u64_from(&v) as i64);
+        }
+        state.dirty = Default::default();
+        state.touched.clear();
+
+        let checkpoint_seq = self.meta.get(META_CHECKPOINT)?.map_or(0, |v| u64_from(&v));
+        let mut last_seq = checkpoint_seq;
+        let mut replayed = 0;
+        for item in self.wal.range((checkpoint_seq + 1).to_be_bytes()..) {
+            let (k, v) = item?;
+            let facts = decode_wal(&v).map_err(|e| corrupt("wal", &k, e))?;
+            let seq = u64_from(&k);
+            // The record's facts are durable; remember their ids as seen at replay time.
+            for f in &facts {
+                state.apply(f);
+            }
+            let now_secs = crate::clock::Clock::now(&crate::clock::SystemClock)
+                / crate::clock::NANOS_PER_SEC;
+            for f in &facts {
+                state.remember(crate::ledger::state::key_of(&f.event_id), now_secs);
+            }
+            last_seq = seq;
+            replayed += 1;
+        }
+        // Records at or below the checkpoint are left over from a crash mid-trim.
+        self.trim_wal(checkpoint_seq)?;
+        Ok(Recovered {
+            state,
+            last_seq,
+            checkpoint_seq,
+            replayed,
+        })
+    }
+
+    /// Writes a checkpoint, then records its sequence, then trims the WAL below it.
+    /// A crash anywhere in between is harmless: replay is idempotent (see `state`).
+    pub fn write_checkpoint(&self, cp: &Checkpoint) -> Result<(), StoreError> {
+        for chunk in cp.customers.chunks(MAX_SLED_BATCH) {
+            let mut b = sled::Batch::default();
+            for (k, v) in chunk {
+                b.insert(k.as_bytes(), v.as_slice());
+            }
+            self.customers.apply_batch(b)?;
+        }
+        for (tree, rows) in [(&self.orders, &cp.orders), (&self.carts, &cp.carts)] {
+            for chunk in rows.chunks(MAX_SLED_BATCH) {
+                let mut b = sled::Batch::default();
+                for (k, v) in chunk {
+                    b.insert(k, v.as_slice());
+                }
+                tree.apply_batch(b)?;
+            }
+        }
+        // Forget before remember: an id pruned and seen again in one interval stays.
+        for chunk in cp.dedup_del.chunks(MAX_SLED_BATCH) {
+            let mut b = sled::Batch::default();
+            for k in chunk {
+                b.remove(k);
+            }
+            self.dedup.apply_batch(b)?;
+        }
+        for chunk in cp.dedup_put.chunks(MAX_SLED_BATCH) {
+            let mut b = sled::Batch::default();
+            for (k, t) in chunk {
+                b.insert(k, &t.to_be_bytes());
+            }
+            self.dedup.apply_batch(b)?;
+        }
+        self.sync_blobs()?;
+        self.sync()?;
+        self.meta.insert(META_CHECKPOINT, &cp.seq.to_be_bytes())?;
+        self.sync()?;
+        self.trim_wal(cp.seq)?;
+        Ok(())
+    }
+
+    /// Deletes WAL records up to and including `seq`.
+    fn trim_wal(&self, seq: u64) -> Result<(), StoreError> {
+        let mut keys = Vec::new();
+        for item in self.wal.range(..=seq.to_be_bytes()) {
+            keys.push(item?.0);
+            if keys.len() == MAX_SLED_BATCH {
+                let mut b = sled::Batch::default();
+                keys.drain(..).for_each(|k| b.remove(k));
+                self.wal.apply_batch(b)?;
+            }
+        }
+        let mut b = sled::Batch::default();
+        keys.into_iter().for_each(|k| b.remove(k));
+        self.wal.apply_batch(b)?;
+        Ok(())
+    }
+
+    /// Sequence of the last completed checkpoint.
+    pub fn checkpoint_seq(&self) -> Result<u64, StoreError> {
+        Ok(self.meta.get(META_CHECKPOINT)?.map_or(0, |v| u64_from(&v)))
+    }
+}
+
+fn corrupt(tree: &'static str, key: &[u8], source: CodecError) -> StoreError {
+    StoreError::Corrupt {
+        tree,
+        key: hex::encode(key),
+        source,
+    }
+}
+
+fn u64_from(bytes: &[u8]) -> u64 {
+    let mut buf = [0u8; 8];
+    let n = bytes.len().min(8);
+    buf[8 - n..].copy_from_slice(&bytes[bytes.len() - n..]);
+    u64::from_be_bytes(buf)
+}
+
+impl State {
+    /// Takes the dirty set as a checkpoint for WAL position `seq`.
+    pub fn take_checkpoint(&mut self, seq: u64) -> Checkpoint {
+        use crate::ledger::records::encode;
+        let dirty = std::mem::take(&mut self.dirty);
+        let customers = dirty
+            .customers
+            .into_iter()
+            .map(|c| {
+                let cust = &self.customers[c as usize];
+                (
+                    cust.id.clone(),
+                    encode(&CustomerRecord {
+                        erased_at: cust.erased_at,
+                        profile: cust.profile.clone(),
+                    }),
+                )
+            })
+            .collect();
+        let orders = dirty
+            .orders
+            .into_iter()
+            .filter_map(|k| Some((key_bytes(k), encode(&self.order_record(self.orders.get(&k)?)))))
+            .collect();
+        let carts = dirty
+            .carts
+            .into_iter()
+            .filter_map(|k| Some((key_bytes(k), encode(&self.cart_record(self.carts.get(&k)?)))))
+            .collect();
+        Checkpoint {
+            seq,
+            customers,
+            orders,
+            carts,
+            dedup_put: dirty
+                .dedup_added
+                .into_iter()
+                .map(|(k, t)| (key_bytes(k), t))
+                .collect(),
+            dedup_del: dirty.dedup_removed.into_iter().map(key_bytes).collect(),
+        }
+    }
+}

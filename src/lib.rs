@@ -1,0 +1,11 @@
+//! audiencesync: ingest commerce events, compute remarketing audiences, push hashed lists to
+//! ad networks. See `ARCHITECTURE.md` for the map of the data path.
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod feed;
+pub mod ingest;
+pub mod ledger;
+pub mod proto;
+pub mod telemetry;

@@ -1,0 +1,126 @@
+//! The `audiencesync` binary: command-line parsing and wiring only.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use audiencesync::api::{self, Context};
+use audiencesync::clock::{SharedClock, SystemClock};
+use audiencesync::config::Config;
+use audiencesync::feed;
+use audiencesync::ledger::{store::Store, Ledger, LedgerOptions};
+
+/// Remarketing audiences from your shop's events, synced to ad networks as hashed lists.
+#[derive(Debug, Parser)]
+#[command(name = "audiencesync", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Serve(ServeArgs),
+    /// Stream synthetic shop events to a running daemon (demo data and load generation).
+    Feed(feed::FeedArgs),
+    /// Validate a config file and exit.
+    CheckConfig {
+        /// The file to check.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Config file; without it the bundled defaults are used (sled in ./data, 127.0.0.1:50051).
+    #[arg(long, short, env = "AUDIENCESYNC_CONFIG")]
+    config: Option<PathBuf>,
+    /// Override `server.listen` (port 0 picks a free port; the bound address is printed).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Override `storage.data_dir`.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Feed(args) => {
+            let json = args.json;
+            let report = runtime.block_on(feed::run(args))?;
+            feed::print_report(&report, json);
+            Ok(())
+        }
+        Command::CheckConfig { config } => {
+            Config::load(&config)?;
+            println!("{}: ok", config.display());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut cfg = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::bundled()?,
+    };
+    if let Some(listen) = args.listen {
+        cfg.server.listen = listen;
+    }
+    if let Some(dir) = args.data_dir {
+        cfg.storage.data_dir = dir;
+    }
+    audiencesync::telemetry::init(&cfg.log);
+
+    let clock: SharedClock = Arc::new(SystemClock);
+    let store = Store::open(&cfg.storage)?;
+    let (ledger, writer) = Ledger::start(store, LedgerOptions::from(&cfg.storage), clock.clone())?;
+    let ctx = Context::new(&cfg, ledger.clone(), clock)?;
+
+    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.server.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data_dir = %cfg.storage.data_dir.display(), "audiencesync serving");
+    // A stable line on stdout for scripts and tests that start the daemon on port 0.
+    println!("audiencesync listening on {addr}");
+
+    api::server::serve(listener, ctx, cfg.server.max_message_bytes, shutdown_signal()).await?;
+    tracing::info!("gRPC server stopped; writing final checkpoint");
+    ledger.shutdown().await;
+    drop(ledger);
+    tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .ok();
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
