@@ -96,7 +96,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // A stable line on stdout for scripts and tests that start the daemon on port 0.
     println!("audiencesync listening on {addr}");
 
-    api::server::serve(listener, ctx, cfg.server.max_message_bytes, shutdown_signal()).await?;
+    // On SIGTERM/SIGINT the server stops accepting and lets in-flight calls finish, but only
+    // for SHUTDOWN_GRACE: a client that keeps its connection open cannot hold the exit hostage.
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let signalled = stopping.clone();
+    let server = api::server::serve(listener, ctx, cfg.server.max_message_bytes, async move {
+        shutdown_signal().await;
+        signalled.notify_one();
+    });
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => result?,
+        _ = async {
+            stopping.notified().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => tracing::warn!(grace = ?SHUTDOWN_GRACE, "in-flight calls did not finish in time; stopping anyway"),
+    }
     tracing::info!("gRPC server stopped; writing final checkpoint");
     ledger.shutdown().await;
     drop(ledger);
@@ -106,6 +121,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("stopped cleanly");
     Ok(())
 }
+
+/// How long in-flight calls may run after a stop signal.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Resolves on SIGTERM or SIGINT.
 async fn shutdown_signal() {

@@ -1,0 +1,311 @@
+//! Test harness: runs the real `audiencesync` binary on a loopback port with its own sled
+//! directory and log file, and talks to it over gRPC.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use audiencesync::proto::v1;
+use audiencesync::proto::v1::admin_service_client::AdminServiceClient;
+use audiencesync::proto::v1::audience_service_client::AudienceServiceClient;
+use audiencesync::proto::v1::ingest_service_client::IngestServiceClient;
+use tonic::transport::Channel;
+
+/// A running daemon.
+pub struct Daemon {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts the daemon with data in `dir/data`, appending `extra_toml` to a minimal config.
+    pub fn start(dir: &Path, extra_toml: &str) -> Self {
+        Self::start_env(dir, extra_toml, &[])
+    }
+
+    pub fn start_env(dir: &Path, extra_toml: &str, env: &[(&str, &str)]) -> Self {
+        std::fs::create_dir_all(dir).expect("test dir");
+        let cfg = dir.join("audiencesync.toml");
+        let data = dir.join("data");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n{extra_toml}\n",
+                data.display()
+            ),
+        )
+        .expect("write config");
+        let log = dir.join(format!(
+            "daemon-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_audiencesync"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&cfg)
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .env("RUST_LOG", "debug");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn audiencesync");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("audiencesync listening on ") {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => a.parse().expect("address"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "daemon did not start; log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+        };
+        Self {
+            child: Some(child),
+            addr,
+            dir: dir.to_path_buf(),
+            log,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    pub async fn ingest(&self) -> IngestServiceClient<Channel> {
+        IngestServiceClient::new(self.channel().await)
+    }
+
+    pub async fn audience(&self) -> AudienceServiceClient<Channel> {
+        AudienceServiceClient::new(self.channel().await)
+    }
+
+    pub async fn admin(&self) -> AdminServiceClient<Channel> {
+        AdminServiceClient::new(self.channel().await)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// SIGTERM and wait (bounded) for a clean exit.
+    pub fn stop(mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("daemon did not exit within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(mut self) {
+        let mut child = self.child.take().expect("running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn ts(secs: i64) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp {
+        seconds: secs,
+        nanos: 0,
+    })
+}
+
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub const DAY: i64 = 86_400;
+
+pub fn ev(id: &str, at: i64, kind: v1::event::Kind) -> v1::Event {
+    v1::Event {
+        event_id: id.to_string(),
+        occurred_at: ts(at),
+        kind: Some(kind),
+    }
+}
+
+pub fn customer(id: &str, email: &str, phone: &str, granted: bool) -> v1::event::Kind {
+    let consent = if granted {
+        v1::ConsentStatus::Granted
+    } else {
+        v1::ConsentStatus::Denied
+    } as i32;
+    v1::event::Kind::CustomerUpserted(v1::CustomerUpserted {
+        customer_id: id.into(),
+        email: Some(email.into()),
+        phone: Some(phone.into()),
+        first_name: Some("Mary-Jane".into()),
+        last_name: Some("O'Connor".into()),
+        country: Some("US".into()),
+        postal_code: Some("94105".into()),
+        registered_at: ts(1_600_000_000),
+        ad_user_data: Some(consent),
+        ad_personalization: Some(consent),
+    })
+}
+
+pub fn order(id: &str, cust: &str, cents: i64, currency: &str) -> v1::event::Kind {
+    v1::event::Kind::OrderPlaced(v1::OrderPlaced {
+        order_id: id.into(),
+        customer_id: cust.into(),
+        total: Some(v1::Money {
+            amount_minor: cents,
+            currency: currency.into(),
+        }),
+        item_count: 2,
+    })
+}
+
+pub fn refund(order_id: &str, cents: i64, full: bool) -> v1::event::Kind {
+    v1::event::Kind::OrderRefunded(v1::OrderRefunded {
+        order_id: order_id.into(),
+        amount_minor: cents,
+        full,
+    })
+}
+
+pub fn cart(id: &str, cust: &str, items: u32) -> v1::event::Kind {
+    v1::event::Kind::CartUpdated(v1::CartUpdated {
+        cart_id: id.into(),
+        customer_id: cust.into(),
+        item_count: items,
+        value: Some(v1::Money {
+            amount_minor: 1999,
+            currency: "USD".into(),
+        }),
+    })
+}
+
+pub fn checkout(cart_id: &str, order_id: &str) -> v1::event::Kind {
+    v1::event::Kind::CartCheckedOut(v1::CartCheckedOut {
+        cart_id: cart_id.into(),
+        order_id: order_id.into(),
+    })
+}
+
+pub fn erase(cust: &str) -> v1::event::Kind {
+    v1::event::Kind::CustomerErased(v1::CustomerErased {
+        customer_id: cust.into(),
+    })
+}
+
+pub fn consent(cust: &str, granted: bool) -> v1::event::Kind {
+    let c = if granted {
+        v1::ConsentStatus::Granted
+    } else {
+        v1::ConsentStatus::Denied
+    } as i32;
+    v1::event::Kind::ConsentChanged(v1::ConsentChanged {
+        customer_id: cust.into(),
+        ad_user_data: Some(c),
+        ad_personalization: Some(c),
+    })
+}
+
+/// Streams batches over one StreamEvents call and returns the acks, in order.
+pub async fn stream(d: &Daemon, batches: Vec<Vec<v1::Event>>) -> Vec<v1::BatchAck> {
+    let mut client = d.ingest().await;
+    let reqs: Vec<v1::EventBatch> = batches
+        .into_iter()
+        .enumerate()
+        .map(|(i, events)| v1::EventBatch {
+            batch_id: i as u64 + 1,
+            events,
+        })
+        .collect();
+    let n = reqs.len();
+    let mut acks = client
+        .stream_events(tokio_stream::iter(reqs))
+        .await
+        .expect("stream_events")
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(a) = acks.message().await.expect("ack") {
+        out.push(a);
+    }
+    assert_eq!(out.len(), n, "one ack per batch");
+    out
+}
+
+/// Every customer's stored facts, sorted by id, for comparing two daemons.
+pub async fn facts_of(d: &Daemon, ids: &[String]) -> Vec<v1::CustomerFacts> {
+    let mut client = d.audience().await;
+    let mut out = Vec::new();
+    for id in ids {
+        let f = client
+            .get_customer(v1::GetCustomerRequest {
+                customer_id: id.clone(),
+            })
+            .await
+            .map(|r| r.into_inner());
+        match f {
+            Ok(f) => out.push(f),
+            Err(s) if s.code() == tonic::Code::NotFound => {}
+            Err(s) => panic!("get_customer {id}: {s}"),
+        }
+    }
+    out
+}
+
+pub async fn stats(d: &Daemon) -> v1::StoreStats {
+    d.admin()
+        .await
+        .get_store_stats(v1::GetStoreStatsRequest {})
+        .await
+        .expect("stats")
+        .into_inner()
+}
