@@ -226,7 +226,10 @@ impl Config {
             return Err(invalid("storage.checkpoint_interval", "must be positive"));
         }
         if self.storage.group_commit_max_events == 0 {
-            return Err(invalid("storage.group_commit_max_events", "must be at least 1"));
+            return Err(invalid(
+                "storage.group_commit_max_events",
+                "must be at least 1",
+            ));
         }
         crate::ingest::identity::Normalizer::new(&self.ingest.default_phone_region)
             .map_err(|e| invalid("ingest.default_phone_region", e.to_string()))?;
@@ -284,6 +287,9 @@ mod tests {
         let err = Config::parse("[storage]\ncheckpoint_interval = \"soon\"\n").unwrap_err();
         assert!(err.to_string().contains("checkpoint_interval"), "{err}");
         let err = Config::parse("[ingest]\ndefault_phone_region = \"ZZ\"\n").unwrap_err();
-        assert!(err.to_string().contains("ingest.default_phone_region"), "{err}");
+        assert!(
+            err.to_string().contains("ingest.default_phone_region"),
+            "{err}"
+        );
     }
 }

@@ -32,10 +32,7 @@ fn scan(dir: &std::path::Path, hits: &mut Vec<String>) {
         let lower = bytes.to_ascii_lowercase();
         for raw in RAW {
             let needle = raw.to_ascii_lowercase();
-            if lower
-                .windows(needle.len())
-                .any(|w| w == needle.as_bytes())
-            {
+            if lower.windows(needle.len()).any(|w| w == needle.as_bytes()) {
                 hits.push(format!("{} contains {raw:?}", path.display()));
             }
         }
@@ -70,13 +67,22 @@ async fn no_raw_identifier_on_disk_or_in_logs() {
                 ad_personalization: Some(v1::ConsentStatus::Granted as i32),
             }),
         ));
-        events.push(ev(&format!("o{i}"), now - 50 * DAY, order(&format!("o{i}"), &id, 1_000, "USD")));
+        events.push(ev(
+            &format!("o{i}"),
+            now - 50 * DAY,
+            order(&format!("o{i}"), &id, 1_000, "USD"),
+        ));
     }
     // Rejected events with raw values must not leak through error logs either.
     events.push(ev(
         "bad",
         now,
-        customer("c0", "Mary.Secret@Example.com", "+1 212 555 0134 zebulon", true),
+        customer(
+            "c0",
+            "Mary.Secret@Example.com",
+            "+1 212 555 0134 zebulon",
+            true,
+        ),
     ));
     let acks = stream(&d, vec![events]).await;
     assert_eq!(acks[0].applied, 100);
@@ -91,10 +97,20 @@ async fn no_raw_identifier_on_disk_or_in_logs() {
     let log2 = d.log.clone();
     d.kill9();
 
+    // Positive control: the scanner finds a planted raw value.
+    let control = tmp.path().join("control");
+    std::fs::create_dir_all(&control).expect("control dir");
+    std::fs::write(control.join("x"), b"..MARY.SECRET@EXAMPLE.COM..").expect("write");
+    let mut found = Vec::new();
+    scan(&control, &mut found);
+    assert!(!found.is_empty(), "scanner must detect a planted value");
+
     let mut hits = Vec::new();
     scan(&tmp.path().join("data"), &mut hits);
     for log in [log1, log2] {
-        let text = std::fs::read_to_string(&log).expect("log").to_ascii_lowercase();
+        let text = std::fs::read_to_string(&log)
+            .expect("log")
+            .to_ascii_lowercase();
         assert!(!text.is_empty());
         for raw in RAW {
             if text.contains(&raw.to_ascii_lowercase()) {

@@ -46,7 +46,12 @@ impl AdminService for AdminApi {
         let stats = self.ctx.ledger.stats();
         let (customers, orders, carts, dedup_ids) = {
             let s = self.ctx.ledger.state();
-            (s.customers.len(), s.orders.len(), s.carts.len(), s.dedup.len())
+            (
+                s.customers.len(),
+                s.orders.len(),
+                s.carts.len(),
+                s.dedup.len(),
+            )
         };
         Ok(Response::new(v1::StoreStats {
             customers: customers as u64,

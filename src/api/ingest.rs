@@ -103,7 +103,11 @@ impl IngestService for IngestApi {
         request: Request<v1::EventBatch>,
     ) -> Result<Response<v1::BatchAck>, Status> {
         let batch = request.into_inner();
-        let span = tracing::info_span!("ingest_batch", batch_id = batch.batch_id, events = batch.events.len());
+        let span = tracing::info_span!(
+            "ingest_batch",
+            batch_id = batch.batch_id,
+            events = batch.events.len()
+        );
         async move {
             let mut checked = check(&self.ctx, batch)?;
             let facts = std::mem::take(&mut checked.facts);
@@ -132,7 +136,8 @@ impl IngestService for IngestApi {
             Checked,
             Option<tokio::sync::oneshot::Receiver<Result<Outcome, LedgerError>>>,
         );
-        let (pending_tx, mut pending_rx) = mpsc::channel::<Result<Pending, Status>>(STREAM_IN_FLIGHT);
+        let (pending_tx, mut pending_rx) =
+            mpsc::channel::<Result<Pending, Status>>(STREAM_IN_FLIGHT);
         let span = tracing::info_span!("ingest_stream", peer = ?peer);
 
         // Reader: validate each batch and queue it at the ledger, keeping order.

@@ -63,7 +63,8 @@ pub async fn serve(
                 .max_decoding_message_size(max_message_bytes),
         )
         .add_service(
-            AdminServiceServer::new(AdminApi::new(ctx)).max_decoding_message_size(max_message_bytes),
+            AdminServiceServer::new(AdminApi::new(ctx))
+                .max_decoding_message_size(max_message_bytes),
         )
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;

@@ -85,29 +85,42 @@ pub(super) async fn run_stream(
     let acks = read_acks(&mut client, rx, &window, &mut outcome);
     let (sent, ()) = tokio::try_join!(send, acks)?;
 
+    // A clean end of the response stream is only right once everything was sent and acked.
     let unacked = window.pending.lock().len();
-    if unacked > 0 {
+    if unacked > 0 || !sent.drained {
         return Err(FeedError::StreamClosed { unacked });
     }
-    outcome.events = sent.0;
-    outcome.batches = sent.1;
+    outcome.events = sent.events;
+    outcome.batches = sent.batches;
     Ok(outcome)
 }
 
-/// Sends batches while the window allows; returns (events, batches) sent.
+/// What the sending half did.
+struct Sent {
+    events: u64,
+    batches: u64,
+    /// The source ran dry (rather than the call ending first).
+    drained: bool,
+}
+
+/// Sends batches while the window allows.
 async fn send_batches(
     tx: mpsc::Sender<EventBatch>,
     source: &Source,
     window: &Window,
     pace: Option<Duration>,
     batch_ids: &AtomicU64,
-) -> Result<(u64, u64), FeedError> {
+) -> Result<Sent, FeedError> {
     let mut ticker = pace.map(|period| {
         let mut t = tokio::time::interval(period);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         t
     });
-    let (mut events, mut batches) = (0u64, 0u64);
+    let mut sent = Sent {
+        events: 0,
+        batches: 0,
+        drained: false,
+    };
     loop {
         // Closed by the ack reader when the response stream is over.
         let Ok(permit) = window.permits.acquire().await else {
@@ -118,6 +131,7 @@ async fn send_batches(
             ticker.tick().await;
         }
         let Some(batch) = source.lock().await.recv().await else {
+            sent.drained = true;
             break;
         };
         let batch_id = batch_ids.fetch_add(1, Ordering::Relaxed);
@@ -138,11 +152,11 @@ async fn send_batches(
             window.pending.lock().pop_back();
             break;
         }
-        events += len;
-        batches += 1;
+        sent.events += len;
+        sent.batches += 1;
     }
     // Dropping `tx` here ends the request stream, so the server finishes after the last ack.
-    Ok((events, batches))
+    Ok(sent)
 }
 
 /// Opens the call and consumes acks until the server ends the response stream.

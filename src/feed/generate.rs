@@ -38,14 +38,53 @@ const REPLAY_LATE: f64 = 0.002;
 const LATE_FLUSH_EVERY: u64 = 500;
 
 const FIRST_NAMES: &[&str] = &[
-    "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David",
-    "Elizabeth", "William", "Barbara", "Zoë", "Jürgen", "François", "Amélie", "Siobhán", "Oliver",
-    "Amelia", "Lukas", "Emma", "Léa", "Hugo", "Sophie",
+    "James",
+    "Mary",
+    "Robert",
+    "Patricia",
+    "John",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "William",
+    "Barbara",
+    "Zoë",
+    "Jürgen",
+    "François",
+    "Amélie",
+    "Siobhán",
+    "Oliver",
+    "Amelia",
+    "Lukas",
+    "Emma",
+    "Léa",
+    "Hugo",
+    "Sophie",
 ];
 const LAST_NAMES: &[&str] = &[
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Müller",
-    "Schmidt", "Schneider", "Fischer", "Martin", "Bernard", "Dubois", "Lefèvre", "Taylor",
-    "Wilson", "O'Brien", "Evans", "Van der Berg",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Müller",
+    "Schmidt",
+    "Schneider",
+    "Fischer",
+    "Martin",
+    "Bernard",
+    "Dubois",
+    "Lefèvre",
+    "Taylor",
+    "Wilson",
+    "O'Brien",
+    "Evans",
+    "Van der Berg",
 ];
 
 /// Per-country identity material. Phones are in ranges reserved for fiction or otherwise
@@ -58,7 +97,9 @@ struct Country {
 const COUNTRIES: &[Country] = &[
     Country {
         code: "US",
-        postal_codes: &["10001", "94107", "02139", "60601", "98101", "73301", "33101"],
+        postal_codes: &[
+            "10001", "94107", "02139", "60601", "98101", "73301", "33101",
+        ],
     },
     Country {
         code: "DE",
@@ -167,7 +208,8 @@ impl Generator {
             self.pick_replays();
             out.extend(self.group.drain(..));
             out.extend(replays);
-            if self.next_customer % LATE_FLUSH_EVERY == 0 || self.next_customer == self.customers
+            if self.next_customer.is_multiple_of(LATE_FLUSH_EVERY)
+                || self.next_customer == self.customers
             {
                 out.extend(self.late_replays.drain(..));
             }
@@ -268,18 +310,6 @@ impl Generator {
     /// Order times as "ago" offsets, oldest first, for a persona.
     fn order_plan(&mut self, persona: Persona) -> Vec<i64> {
         let mut plan = Vec::new();
-        // Walks back from `last` with a jittered rhythm, keeping room for the registration.
-        let mut walk_back = |rng: &mut ChaCha8Rng, plan: &mut Vec<i64>, last: i64, rhythm: i64, n: u32| {
-            let mut at = last;
-            for _ in 0..n {
-                let step = (rhythm as f64 * rng.random_range(0.7..1.3)) as i64;
-                at += step;
-                if at > HISTORY - 7 * DAY {
-                    break;
-                }
-                plan.push(at);
-            }
-        };
         match persona {
             Persona::Browser => {}
             Persona::OneOff => {
@@ -452,20 +482,22 @@ impl Generator {
 
     /// Identity fields of a customer; consent and id are filled by the caller.
     fn profile(&mut self, index: u64, registered_at: i64) -> CustomerUpserted {
-        let country = COUNTRIES
-            .choose(&mut self.rng)
-            .unwrap_or(&COUNTRIES[0]);
+        let country = COUNTRIES.choose(&mut self.rng).unwrap_or(&COUNTRIES[0]);
         let first = *FIRST_NAMES.choose(&mut self.rng).unwrap_or(&"Alex");
         let last = *LAST_NAMES.choose(&mut self.rng).unwrap_or(&"Doe");
         // Rarely no identifier at all: such a customer can be in audiences but never pushed.
         let anonymous = self.rng.random_bool(0.01);
-        let email = (!anonymous && self.rng.random_bool(0.97)).then(|| self.email(index, first, last));
+        let email =
+            (!anonymous && self.rng.random_bool(0.97)).then(|| self.email(index, first, last));
         let phone = (!anonymous && self.rng.random_bool(0.7)).then(|| self.phone(country.code));
         let named = self.rng.random_bool(0.9);
-        let postal_code = self
-            .rng
-            .random_bool(0.85)
-            .then(|| country.postal_codes.choose(&mut self.rng).unwrap_or(&"10001").to_string());
+        let postal_code = self.rng.random_bool(0.85).then(|| {
+            country
+                .postal_codes
+                .choose(&mut self.rng)
+                .unwrap_or(&"10001")
+                .to_string()
+        });
         CustomerUpserted {
             email,
             phone,
@@ -488,7 +520,11 @@ impl Generator {
         };
         match self.rng.random_range(0..10) {
             0..6 => format!("user{index}@example.com"),
-            6 => format!("{}.{}{index}@gmail.com", ascii(first).to_lowercase(), ascii(last).to_lowercase()),
+            6 => format!(
+                "{}.{}{index}@gmail.com",
+                ascii(first).to_lowercase(),
+                ascii(last).to_lowercase()
+            ),
             7 => format!("{}{index}+shop@gmail.com", ascii(first).to_lowercase()),
             8 => format!("{}.{}+news{index}@GMail.com", ascii(first), ascii(last)),
             _ => format!("User{index}@Example.COM"),
@@ -537,7 +573,11 @@ impl Generator {
             let with_order = self.rng.random_bool(0.95);
             let kind = Kind::CartCheckedOut(CartCheckedOut {
                 cart_id: cart_id.clone(),
-                order_id: if with_order { order_id.clone() } else { String::new() },
+                order_id: if with_order {
+                    order_id.clone()
+                } else {
+                    String::new()
+                },
             });
             latest = latest.max(self.push(at, kind));
             // An update to a checked-out cart, which the daemon must ignore.
@@ -603,7 +643,11 @@ impl Generator {
         for k in 1..=updates {
             let t = started + (at - started) * i64::from(k) / i64::from(updates);
             let items = if emptied && k == updates { 0 } else { k };
-            let owner = if from_guest && k < updates { "" } else { customer_id };
+            let owner = if from_guest && k < updates {
+                ""
+            } else {
+                customer_id
+            };
             let kind = Kind::CartUpdated(CartUpdated {
                 cart_id: cart_id.clone(),
                 customer_id: owner.to_owned(),
@@ -642,6 +686,19 @@ impl Generator {
     }
 }
 
+/// Adds up to `n` orders before `last`, each a jittered `rhythm` earlier, keeping room for the
+/// registration before the first.
+fn walk_back(rng: &mut ChaCha8Rng, plan: &mut Vec<i64>, last: i64, rhythm: i64, n: u32) {
+    let mut at = last;
+    for _ in 0..n {
+        at += (rhythm as f64 * rng.random_range(0.7..1.3)) as i64;
+        if at > HISTORY - 7 * DAY {
+            break;
+        }
+        plan.push(at);
+    }
+}
+
 /// Cuts the generator's groups into fixed-size batches.
 struct Batches {
     gen: Generator,
@@ -675,5 +732,293 @@ fn timestamp(nanos: i64) -> Timestamp {
     Timestamp {
         seconds: nanos.div_euclid(NANOS),
         nanos: nanos.rem_euclid(NANOS) as i32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashMap, HashSet};
+
+    use super::*;
+
+    /// A fixed "now" (2026-01-01T00:00:00Z) so the tests do not depend on the clock.
+    const NOW: i64 = 1_767_225_600;
+
+    fn events(customers: u64, seed: u64) -> Vec<Event> {
+        Generator::new(customers, seed, NOW)
+            .batches(997)
+            .flatten()
+            .collect()
+    }
+
+    fn nanos(ts: &Option<Timestamp>) -> i64 {
+        ts.as_ref()
+            .map_or(i64::MIN, |t| t.seconds * NANOS + i64::from(t.nanos))
+    }
+
+    fn customer_of(ev: &Event) -> Option<&str> {
+        match ev.kind.as_ref()? {
+            Kind::CustomerUpserted(k) => Some(&k.customer_id),
+            Kind::OrderPlaced(k) => Some(&k.customer_id),
+            Kind::CartUpdated(k) => Some(&k.customer_id),
+            Kind::ConsentChanged(k) => Some(&k.customer_id),
+            Kind::CustomerErased(k) => Some(&k.customer_id),
+            Kind::OrderRefunded(_) | Kind::CartCheckedOut(_) => None,
+        }
+    }
+
+    #[test]
+    fn same_seed_same_events_whatever_the_batch_size() {
+        let a = events(300, 7);
+        let b: Vec<Event> = Generator::new(300, 7, NOW).batches(1).flatten().collect();
+        assert_eq!(a, b);
+        assert_ne!(a, events(300, 8));
+    }
+
+    /// All times are relative to `now`: the same shop, whatever day it runs.
+    #[test]
+    fn now_only_shifts_the_times() {
+        let shift = |mut evs: Vec<Event>, by: i64| {
+            for ev in &mut evs {
+                if let Some(t) = ev.occurred_at.as_mut() {
+                    t.seconds += by;
+                }
+                if let Some(Kind::CustomerUpserted(c)) = ev.kind.as_mut() {
+                    if let Some(t) = c.registered_at.as_mut() {
+                        t.seconds += by;
+                    }
+                }
+            }
+            evs
+        };
+        let later: Vec<Event> = Generator::new(300, 42, NOW + 12_345)
+            .batches(997)
+            .flatten()
+            .collect();
+        assert_eq!(shift(events(300, 42), 12_345), later);
+    }
+
+    #[test]
+    fn batches_have_the_requested_size() {
+        let sizes: Vec<usize> = Generator::new(200, 1, NOW)
+            .batches(100)
+            .map(|b| b.len())
+            .collect();
+        let (last, full) = sizes.split_last().expect("some batches");
+        assert!(full.iter().all(|&n| n == 100));
+        assert!((1..=100).contains(last));
+        assert_eq!(Generator::new(0, 1, NOW).batches(10).count(), 0);
+    }
+
+    #[test]
+    fn every_event_is_structurally_valid() {
+        let now = NOW * NANOS;
+        let is_consent = |c: Option<i32>| c.is_none_or(|v| ConsentStatus::try_from(v).is_ok());
+        let money_ok = |m: &Option<Money>| {
+            m.as_ref()
+                .is_some_and(|m| m.currency == CURRENCY && m.amount_minor >= 0)
+        };
+        for ev in events(1000, 42) {
+            assert!(
+                !ev.event_id.is_empty() && ev.event_id.len() <= 128,
+                "{ev:?}"
+            );
+            let at = nanos(&ev.occurred_at);
+            assert!(at <= now && at > now - HISTORY - 7 * DAY, "{ev:?}");
+            let ts = ev.occurred_at.as_ref().expect("occurred_at");
+            assert!((0..1_000_000_000).contains(&ts.nanos));
+            match ev.kind.as_ref().expect("kind set") {
+                Kind::CustomerUpserted(k) => {
+                    assert!(!k.customer_id.is_empty());
+                    assert!(nanos(&k.registered_at) <= now);
+                    assert!(is_consent(k.ad_user_data) && is_consent(k.ad_personalization));
+                }
+                Kind::OrderPlaced(k) => {
+                    assert!(!k.order_id.is_empty() && !k.customer_id.is_empty());
+                    assert!(money_ok(&k.total) && k.item_count > 0, "{ev:?}");
+                }
+                Kind::OrderRefunded(k) => {
+                    assert!(!k.order_id.is_empty() && k.amount_minor >= 0);
+                }
+                Kind::CartUpdated(k) => {
+                    assert!(!k.cart_id.is_empty() && money_ok(&k.value), "{ev:?}");
+                }
+                Kind::CartCheckedOut(k) => assert!(!k.cart_id.is_empty()),
+                Kind::ConsentChanged(k) => {
+                    assert!(!k.customer_id.is_empty());
+                    assert!(k.ad_user_data.is_some() || k.ad_personalization.is_some());
+                    assert!(is_consent(k.ad_user_data) && is_consent(k.ad_personalization));
+                }
+                Kind::CustomerErased(k) => assert!(!k.customer_id.is_empty()),
+            }
+        }
+    }
+
+    #[test]
+    fn mix_contains_every_kind_and_edge_case() {
+        let evs = events(1000, 42);
+        let mut kinds = HashSet::new();
+        let (mut guest_carts, mut full_refunds, mut partial_refunds) = (0, 0, 0);
+        let (mut withdrawals, mut checkout_without_order) = (0, 0);
+        for ev in &evs {
+            let kind = ev.kind.as_ref().expect("kind");
+            kinds.insert(std::mem::discriminant(kind));
+            match kind {
+                Kind::CartUpdated(c) if c.customer_id.is_empty() => guest_carts += 1,
+                Kind::OrderRefunded(r) if r.full => full_refunds += 1,
+                Kind::OrderRefunded(_) => partial_refunds += 1,
+                Kind::ConsentChanged(c)
+                    if c.ad_personalization == Some(ConsentStatus::Denied as i32) =>
+                {
+                    withdrawals += 1
+                }
+                Kind::CartCheckedOut(c) if c.order_id.is_empty() => checkout_without_order += 1,
+                _ => {}
+            }
+        }
+        assert_eq!(kinds.len(), 7, "all seven event kinds");
+        assert!(guest_carts > 0 && full_refunds > 0 && partial_refunds > 0);
+        assert!(withdrawals > 0 && checkout_without_order > 0);
+        // About 18 events per customer, as `--customers` documents.
+        assert!((8_000..25_000).contains(&evs.len()), "{}", evs.len());
+    }
+
+    #[test]
+    fn replays_repeat_an_event_exactly_and_nothing_else_repeats() {
+        let evs = events(1000, 42);
+        let mut seen: HashMap<&str, &Event> = HashMap::new();
+        let mut replays = 0;
+        for ev in &evs {
+            if let Some(first) = seen.insert(&ev.event_id, ev) {
+                assert_eq!(first, ev, "a replay carries the same content");
+                replays += 1;
+            }
+        }
+        assert!(replays > 0);
+        assert!(
+            replays < evs.len() / 50,
+            "replays are a small share: {replays}"
+        );
+    }
+
+    #[test]
+    fn events_are_not_in_time_order() {
+        let evs = events(200, 42);
+        let inversions = evs
+            .windows(2)
+            .filter(|w| nanos(&w[0].occurred_at) > nanos(&w[1].occurred_at))
+            .count();
+        assert!(inversions > evs.len() / 10, "{inversions}");
+    }
+
+    #[test]
+    fn erasure_comes_after_the_customers_activity() {
+        let evs = events(2000, 42);
+        let erasures: Vec<(&str, i64)> = evs
+            .iter()
+            .filter_map(|ev| match &ev.kind {
+                Some(Kind::CustomerErased(e)) => {
+                    Some((e.customer_id.as_str(), nanos(&ev.occurred_at)))
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(!erasures.is_empty());
+        for (customer, erased_at) in erasures {
+            // Before the erasure, or a comeback well after it: nothing just after.
+            let late = evs
+                .iter()
+                .filter(|ev| customer_of(ev) == Some(customer))
+                .any(|ev| {
+                    let at = nanos(&ev.occurred_at);
+                    at > erased_at && at < erased_at + 12 * HOUR
+                });
+            assert!(!late, "{customer}");
+        }
+    }
+
+    #[test]
+    fn phones_are_valid_for_the_phonenumber_crate() {
+        let mut checked = 0;
+        for ev in events(1000, 42) {
+            if let Some(Kind::CustomerUpserted(c)) = &ev.kind {
+                if let Some(phone) = c.phone.as_deref().filter(|p| !p.is_empty()) {
+                    let parsed = phonenumber::parse(None, phone).expect(phone);
+                    assert!(phonenumber::is_valid(&parsed), "{phone}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 100);
+    }
+
+    /// The shapes the audiences need: every lapsed tier, recent buyers, skewed revenue,
+    /// abandoned carts of every age bucket.
+    #[test]
+    fn audiences_all_fill() {
+        let now = NOW * NANOS;
+        let evs = events(1000, 42);
+        let mut last_order: HashMap<&str, i64> = HashMap::new();
+        let mut revenue: HashMap<&str, i64> = HashMap::new();
+        let mut cart_last: HashMap<&str, (i64, u32, &str)> = HashMap::new();
+        let mut checked_out = HashSet::new();
+        for ev in &evs {
+            let at = nanos(&ev.occurred_at);
+            match ev.kind.as_ref().expect("kind") {
+                Kind::OrderPlaced(o) => {
+                    let last = last_order.entry(&o.customer_id).or_insert(at);
+                    *last = (*last).max(at);
+                    if now - at < 365 * DAY {
+                        *revenue.entry(&o.customer_id).or_default() +=
+                            o.total.as_ref().map_or(0, |m| m.amount_minor);
+                    }
+                }
+                Kind::CartUpdated(c) => {
+                    let e = cart_last
+                        .entry(&c.cart_id)
+                        .or_insert((at, c.item_count, ""));
+                    if at >= e.0 {
+                        *e = (at, c.item_count, &c.customer_id);
+                    }
+                }
+                Kind::CartCheckedOut(c) => {
+                    checked_out.insert(c.cart_id.as_str());
+                }
+                _ => {}
+            }
+        }
+        let tier = |lo: i64, hi: i64| {
+            last_order
+                .values()
+                .filter(|&&t| (lo * DAY..hi * DAY).contains(&(now - t)))
+                .count()
+        };
+        assert!(tier(0, 30) > 50, "recent buyers");
+        assert!(tier(90, 180) > 30, "lapsed_90");
+        assert!(tier(180, 360) > 30, "lapsed_180");
+        assert!(tier(360, 10_000) > 30, "lapsed_360");
+
+        let mut r: Vec<i64> = revenue.values().copied().filter(|&v| v > 0).collect();
+        r.sort_unstable_by(|a, b| b.cmp(a));
+        let top = r.len().div_ceil(4);
+        let (top_sum, all_sum) = (r[..top].iter().sum::<i64>(), r.iter().sum::<i64>());
+        assert!(
+            top_sum * 10 > all_sum * 6,
+            "the top quarter carries most revenue"
+        );
+
+        let open: Vec<i64> = cart_last
+            .iter()
+            .filter(|(id, (_, items, owner))| {
+                !checked_out.contains(*id) && *items > 0 && !owner.is_empty()
+            })
+            .map(|(_, (at, _, _))| now - at)
+            .collect();
+        assert!(open.iter().any(|&age| age < HOUR), "fresh carts");
+        assert!(
+            open.iter().any(|&age| (HOUR..7 * DAY).contains(&age)),
+            "abandoned"
+        );
+        assert!(open.iter().any(|&age| age >= 7 * DAY), "stale carts");
     }
 }

@@ -19,8 +19,8 @@ use tokio::sync::{mpsc, Mutex};
 use tonic::metadata::MetadataValue;
 use tonic::transport::Endpoint;
 
-use client::{Auth, Client, StreamOutcome};
 use crate::proto::v1::ingest_service_client::IngestServiceClient;
+use client::{Auth, Client, StreamOutcome};
 
 /// Command-line arguments of `audiencesync feed`.
 #[derive(Debug, Clone, clap::Args)]
@@ -28,7 +28,7 @@ pub struct FeedArgs {
     /// gRPC address of the daemon (`http://` is assumed when no scheme is given).
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     pub addr: String,
-    /// Number of synthetic customers; the event count follows (about 15 per customer).
+    /// Number of synthetic customers; the event count follows (about 18 per customer).
     #[arg(long, default_value_t = 1000)]
     pub customers: u64,
     /// Seed of the synthetic shop: the same seed sends the same events (and ids).
@@ -140,8 +140,8 @@ pub enum FeedError {
         /// The `batch_id` in the ack.
         got: u64,
     },
-    /// The daemon ended the stream without acknowledging everything.
-    #[error("daemon closed the stream with {unacked} batch(es) unacknowledged")]
+    /// The daemon ended the stream before the feed was done.
+    #[error("daemon closed the stream early ({unacked} batch(es) sent but unacknowledged)")]
     StreamClosed {
         /// Batches sent but never acknowledged.
         unacked: usize,
@@ -179,8 +179,12 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut out = err.to_string();
     let mut cur = err.source();
     while let Some(e) = cur {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
+        let part = e.to_string();
+        // hyper repeats some causes verbatim one level down.
+        if !out.ends_with(&part) {
+            out.push_str(": ");
+            out.push_str(&part);
+        }
         cur = e.source();
     }
     out
@@ -207,13 +211,10 @@ pub async fn run(args: FeedArgs) -> Result<FeedReport, FeedError> {
 
     let mut clients: Vec<Client> = Vec::with_capacity(args.streams);
     for _ in 0..args.streams {
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| FeedError::Connect {
-                addr: addr.clone(),
-                detail: error_chain(&e),
-            })?;
+        let channel = endpoint.connect().await.map_err(|e| FeedError::Connect {
+            addr: addr.clone(),
+            detail: error_chain(&e),
+        })?;
         clients.push(IngestServiceClient::with_interceptor(channel, auth.clone()));
     }
 
@@ -222,7 +223,10 @@ pub async fn run(args: FeedArgs) -> Result<FeedReport, FeedError> {
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0);
     // A few batches ready per stream beyond its window, so sending never waits on generation.
-    let (tx, rx) = mpsc::channel(args.streams.saturating_mul(args.in_flight.saturating_add(2)));
+    let (tx, rx) = mpsc::channel(
+        args.streams
+            .saturating_mul(args.in_flight.saturating_add(2)),
+    );
     let (customers, seed, batch_size) = (args.customers, args.seed, args.batch_size);
     let generator = tokio::task::spawn_blocking(move || {
         for batch in Generator::new(customers, seed, now).batches(batch_size) {
@@ -459,6 +463,197 @@ mod tests {
             matches!(err, Some(FeedError::Connect { .. })),
             "got {err:?}"
         );
+    }
+
+    /// A stand-in daemon: dedups by event id, acks in order, and can misbehave on request.
+    mod fake {
+        use std::collections::HashSet;
+        use std::pin::Pin;
+        use std::sync::Arc;
+
+        use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+        use tokio_stream::Stream;
+        use tonic::{Request, Response, Status, Streaming};
+
+        use crate::proto::v1::ingest_service_server::{IngestService, IngestServiceServer};
+        use crate::proto::v1::{BatchAck, EventBatch};
+
+        #[derive(Clone, Copy, PartialEq)]
+        pub enum Mode {
+            Normal,
+            WrongBatchId,
+            CloseAfterFirstAck,
+        }
+
+        #[derive(Clone)]
+        pub struct Fake {
+            pub mode: Mode,
+            pub token: Option<&'static str>,
+            pub seen: Arc<parking_lot::Mutex<HashSet<String>>>,
+        }
+
+        type Acks = Pin<Box<dyn Stream<Item = Result<BatchAck, Status>> + Send>>;
+
+        #[tonic::async_trait]
+        impl IngestService for Fake {
+            type StreamEventsStream = Acks;
+
+            async fn stream_events(
+                &self,
+                req: Request<Streaming<EventBatch>>,
+            ) -> Result<Response<Acks>, Status> {
+                if let Some(token) = self.token {
+                    let got = req
+                        .metadata()
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok());
+                    if got != Some(&format!("Bearer {token}")) {
+                        return Err(Status::unauthenticated("missing or wrong token"));
+                    }
+                }
+                let mut inbound = req.into_inner();
+                let (tx, rx) = tokio::sync::mpsc::channel(4);
+                let (mode, seen) = (self.mode, Arc::clone(&self.seen));
+                tokio::spawn(async move {
+                    while let Ok(Some(batch)) = inbound.message().await {
+                        let mut ack = BatchAck {
+                            batch_id: batch.batch_id,
+                            ..Default::default()
+                        };
+                        for ev in batch.events {
+                            if seen.lock().insert(ev.event_id) {
+                                ack.applied += 1;
+                            } else {
+                                ack.duplicates += 1;
+                            }
+                        }
+                        if mode == Mode::WrongBatchId {
+                            ack.batch_id += 1000;
+                        }
+                        if tx.send(Ok(ack)).await.is_err() || mode == Mode::CloseAfterFirstAck {
+                            break;
+                        }
+                    }
+                });
+                Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+            }
+
+            async fn ingest_batch(
+                &self,
+                _req: Request<EventBatch>,
+            ) -> Result<Response<BatchAck>, Status> {
+                Err(Status::unimplemented("not in the fake"))
+            }
+        }
+
+        /// Serves `fake` on a free loopback port; returns its address.
+        pub async fn serve(fake: Fake) -> std::io::Result<String> {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?;
+            tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(IngestServiceServer::new(fake))
+                    .serve_with_incoming(TcpListenerStream::new(listener)),
+            );
+            Ok(format!("http://{addr}"))
+        }
+    }
+
+    fn fake(mode: fake::Mode, token: Option<&'static str>) -> fake::Fake {
+        fake::Fake {
+            mode,
+            token,
+            seen: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn feeds_everything_over_several_streams() -> Result<(), Box<dyn std::error::Error>> {
+        let server = fake(fake::Mode::Normal, Some("s3cret"));
+        let seen = Arc::clone(&server.seen);
+        let dir = tempfile::tempdir()?;
+        let token = dir.path().join("token");
+        std::fs::write(&token, "s3cret\n")?;
+        let args = FeedArgs {
+            addr: fake::serve(server).await?,
+            customers: 300,
+            batch_size: 128,
+            in_flight: 3,
+            streams: 2,
+            bearer_token_file: Some(token),
+            ..args()
+        };
+
+        // The event count does not depend on `now` (see the generator's tests).
+        let events: Vec<_> = Generator::new(300, args.seed, 0)
+            .batches(1)
+            .flatten()
+            .collect();
+        let total = events.len() as u64;
+        let r = run(args).await?;
+        let unique = seen.lock().len() as u64;
+        assert_eq!(r.events_sent, total);
+        assert_eq!(r.batches, total.div_ceil(128));
+        assert_eq!(
+            (r.applied, r.duplicates, r.rejected),
+            (unique, total - unique, 0)
+        );
+        assert!(r.duplicates > 0, "replays reach the daemon as duplicates");
+        assert!(r.ack_latency_ms_max >= r.ack_latency_ms_p50 && r.events_per_sec > 0.0);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn rate_paces_the_feed() -> Result<(), Box<dyn std::error::Error>> {
+        let args = FeedArgs {
+            addr: fake::serve(fake(fake::Mode::Normal, None)).await?,
+            customers: 30,
+            batch_size: 50,
+            rate: Some(2_000),
+            ..args()
+        };
+        let r = run(args).await?;
+        // The first batch goes at once, each later one 25 ms after the previous.
+        let floor = (r.batches - 1) as f64 * 0.025 * 0.9;
+        assert!(r.batches > 5 && r.elapsed_secs >= floor, "{r:?}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn daemon_errors_become_feed_errors() -> Result<(), Box<dyn std::error::Error>> {
+        let addr = fake::serve(fake(fake::Mode::Normal, Some("s3cret"))).await?;
+        let err = run(FeedArgs { addr, ..args() }).await.err();
+        assert!(
+            matches!(
+                err,
+                Some(FeedError::Rpc {
+                    code: tonic::Code::Unauthenticated,
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
+
+        let addr = fake::serve(fake(fake::Mode::WrongBatchId, None)).await?;
+        let err = run(FeedArgs { addr, ..args() }).await.err();
+        assert!(
+            matches!(err, Some(FeedError::AckMismatch { .. })),
+            "{err:?}"
+        );
+
+        let addr = fake::serve(fake(fake::Mode::CloseAfterFirstAck, None)).await?;
+        let err = run(FeedArgs {
+            addr,
+            customers: 100,
+            ..args()
+        })
+        .await
+        .err();
+        assert!(
+            matches!(err, Some(FeedError::StreamClosed { .. })),
+            "{err:?}"
+        );
+        Ok(())
     }
 
     #[test]

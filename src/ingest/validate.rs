@@ -159,7 +159,7 @@ impl Validator {
             None => None,
             Some(t) => Some(timestamp(&format!("{P}.registered_at"), Some(t))?),
         };
-        Ok(FactKind::CustomerUpserted(CustomerUpsert {
+        Ok(FactKind::CustomerUpserted(Box::new(CustomerUpsert {
             customer: c.customer_id.as_str().into(),
             email,
             phone,
@@ -170,7 +170,7 @@ impl Validator {
             registered_at,
             ad_user_data: consent(&format!("{P}.ad_user_data"), c.ad_user_data)?,
             ad_personalization: consent(&format!("{P}.ad_personalization"), c.ad_personalization)?,
-        }))
+        })))
     }
 
     fn order_placed(&self, o: &v1::OrderPlaced) -> Result<FactKind, Invalid> {
@@ -329,7 +329,10 @@ mod tests {
     }
 
     fn field_of(ev: &v1::Event) -> String {
-        validator().validate(ev, NOW).expect_err("must be invalid").field
+        validator()
+            .validate(ev, NOW)
+            .expect_err("must be invalid")
+            .field
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub struct Fact {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FactKind {
     /// Profile and/or consent of a customer.
-    CustomerUpserted(CustomerUpsert),
+    CustomerUpserted(Box<CustomerUpsert>),
     /// An order was placed.
     OrderPlaced {
         /// Order id.

@@ -65,9 +65,14 @@ pub struct Stats {
 type Reply = oneshot::Sender<Result<Outcome, LedgerError>>;
 
 enum Command {
-    Submit { facts: Vec<(u32, Fact)>, reply: Reply },
+    Submit {
+        facts: Vec<(u32, Fact)>,
+        reply: Reply,
+    },
     Tick,
-    Shutdown { reply: oneshot::Sender<()> },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 struct Shared {
@@ -356,8 +361,7 @@ impl Writer {
                 && d.carts.is_empty()
                 && d.dedup_added.is_empty()
                 && d.dedup_removed.is_empty();
-            if nothing_new && self.shared.stats.checkpoint_seq.load(Ordering::Relaxed) == self.seq
-            {
+            if nothing_new && self.shared.stats.checkpoint_seq.load(Ordering::Relaxed) == self.seq {
                 return;
             }
             state.take_checkpoint(self.seq)

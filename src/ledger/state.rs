@@ -234,7 +234,9 @@ impl Cart {
         if self.checked_out {
             return None;
         }
-        self.updates.iter().max_by(|a, b| (a.at, &a.eid).cmp(&(b.at, &b.eid)))
+        self.updates
+            .iter()
+            .max_by(|a, b| (a.at, &a.eid).cmp(&(b.at, &b.eid)))
     }
 }
 
@@ -400,7 +402,8 @@ impl State {
                     currency: *currency,
                     item_count: *item_count,
                 };
-                o.placements.insert(pos.unwrap_or(o.placements.len()), placement);
+                o.placements
+                    .insert(pos.unwrap_or(o.placements.len()), placement);
                 self.touched.extend(o.placements.iter().map(|p| p.customer));
                 let cust = &mut self.customers[c as usize];
                 if !cust.orders.contains(&key) {
@@ -517,7 +520,8 @@ impl State {
         let mut kept_carts = Vec::new();
         for key in carts {
             if let Some(k) = self.carts.get_mut(&key) {
-                self.touched.extend(k.updates.iter().filter_map(|u| u.customer));
+                self.touched
+                    .extend(k.updates.iter().filter_map(|u| u.customer));
                 k.updates.retain(|u| !(u.customer == Some(c) && u.at <= e));
                 if k.updates.iter().any(|u| u.customer == Some(c)) {
                     kept_carts.push(key);

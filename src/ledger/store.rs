@@ -13,9 +13,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::config::StorageConfig;
-use crate::ledger::records::{
-    decode, decode_wal, key_bytes, key_from, CodecError, CustomerRecord,
-};
+use crate::ledger::records::{decode, decode_wal, key_bytes, key_from, CodecError, CustomerRecord};
 use crate::ledger::state::State;
 
 /// Layout version of the trees above.
@@ -64,7 +62,9 @@ pub enum StoreError {
         found: u64,
     },
     /// Data without a schema marker: not ours or damaged.
-    #[error("data directory {0} holds data but no schema marker: not an audiencesync store, or damaged")]
+    #[error(
+        "data directory {0} holds data but no schema marker: not an audiencesync store, or damaged"
+    )]
     Unmarked(PathBuf),
 }
 
@@ -254,8 +254,8 @@ impl Store {
             for f in &facts {
                 state.apply(f);
             }
-            let now_secs = crate::clock::Clock::now(&crate::clock::SystemClock)
-                / crate::clock::NANOS_PER_SEC;
+            let now_secs =
+                crate::clock::Clock::now(&crate::clock::SystemClock) / crate::clock::NANOS_PER_SEC;
             for f in &facts {
                 state.remember(crate::ledger::state::key_of(&f.event_id), now_secs);
             }
@@ -374,7 +374,12 @@ impl State {
         let orders = dirty
             .orders
             .into_iter()
-            .filter_map(|k| Some((key_bytes(k), encode(&self.order_record(self.orders.get(&k)?)))))
+            .filter_map(|k| {
+                Some((
+                    key_bytes(k),
+                    encode(&self.order_record(self.orders.get(&k)?)),
+                ))
+            })
             .collect();
         let carts = dirty
             .carts
