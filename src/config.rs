@@ -56,6 +56,10 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// How order values become revenue.
     pub revenue: RevenueConfig,
+    /// Audience definitions.
+    pub audiences: AudiencesConfig,
+    /// Time source.
+    pub clock: ClockConfig,
     /// Log output.
     pub log: LogConfig,
 }
@@ -141,9 +145,6 @@ impl Default for IngestConfig {
 pub struct RevenueConfig {
     /// ISO 4217 code all revenue is converted to.
     pub currency: String,
-    /// Trailing window for "revenue in window".
-    #[serde(with = "humantime_serde_compat")]
-    pub window: Duration,
     /// Fixed rates: units of `currency` per one major unit of the keyed currency, as decimal
     /// strings (e.g. `EUR = "1.08"`) so no binary float rounding creeps in.
     pub rates: BTreeMap<String, String>,
@@ -153,10 +154,200 @@ impl Default for RevenueConfig {
     fn default() -> Self {
         Self {
             currency: "USD".to_string(),
-            window: Duration::from_secs(365 * 86_400),
             rates: BTreeMap::new(),
         }
     }
+}
+
+/// `[audiences]`: the parameters of `../shared/AUDIENCES.md`; the rules themselves are fixed.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AudiencesConfig {
+    /// Lower bounds of the three exclusive lapsed tiers; names follow (`lapsed_90` …).
+    pub lapsed_tiers: Vec<String>,
+    /// Share of buyers that are VIPs, as a decimal string.
+    pub vip_fraction: String,
+    /// Trailing window of the VIP metric.
+    #[serde(with = "humantime_serde_compat")]
+    pub vip_window: Duration,
+    /// `net_revenue` (net of refunds, converted) or `order_count`, both within the window.
+    pub vip_metric: VipMetric,
+    /// A cart counts as abandoned this long after its last update.
+    #[serde(with = "humantime_serde_compat")]
+    pub cart_abandon_after: Duration,
+    /// ... until this long after its last update.
+    #[serde(with = "humantime_serde_compat")]
+    pub cart_lookback: Duration,
+    /// Stage `lapsed` from this long after the last order.
+    #[serde(with = "humantime_serde_compat")]
+    pub stage_lapsed_after: Duration,
+    /// An order this long after the previous one is a reactivation.
+    #[serde(with = "humantime_serde_compat")]
+    pub reactivation_gap: Duration,
+    /// How long a customer stays `reactivated`.
+    #[serde(with = "humantime_serde_compat")]
+    pub reactivated_for: Duration,
+    /// `at_risk` never before this long after the last order.
+    #[serde(with = "humantime_serde_compat")]
+    pub at_risk_min: Duration,
+    /// `at_risk` after this multiple of the customer's mean repurchase interval (decimal string).
+    pub at_risk_factor: String,
+    /// How often due memberships (time-driven changes) are applied.
+    #[serde(with = "humantime_serde_compat")]
+    pub tick: Duration,
+}
+
+/// The VIP ranking metric.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum VipMetric {
+    /// Net revenue in the window.
+    NetRevenue,
+    /// Orders in the window.
+    OrderCount,
+}
+
+impl Default for AudiencesConfig {
+    fn default() -> Self {
+        Self {
+            lapsed_tiers: vec!["90d".into(), "180d".into(), "360d".into()],
+            vip_fraction: "0.25".into(),
+            vip_window: Duration::from_secs(365 * 86_400),
+            vip_metric: VipMetric::NetRevenue,
+            cart_abandon_after: Duration::from_secs(3_600),
+            cart_lookback: Duration::from_secs(7 * 86_400),
+            stage_lapsed_after: Duration::from_secs(90 * 86_400),
+            reactivation_gap: Duration::from_secs(90 * 86_400),
+            reactivated_for: Duration::from_secs(30 * 86_400),
+            at_risk_min: Duration::from_secs(30 * 86_400),
+            at_risk_factor: "1.5".into(),
+            tick: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Parsed audience parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AudienceParams {
+    /// Per-customer rules.
+    pub rules: crate::audience::rules::Rules,
+    /// Tier lower bounds in days, for names.
+    pub tier_days: [i64; 3],
+    /// VIP fraction as `num / den`.
+    pub vip_fraction: (u64, u64),
+    /// VIP window in seconds.
+    pub vip_window_secs: i64,
+    /// VIP metric.
+    pub vip_metric: VipMetric,
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Parses a positive decimal string into `(num, den)`.
+fn ratio(key: &str, s: &str) -> Result<(u64, u64), ConfigError> {
+    let bad = || invalid(key, "must be a positive decimal string like \"0.25\"");
+    let (int, frac) = s.trim().split_once('.').unwrap_or((s.trim(), ""));
+    if int.is_empty() && frac.is_empty() || frac.len() > 9 {
+        return Err(bad());
+    }
+    if !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let num: u64 = format!("{int}{frac}").parse().map_err(|_| bad())?;
+    let den = 10u64.pow(frac.len() as u32);
+    if num == 0 {
+        return Err(bad());
+    }
+    Ok((num, den))
+}
+
+impl AudiencesConfig {
+    /// Validates and converts to the engine's parameters, naming the key on error.
+    pub fn rules(&self) -> Result<AudienceParams, ConfigError> {
+        if self.lapsed_tiers.len() != 3 {
+            return Err(invalid(
+                "audiences.lapsed_tiers",
+                "must list exactly three durations",
+            ));
+        }
+        let mut tiers = [0i64; 3];
+        for (i, t) in self.lapsed_tiers.iter().enumerate() {
+            let d = humantime::parse_duration(t)
+                .map_err(|e| invalid("audiences.lapsed_tiers", e.to_string()))?;
+            tiers[i] = secs(d);
+            if tiers[i] % 86_400 != 0 || tiers[i] == 0 {
+                return Err(invalid(
+                    "audiences.lapsed_tiers",
+                    "each tier must be a whole number of days",
+                ));
+            }
+        }
+        if !(tiers[0] < tiers[1] && tiers[1] < tiers[2]) {
+            return Err(invalid(
+                "audiences.lapsed_tiers",
+                "must be strictly ascending",
+            ));
+        }
+        let vip_fraction = ratio("audiences.vip_fraction", &self.vip_fraction)?;
+        if vip_fraction.0 > vip_fraction.1 {
+            return Err(invalid("audiences.vip_fraction", "must be at most 1"));
+        }
+        let factor = ratio("audiences.at_risk_factor", &self.at_risk_factor)?;
+        for (key, d) in [
+            ("audiences.vip_window", self.vip_window),
+            ("audiences.cart_abandon_after", self.cart_abandon_after),
+            ("audiences.cart_lookback", self.cart_lookback),
+            ("audiences.tick", self.tick),
+        ] {
+            if d.is_zero() {
+                return Err(invalid(key, "must be positive"));
+            }
+        }
+        if self.cart_lookback <= self.cart_abandon_after {
+            return Err(invalid(
+                "audiences.cart_lookback",
+                "must be longer than cart_abandon_after",
+            ));
+        }
+        Ok(AudienceParams {
+            rules: crate::audience::rules::Rules {
+                lapsed_tiers: tiers,
+                cart_abandon_after: secs(self.cart_abandon_after),
+                cart_lookback: secs(self.cart_lookback),
+                stage_lapsed_after: secs(self.stage_lapsed_after),
+                reactivation_gap: secs(self.reactivation_gap),
+                reactivated_for: secs(self.reactivated_for),
+                at_risk_min: secs(self.at_risk_min),
+                at_risk_factor: (factor.0 as i64, factor.1 as i64),
+            },
+            tier_days: tiers.map(|t| t / 86_400),
+            vip_fraction,
+            vip_window_secs: secs(self.vip_window),
+            vip_metric: self.vip_metric,
+        })
+    }
+}
+
+/// `[clock]`
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClockConfig {
+    /// `system`, or `manual` (starts at the system time and moves only through
+    /// `AdminService.SetClock`; for tests and demos).
+    pub mode: ClockMode,
+}
+
+/// Where "now" comes from.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ClockMode {
+    /// The wall clock.
+    #[default]
+    System,
+    /// Moved by the admin API only.
+    Manual,
 }
 
 /// `[log]`
@@ -233,9 +424,7 @@ impl Config {
         }
         crate::ingest::identity::Normalizer::new(&self.ingest.default_phone_region)
             .map_err(|e| invalid("ingest.default_phone_region", e.to_string()))?;
-        if self.revenue.window.is_zero() {
-            return Err(invalid("revenue.window", "must be positive"));
-        }
+        self.audiences.rules()?;
         crate::ingest::currency::CurrencyTable::from_config(&self.revenue)?;
         Ok(())
     }

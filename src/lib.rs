@@ -2,6 +2,7 @@
 //! ad networks. See `ARCHITECTURE.md` for the map of the data path.
 
 pub mod api;
+pub mod audience;
 pub mod clock;
 pub mod config;
 pub mod feed;

@@ -8,8 +8,8 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use audiencesync::api::{self, Context};
-use audiencesync::clock::{SharedClock, SystemClock};
-use audiencesync::config::Config;
+use audiencesync::clock::{Clock, ManualClock, SharedClock, SystemClock};
+use audiencesync::config::{ClockMode, Config};
 use audiencesync::feed;
 use audiencesync::ledger::{store::Store, Ledger, LedgerOptions};
 
@@ -83,10 +83,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     audiencesync::telemetry::init(&cfg.log);
 
-    let clock: SharedClock = Arc::new(SystemClock);
+    let (clock, manual_clock): (SharedClock, _) = match cfg.clock.mode {
+        ClockMode::System => (Arc::new(SystemClock), None),
+        ClockMode::Manual => {
+            let manual = ManualClock::new(SystemClock.now());
+            tracing::warn!("manual clock: time moves only through AdminService.SetClock");
+            (Arc::new(manual.clone()), Some(manual))
+        }
+    };
     let store = Store::open(&cfg.storage)?;
-    let (ledger, writer) = Ledger::start(store, LedgerOptions::from(&cfg.storage), clock.clone())?;
-    let ctx = Context::new(&cfg, ledger.clone(), clock)?;
+    let (ledger, writer) = Ledger::start(store, LedgerOptions::from_config(&cfg)?, clock.clone())?;
+    let ctx = Context::new(&cfg, ledger.clone(), clock, manual_clock)?;
 
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await

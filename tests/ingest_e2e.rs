@@ -246,15 +246,18 @@ async fn malformed_events_are_rejected_by_field_and_nothing_else_is_lost() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unbuilt_rpcs_answer_unimplemented_and_unknown_customers_not_found() {
+async fn unbuilt_rpcs_answer_unimplemented_and_unknown_names_not_found() {
     let tmp = tempfile::tempdir().expect("tmp");
     let d = Daemon::start(tmp.path(), "");
     let mut aud = d.audience().await;
     let err = aud
-        .list_audiences(v1::ListAudiencesRequest {})
+        .get_audience(v1::GetAudienceRequest {
+            name: "lapsed_91".into(),
+        })
         .await
-        .expect_err("unimplemented");
-    assert_eq!(err.code(), tonic::Code::Unimplemented);
+        .expect_err("not found");
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    assert!(err.message().contains("lapsed_91"));
     let err = aud
         .get_customer(v1::GetCustomerRequest {
             customer_id: "nobody".into(),
@@ -263,13 +266,20 @@ async fn unbuilt_rpcs_answer_unimplemented_and_unknown_customers_not_found() {
         .expect_err("not found");
     assert_eq!(err.code(), tonic::Code::NotFound);
     assert!(err.message().contains("nobody"));
-    let err = d
-        .admin()
-        .await
+    let mut admin = d.admin().await;
+    let err = admin
         .trigger_resync(v1::TriggerResyncRequest::default())
         .await
         .expect_err("unimplemented");
     assert_eq!(err.code(), tonic::Code::Unimplemented);
+    let err = admin
+        .set_clock(v1::SetClockRequest {
+            now: None,
+            advance_seconds: 5,
+        })
+        .await
+        .expect_err("system clock");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
     d.stop();
 }
 

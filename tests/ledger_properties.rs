@@ -1,13 +1,17 @@
 //! Properties of the ledger's state: any order, any duplication, and recovery from a checkpoint
 //! newer than the WAL position it records all give exactly the same facts.
 
-use audiencesync::config::{RevenueConfig, StorageConfig};
+use std::sync::Arc;
+
+use audiencesync::audience::Audiences;
+use audiencesync::config::{AudiencesConfig, RevenueConfig, StorageConfig};
 use audiencesync::ingest::currency::{CurrencyCode, CurrencyTable};
 use audiencesync::ingest::identity::NetworkHashes;
 use audiencesync::ledger::facts::{Consent, CustomerUpsert, Fact, FactKind};
 use audiencesync::ledger::records::encode_wal;
 use audiencesync::ledger::state::State;
 use audiencesync::ledger::store::Store;
+use audiencesync::ledger::Db;
 use proptest::prelude::*;
 
 const NOW: i64 = 2_000_000_000 * 1_000_000_000;
@@ -173,11 +177,17 @@ proptest! {
                 store.append_wal(i as u64 + 1, &encode_wal(std::slice::from_ref(f))).expect("wal");
             }
             // Entities as of *all* facts, but recorded as covering only the first k records.
-            let mut newer = apply_all(&facts);
-            newer.mark_all_dirty();
-            let cp = newer.take_checkpoint(k as u64);
+            let mut db = Db {
+                facts: apply_all(&facts),
+                audiences: Audiences::new(
+                    AudiencesConfig::default().rules().expect("rules"),
+                    Arc::new(CurrencyTable::from_config(&RevenueConfig::default()).expect("cur")),
+                ),
+            };
+            db.mark_all_dirty();
+            let cp = db.take_checkpoint(k as u64);
             store.write_checkpoint(&cp).expect("checkpoint");
-            canonical(&newer)
+            canonical(&db.facts)
         };
         let store = Store::open(&cfg).expect("reopen");
         let rec = store.recover().expect("recover");

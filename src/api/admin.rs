@@ -45,7 +45,8 @@ impl AdminService for AdminApi {
     ) -> Result<Response<v1::StoreStats>, Status> {
         let stats = self.ctx.ledger.stats();
         let (customers, orders, carts, dedup_ids) = {
-            let s = self.ctx.ledger.state();
+            let db = self.ctx.ledger.read();
+            let s = &db.facts;
             (
                 s.customers.len(),
                 s.orders.len(),
@@ -63,6 +64,53 @@ impl AdminService for AdminApi {
             events_applied: stats.applied.load(Ordering::Relaxed),
             events_duplicate: stats.duplicates.load(Ordering::Relaxed),
             events_rejected: stats.rejected.load(Ordering::Relaxed),
+        }))
+    }
+
+    async fn set_clock(
+        &self,
+        request: Request<v1::SetClockRequest>,
+    ) -> Result<Response<v1::SetClockResponse>, Status> {
+        let Some(clock) = &self.ctx.manual_clock else {
+            return Err(Status::failed_precondition(
+                "the clock is the system clock; SetClock needs `[clock] mode = \"manual\"`",
+            ));
+        };
+        let req = request.into_inner();
+        let current = crate::clock::Clock::now(clock);
+        let target = match (req.now, req.advance_seconds) {
+            (Some(t), 0) => t
+                .seconds
+                .checked_mul(crate::clock::NANOS_PER_SEC)
+                .and_then(|s| s.checked_add(i64::from(t.nanos)))
+                .ok_or_else(|| Status::invalid_argument("now: out of range"))?,
+            (None, s) if s >= 0 => current
+                .checked_add(s.saturating_mul(crate::clock::NANOS_PER_SEC))
+                .ok_or_else(|| Status::invalid_argument("advance_seconds: out of range"))?,
+            (None, _) => {
+                return Err(Status::invalid_argument(
+                    "advance_seconds: the clock never moves backwards",
+                ))
+            }
+            (Some(_), _) => {
+                return Err(Status::invalid_argument(
+                    "now: set either `now` or `advance_seconds`, not both",
+                ))
+            }
+        };
+        if target < current {
+            return Err(Status::invalid_argument(
+                "now: the clock never moves backwards",
+            ));
+        }
+        clock.set(target);
+        self.ctx
+            .ledger
+            .tick_now()
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(Response::new(v1::SetClockResponse {
+            now: Some(super::timestamp(target)),
         }))
     }
 }

@@ -1,11 +1,17 @@
-//! `AudienceService`: queries answered from memory.
+//! `AudienceService`: queries answered from memory, under a brief read lock.
 
 use tonic::{Request, Response, Status};
 
 use super::{timestamp, Context};
+use crate::audience::Audience;
 use crate::ledger::facts::Consent;
-use crate::ledger::state::Profile;
+use crate::ledger::state::{CustomerIdx, Lww, Profile};
+use crate::ledger::Db;
 use crate::proto::v1::{self, audience_service_server::AudienceService};
+
+/// Default and largest page for `StreamMembers`.
+const DEFAULT_PAGE: u32 = 1_000;
+const MAX_PAGE: u32 = 10_000;
 
 /// The audience query service.
 pub struct AudienceApi {
@@ -19,17 +25,35 @@ impl AudienceApi {
     }
 }
 
-fn not_yet(rpc: &str) -> Status {
-    Status::unimplemented(format!(
-        "{rpc} is not implemented in this version of audiencesync (the audience engine is not built yet)"
-    ))
-}
-
 fn consent_view(c: Consent) -> i32 {
     match c {
         Consent::Unspecified => v1::ConsentStatusView::Unspecified as i32,
         Consent::Granted => v1::ConsentStatusView::Granted as i32,
         Consent::Denied => v1::ConsentStatusView::Denied as i32,
+    }
+}
+
+fn audience_named(db: &Db, name: &str) -> Result<Audience, Status> {
+    db.audiences
+        .by_name(name)
+        .ok_or_else(|| Status::not_found(format!("audience `{name}` not found")))
+}
+
+fn customer_named(db: &Db, id: &str) -> Result<CustomerIdx, Status> {
+    db.facts
+        .customer(id)
+        .map(|(c, _)| c)
+        .ok_or_else(|| Status::not_found(format!("customer `{id}` not found")))
+}
+
+fn describe(db: &Db, a: Audience) -> v1::Audience {
+    let members = db.audiences.members(a);
+    v1::Audience {
+        name: db.audiences.name(a),
+        definition: db.audiences.definition(a),
+        size: members.len(),
+        eligible_size: members.intersection_len(db.audiences.eligible()),
+        last_changed_at: db.audiences.last_changed(a).map(timestamp),
     }
 }
 
@@ -39,37 +63,151 @@ impl AudienceService for AudienceApi {
         &self,
         _: Request<v1::ListAudiencesRequest>,
     ) -> Result<Response<v1::ListAudiencesResponse>, Status> {
-        Err(not_yet("ListAudiences"))
+        let db = self.ctx.ledger.read();
+        let audiences = Audience::ALL.iter().map(|a| describe(&db, *a)).collect();
+        Ok(Response::new(v1::ListAudiencesResponse { audiences }))
     }
 
     async fn get_audience(
         &self,
-        _: Request<v1::GetAudienceRequest>,
+        request: Request<v1::GetAudienceRequest>,
     ) -> Result<Response<v1::Audience>, Status> {
-        Err(not_yet("GetAudience"))
+        let name = request.into_inner().name;
+        let db = self.ctx.ledger.read();
+        let a = audience_named(&db, &name)?;
+        Ok(Response::new(describe(&db, a)))
     }
 
     async fn get_customer_audiences(
         &self,
-        _: Request<v1::GetCustomerAudiencesRequest>,
+        request: Request<v1::GetCustomerAudiencesRequest>,
     ) -> Result<Response<v1::CustomerAudiences>, Status> {
-        Err(not_yet("GetCustomerAudiences"))
+        let id = request.into_inner().customer_id;
+        let db = self.ctx.ledger.read();
+        let c = customer_named(&db, &id)?;
+        let mask = db.audiences.mask(c);
+        let mut audiences = Vec::new();
+        let mut stage = String::new();
+        for a in Audience::ALL {
+            if mask & a.bit() != 0 {
+                audiences.push(db.audiences.name(a));
+                if let Some(s) = a.stage_name() {
+                    stage = s.to_string();
+                }
+            }
+        }
+        Ok(Response::new(v1::CustomerAudiences {
+            customer_id: id,
+            audiences,
+            lifecycle_stage: stage,
+            eligible: db.audiences.is_eligible(c),
+        }))
     }
 
-    type StreamMembersStream = futures::stream::Empty<Result<v1::MembersPage, Status>>;
+    type StreamMembersStream =
+        tokio_stream::wrappers::ReceiverStream<Result<v1::MembersPage, Status>>;
 
     async fn stream_members(
         &self,
-        _: Request<v1::StreamMembersRequest>,
+        request: Request<v1::StreamMembersRequest>,
     ) -> Result<Response<Self::StreamMembersStream>, Status> {
-        Err(not_yet("StreamMembers"))
+        let req = request.into_inner();
+        let page = match req.page_size {
+            0 => DEFAULT_PAGE,
+            n if n > MAX_PAGE => {
+                return Err(Status::invalid_argument(format!(
+                    "page_size: at most {MAX_PAGE}"
+                )))
+            }
+            n => n,
+        } as usize;
+        let (audience, mut next) = {
+            let db = self.ctx.ledger.read();
+            let a = audience_named(&db, &req.audience)?;
+            let start = if req.after_customer_id.is_empty() {
+                0
+            } else {
+                customer_named(&db, &req.after_customer_id)? + 1
+            };
+            (a, start)
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let ledger = self.ctx.ledger.clone();
+        let eligible_only = req.eligible_only;
+        tokio::spawn(async move {
+            loop {
+                // One page per read lock, so a long listing never stalls the writer.
+                let (members, last) = {
+                    let db = ledger.read();
+                    let set = db.audiences.members(audience);
+                    let mut members = Vec::with_capacity(page);
+                    let mut last = None;
+                    for c in set.range(next..) {
+                        last = Some(c);
+                        let eligible = db.audiences.is_eligible(c);
+                        if eligible_only && !eligible {
+                            continue;
+                        }
+                        members.push(v1::Member {
+                            customer_id: db.facts.customers[c as usize].id.to_string(),
+                            eligible,
+                            since: db.audiences.since(c, audience).map(timestamp),
+                        });
+                        if members.len() == page {
+                            break;
+                        }
+                    }
+                    let more = last.is_some_and(|l| set.range(l + 1..).next().is_some());
+                    let cursor = match (more, last) {
+                        (true, Some(l)) => db.facts.customers[l as usize].id.to_string(),
+                        _ => String::new(),
+                    };
+                    (
+                        v1::MembersPage {
+                            members,
+                            next_after_customer_id: cursor,
+                        },
+                        last.filter(|_| more),
+                    )
+                };
+                if tx.send(Ok(members)).await.is_err() {
+                    return;
+                }
+                match last {
+                    Some(l) => next = l + 1,
+                    None => return,
+                }
+            }
+        });
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
     }
 
     async fn get_customer_history(
         &self,
-        _: Request<v1::GetCustomerHistoryRequest>,
+        request: Request<v1::GetCustomerHistoryRequest>,
     ) -> Result<Response<v1::CustomerHistory>, Status> {
-        Err(not_yet("GetCustomerHistory"))
+        let id = request.into_inner().customer_id;
+        let db = self.ctx.ledger.read();
+        let c = customer_named(&db, &id)?;
+        let changes = db
+            .audiences
+            .history(c)
+            .iter()
+            .filter_map(|&(n, added, at)| {
+                let a = *Audience::ALL.get(n as usize)?;
+                Some(v1::MembershipChange {
+                    audience: db.audiences.name(a),
+                    added,
+                    at: Some(timestamp(at)),
+                })
+            })
+            .collect();
+        Ok(Response::new(v1::CustomerHistory {
+            customer_id: id,
+            changes,
+        }))
     }
 
     async fn get_customer(
@@ -78,15 +216,16 @@ impl AudienceService for AudienceApi {
     ) -> Result<Response<v1::CustomerFacts>, Status> {
         let id = request.into_inner().customer_id;
         let now = self.ctx.clock.now();
-        let state = self.ctx.ledger.state();
+        let db = self.ctx.ledger.read();
+        let state = &db.facts;
         let (idx, c) = state
             .customer(&id)
             .ok_or_else(|| Status::not_found(format!("customer `{id}` not found")))?;
         let s = state.summary(idx, now, self.ctx.window_secs, &self.ctx.currencies);
         let p = &c.profile;
-        let has = |slot: &Option<crate::ledger::state::Lww<Option<_>>>| {
+        fn has<T>(slot: &Option<Lww<Option<T>>>) -> bool {
             slot.as_ref().is_some_and(|l| l.value.is_some())
-        };
+        }
         let facts = v1::CustomerFacts {
             customer_id: c.id.to_string(),
             has_email: has(&p.email),
@@ -99,7 +238,7 @@ impl AudienceService for AudienceApi {
                 .and_then(|l| l.value.as_deref())
                 .unwrap_or_default()
                 .to_string(),
-            has_postal_code: p.postal_code.as_ref().is_some_and(|l| l.value.is_some()),
+            has_postal_code: has(&p.postal_code),
             registered_at: p.registered_at.as_ref().map(|l| timestamp(l.value)),
             ad_user_data: consent_view(Profile::consent(&p.ad_user_data)),
             ad_personalization: consent_view(Profile::consent(&p.ad_personalization)),

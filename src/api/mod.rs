@@ -22,8 +22,10 @@ pub struct Context {
     pub validator: Arc<Validator>,
     /// Revenue conversion under the current config.
     pub currencies: Arc<CurrencyTable>,
-    /// Revenue window in whole seconds.
+    /// VIP / revenue window in whole seconds.
     pub window_secs: i64,
+    /// The manual clock, when `[clock] mode = "manual"`.
+    pub manual_clock: Option<crate::clock::ManualClock>,
     /// Time source.
     pub clock: SharedClock,
     /// Most events per batch.
@@ -32,12 +34,18 @@ pub struct Context {
 
 impl Context {
     /// Builds the context from a validated config.
-    pub fn new(cfg: &Config, ledger: Ledger, clock: SharedClock) -> Result<Self, ConfigError> {
+    pub fn new(
+        cfg: &Config,
+        ledger: Ledger,
+        clock: SharedClock,
+        manual_clock: Option<crate::clock::ManualClock>,
+    ) -> Result<Self, ConfigError> {
         Ok(Self {
             ledger,
             validator: Arc::new(Validator::new(cfg)?),
             currencies: Arc::new(CurrencyTable::from_config(&cfg.revenue)?),
-            window_secs: i64::try_from(cfg.revenue.window.as_secs()).unwrap_or(i64::MAX),
+            window_secs: i64::try_from(cfg.audiences.vip_window.as_secs()).unwrap_or(i64::MAX),
+            manual_clock,
             clock,
             max_batch_events: cfg.server.max_batch_events,
         })

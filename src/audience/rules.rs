@@ -300,13 +300,25 @@ mod tests {
     #[test]
     fn stages_follow_the_table() {
         let r = Rules::default();
-        assert!(has(evaluate(&CustomerView::default(), NOW, &r), Audience::StageRegistered));
-        assert!(has(evaluate(&view(&[5 * DAY]), NOW, &r), Audience::StageNew));
+        assert!(has(
+            evaluate(&CustomerView::default(), NOW, &r),
+            Audience::StageRegistered
+        ));
+        assert!(has(
+            evaluate(&view(&[5 * DAY]), NOW, &r),
+            Audience::StageNew
+        ));
         // Weekly buyer: active until 30 days, then at risk.
         let weekly = [35 * DAY, 28 * DAY, 21 * DAY];
-        assert!(has(evaluate(&view(&weekly), NOW, &r), Audience::StageActive));
+        assert!(has(
+            evaluate(&view(&weekly), NOW, &r),
+            Audience::StageActive
+        ));
         let weekly_late = [58 * DAY, 51 * DAY, 44 * DAY];
-        assert!(has(evaluate(&view(&weekly_late), NOW, &r), Audience::StageAtRisk));
+        assert!(has(
+            evaluate(&view(&weekly_late), NOW, &r),
+            Audience::StageAtRisk
+        ));
         // Every 50 days: at risk only after 75.
         let fifty = [174 * DAY, 124 * DAY, 74 * DAY];
         assert!(has(evaluate(&view(&fifty), NOW, &r), Audience::StageActive));
@@ -316,9 +328,16 @@ mod tests {
         let back = [110 * DAY, 10 * DAY];
         let e = evaluate(&view(&back), NOW, &r);
         assert!(has(e, Audience::StageReactivated));
-        assert_eq!(e.next_due, Some(NOW + 20 * DAY), "reactivation ends at day 30");
+        assert_eq!(
+            e.next_due,
+            Some(NOW + 20 * DAY),
+            "reactivation ends at day 30"
+        );
         let back = [130 * DAY, 30 * DAY];
-        assert!(!has(evaluate(&view(&back), NOW, &r), Audience::StageReactivated));
+        assert!(!has(
+            evaluate(&view(&back), NOW, &r),
+            Audience::StageReactivated
+        ));
     }
 
     #[test]
@@ -331,10 +350,22 @@ mod tests {
                 item_count: items,
             }],
         };
-        assert!(!has(evaluate(&cart(59, 1), NOW, &r), Audience::CartAbandoners));
-        assert!(has(evaluate(&cart(60, 1), NOW, &r), Audience::CartAbandoners));
-        assert!(!has(evaluate(&cart(60, 0), NOW, &r), Audience::CartAbandoners));
-        assert!(!has(evaluate(&cart(7 * 24 * 60, 1), NOW, &r), Audience::CartAbandoners));
+        assert!(!has(
+            evaluate(&cart(59, 1), NOW, &r),
+            Audience::CartAbandoners
+        ));
+        assert!(has(
+            evaluate(&cart(60, 1), NOW, &r),
+            Audience::CartAbandoners
+        ));
+        assert!(!has(
+            evaluate(&cart(60, 0), NOW, &r),
+            Audience::CartAbandoners
+        ));
+        assert!(!has(
+            evaluate(&cart(7 * 24 * 60, 1), NOW, &r),
+            Audience::CartAbandoners
+        ));
         let mut bought = cart(120, 1);
         bought.order_times = vec![NOW - 60 * S];
         assert!(!has(evaluate(&bought, NOW, &r), Audience::CartAbandoners));
@@ -343,7 +374,12 @@ mod tests {
     #[test]
     fn exactly_one_stage() {
         let r = Rules::default();
-        for orders in [&[][..], &[1 * DAY][..], &[400 * DAY, 3 * DAY][..], &[50 * DAY, 40 * DAY][..]] {
+        for orders in [
+            &[][..],
+            &[1 * DAY][..],
+            &[400 * DAY, 3 * DAY][..],
+            &[50 * DAY, 40 * DAY][..],
+        ] {
             let e = evaluate(&view(orders), NOW, &r);
             let stages = Audience::ALL
                 .iter()

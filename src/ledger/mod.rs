@@ -1,9 +1,11 @@
-//! The ledger: the single writer of all customer facts.
+//! The ledger: the single writer of all customer facts and audience memberships.
 //!
 //! One thread owns every mutation. It drains whatever ingest batches are queued (group
 //! commit), writes their new facts to the write-ahead log in sled, flushes and fdatasyncs
-//! once, applies them to the in-memory [`State`], and only then answers each batch. A
-//! background thread checkpoints dirty entities to their trees and trims the log.
+//! once, applies them to the in-memory [`State`], re-evaluates the touched customers'
+//! audiences, and only then answers each batch. On every tick it applies the time-driven
+//! membership changes that are due. A background thread checkpoints dirty entities to their
+//! trees and trims the log.
 
 pub mod facts;
 pub mod records;
@@ -19,11 +21,14 @@ use std::time::{Duration, Instant};
 use parking_lot::{RwLock, RwLockReadGuard};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::audience::engine::{Audiences, Change};
 use crate::clock::{SharedClock, NANOS_PER_SEC};
-use crate::config::StorageConfig;
+use crate::config::{AudienceParams, Config};
+use crate::ingest::currency::CurrencyTable;
 use facts::Fact;
+use records::{encode, key_bytes, ChangeRecord, CustomerRecord};
 use state::{key_of, State};
-use store::{Store, StoreError};
+use store::{Checkpoint, Store, StoreError};
 
 /// Why a submission was not made durable. The client may retry: nothing was applied.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -60,6 +65,85 @@ pub struct Stats {
     pub rejected: AtomicU64,
     /// Group commits since start.
     pub groups: AtomicU64,
+    /// Membership changes since start.
+    pub membership_changes: AtomicU64,
+}
+
+/// Everything the writer owns: the facts and the memberships derived from them.
+pub struct Db {
+    /// Customer facts.
+    pub facts: State,
+    /// Audience memberships.
+    pub audiences: Audiences,
+}
+
+impl Db {
+    /// Takes the dirty set as a checkpoint for WAL position `seq`.
+    pub fn take_checkpoint(&mut self, seq: u64) -> Checkpoint {
+        let dirty = std::mem::take(&mut self.facts.dirty);
+        let mut customers = dirty.customers;
+        customers.extend(self.audiences.dirty.drain());
+        let facts = &self.facts;
+        let customers = customers
+            .into_iter()
+            .map(|c| {
+                let cust = &facts.customers[c as usize];
+                let rec = CustomerRecord {
+                    erased_at: cust.erased_at,
+                    profile: cust.profile.clone(),
+                    memberships: self.audiences.record(c),
+                };
+                (cust.id.clone(), encode(&rec))
+            })
+            .collect();
+        let orders = dirty
+            .orders
+            .into_iter()
+            .filter_map(|k| {
+                Some((
+                    key_bytes(k),
+                    encode(&facts.order_record(facts.orders.get(&k)?)),
+                ))
+            })
+            .collect();
+        let carts = dirty
+            .carts
+            .into_iter()
+            .filter_map(|k| {
+                Some((
+                    key_bytes(k),
+                    encode(&facts.cart_record(facts.carts.get(&k)?)),
+                ))
+            })
+            .collect();
+        Checkpoint {
+            seq,
+            customers,
+            orders,
+            carts,
+            dedup_put: dirty
+                .dedup_added
+                .into_iter()
+                .map(|(k, t)| (key_bytes(k), t))
+                .collect(),
+            dedup_del: dirty.dedup_removed.into_iter().map(key_bytes).collect(),
+        }
+    }
+
+    /// Marks everything dirty, so the next checkpoint rewrites all of it.
+    pub fn mark_all_dirty(&mut self) {
+        self.facts.mark_all_dirty();
+    }
+
+    fn nothing_dirty(&self) -> bool {
+        let d = &self.facts.dirty;
+        d.customers.is_empty()
+            && d.orders.is_empty()
+            && d.carts.is_empty()
+            && d.dedup_added.is_empty()
+            && d.dedup_removed.is_empty()
+            && self.audiences.dirty.is_empty()
+    }
 }
 
 type Reply = oneshot::Sender<Result<Outcome, LedgerError>>;
@@ -69,14 +153,16 @@ enum Command {
         facts: Vec<(u32, Fact)>,
         reply: Reply,
     },
-    Tick,
+    Tick {
+        reply: Option<oneshot::Sender<()>>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
 }
 
 struct Shared {
-    state: RwLock<State>,
+    db: RwLock<Db>,
     stats: Stats,
 }
 
@@ -87,7 +173,7 @@ pub struct Ledger {
     shared: Arc<Shared>,
 }
 
-/// Tuning for the writer, from `[storage]`.
+/// What the writer needs from the config.
 #[derive(Debug, Clone)]
 pub struct LedgerOptions {
     /// Most events in one group commit.
@@ -96,15 +182,25 @@ pub struct LedgerOptions {
     pub checkpoint_interval: Duration,
     /// Dedup retention.
     pub dedup_retention: Duration,
+    /// How often due memberships are applied.
+    pub tick: Duration,
+    /// Audience parameters.
+    pub audiences: AudienceParams,
+    /// Revenue conversion.
+    pub currencies: Arc<CurrencyTable>,
 }
 
-impl From<&StorageConfig> for LedgerOptions {
-    fn from(c: &StorageConfig) -> Self {
-        Self {
-            group_commit_max_events: c.group_commit_max_events,
-            checkpoint_interval: c.checkpoint_interval,
-            dedup_retention: c.dedup_retention,
-        }
+impl LedgerOptions {
+    /// Options from a validated config.
+    pub fn from_config(c: &Config) -> Result<Self, crate::config::ConfigError> {
+        Ok(Self {
+            group_commit_max_events: c.storage.group_commit_max_events,
+            checkpoint_interval: c.storage.checkpoint_interval,
+            dedup_retention: c.storage.dedup_retention,
+            tick: c.audiences.tick,
+            audiences: c.audiences.rules()?,
+            currencies: Arc::new(CurrencyTable::from_config(&c.revenue)?),
+        })
     }
 }
 
@@ -128,8 +224,25 @@ impl Ledger {
             replayed_wal_records = rec.replayed,
             "store recovered"
         );
+        // Memberships are derived: recompute all under the rules in force now, and record
+        // how they differ from what was stored (time passed, rules changed, a crash).
+        let started = Instant::now();
+        let mut audiences = Audiences::new(opts.audiences.clone(), opts.currencies.clone());
+        for (c, m) in rec.memberships {
+            audiences.restore(c, m);
+        }
+        audiences.recompute_all(&rec.state, clock.now());
+        tracing::info!(
+            customers = rec.state.customers.len(),
+            changes = audiences.pending.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "audiences recomputed"
+        );
         let shared = Arc::new(Shared {
-            state: RwLock::new(rec.state),
+            db: RwLock::new(Db {
+                facts: rec.state,
+                audiences,
+            }),
             stats: Stats::default(),
         });
         shared.stats.wal_seq.store(rec.last_seq, Ordering::Relaxed);
@@ -139,26 +252,29 @@ impl Ledger {
             .store(rec.checkpoint_seq, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let ticker = tx.clone();
-        let period = opts.checkpoint_interval;
+        let period = opts.tick.min(opts.checkpoint_interval);
         tokio::spawn(async move {
             let mut iv = tokio::time::interval(period);
             iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 iv.tick().await;
-                if ticker.send(Command::Tick).await.is_err() {
+                if ticker.send(Command::Tick { reply: None }).await.is_err() {
                     break;
                 }
             }
         });
-        let writer = Writer {
+        let mut writer = Writer {
             store,
             shared: shared.clone(),
             clock,
             opts,
             seq: rec.last_seq,
+            change_seq: rec.last_change_seq,
             checkpointer: Checkpointer::default(),
             last_prune: None,
+            last_checkpoint: Instant::now(),
         };
+        writer.log_changes();
         let handle = std::thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || writer.run(rx))
@@ -199,9 +315,20 @@ impl Ledger {
         }
     }
 
-    /// Read access to the state (queries). Hold it briefly: the writer waits for it.
-    pub fn state(&self) -> RwLockReadGuard<'_, State> {
-        self.shared.state.read()
+    /// Applies the membership changes due by now and returns once they are visible
+    /// (used after the manual clock moves).
+    pub async fn tick_now(&self) -> Result<(), LedgerError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Tick { reply: Some(reply) })
+            .await
+            .map_err(|_| LedgerError::Stopped)?;
+        rx.await.map_err(|_| LedgerError::Stopped)
+    }
+
+    /// Read access to facts and memberships (queries). Hold it briefly: the writer waits.
+    pub fn read(&self) -> RwLockReadGuard<'_, Db> {
+        self.shared.db.read()
     }
 
     /// Counters.
@@ -222,8 +349,10 @@ struct Writer {
     clock: SharedClock,
     opts: LedgerOptions,
     seq: u64,
+    change_seq: u64,
     checkpointer: Checkpointer,
     last_prune: Option<Instant>,
+    last_checkpoint: Instant,
 }
 
 impl Writer {
@@ -232,6 +361,7 @@ impl Writer {
             let mut group: Vec<(Vec<(u32, Fact)>, Reply)> = Vec::new();
             let mut events = 0usize;
             let mut tick = false;
+            let mut tick_replies = Vec::new();
             let mut shutdown = None;
             let mut next = Some(first);
             while let Some(cmd) = next.take() {
@@ -240,7 +370,10 @@ impl Writer {
                         events += facts.len();
                         group.push((facts, reply));
                     }
-                    Command::Tick => tick = true,
+                    Command::Tick { reply } => {
+                        tick = true;
+                        tick_replies.extend(reply);
+                    }
                     Command::Shutdown { reply } => {
                         shutdown = Some(reply);
                         break;
@@ -266,8 +399,15 @@ impl Writer {
                 return;
             }
             if tick {
-                self.maybe_prune();
-                self.start_checkpoint();
+                self.apply_due();
+                for r in tick_replies {
+                    let _ = r.send(());
+                }
+                if self.last_checkpoint.elapsed() >= self.opts.checkpoint_interval {
+                    self.last_checkpoint = Instant::now();
+                    self.maybe_prune();
+                    self.start_checkpoint();
+                }
             }
         }
         self.final_checkpoint();
@@ -280,7 +420,8 @@ impl Writer {
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(group.len());
         let mut replies = Vec::with_capacity(group.len());
         {
-            let state = self.shared.state.read();
+            let db = self.shared.db.read();
+            let state = &db.facts;
             let mut in_group: HashSet<u128> = HashSet::new();
             for (facts, reply) in group {
                 let mut out = Outcome::default();
@@ -309,11 +450,18 @@ impl Writer {
                     return;
                 }
             }
-            let mut state = self.shared.state.write();
+            let now = self.clock.now();
+            let mut db = self.shared.db.write();
+            let Db { facts, audiences } = &mut *db;
             for f in &fresh {
-                state.apply(f);
-                state.remember(key_of(&f.event_id), now_secs);
+                facts.apply(f);
+                facts.remember(key_of(&f.event_id), now_secs);
             }
+            for c in std::mem::take(&mut facts.touched) {
+                audiences.update(facts, c, now);
+            }
+            drop(db);
+            self.log_changes();
         }
         let stats = &self.shared.stats;
         stats.wal_seq.store(self.seq, Ordering::Relaxed);
@@ -329,6 +477,48 @@ impl Writer {
         }
     }
 
+    /// Applies the time-driven membership changes that are due.
+    fn apply_due(&mut self) {
+        let now = self.clock.now();
+        {
+            let mut db = self.shared.db.write();
+            let Db { facts, audiences } = &mut *db;
+            audiences.tick(facts, now);
+        }
+        self.log_changes();
+    }
+
+    /// Writes pending membership changes to the change log, in order.
+    fn log_changes(&mut self) {
+        let pending: Vec<Change> = std::mem::take(&mut self.shared.db.write().audiences.pending);
+        if pending.is_empty() {
+            return;
+        }
+        let records: Vec<ChangeRecord> = {
+            let db = self.shared.db.read();
+            pending
+                .iter()
+                .map(|c| ChangeRecord {
+                    audience: c.audience.index() as u8,
+                    customer: db.facts.customers[c.customer as usize].id.clone(),
+                    added: c.added,
+                    at: c.at,
+                })
+                .collect()
+        };
+        self.shared
+            .stats
+            .membership_changes
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        self.change_seq += 1;
+        if let Err(e) = self
+            .store
+            .append_changes(self.change_seq, &encode(&records))
+        {
+            tracing::error!(error = %e, "membership change log append failed; the next start-up recompute recovers it");
+        }
+    }
+
     fn maybe_prune(&mut self) {
         if self
             .last_prune
@@ -339,7 +529,7 @@ impl Writer {
         self.last_prune = Some(Instant::now());
         let retention = i64::try_from(self.opts.dedup_retention.as_secs()).unwrap_or(i64::MAX);
         let cutoff = (self.clock.now() / NANOS_PER_SEC).saturating_sub(retention);
-        let pruned = self.shared.state.write().prune_dedup(cutoff);
+        let pruned = self.shared.db.write().facts.prune_dedup(cutoff);
         if pruned > 0 {
             tracing::info!(pruned, "forgot event ids past the dedup retention");
         }
@@ -351,20 +541,16 @@ impl Writer {
             return;
         }
         let cp = {
-            let mut state = self.shared.state.write();
+            let mut db = self.shared.db.write();
             if self.checkpointer.failed.swap(false, Ordering::AcqRel) {
-                state.mark_all_dirty();
+                db.mark_all_dirty();
             }
-            let d = &state.dirty;
-            let nothing_new = d.customers.is_empty()
-                && d.orders.is_empty()
-                && d.carts.is_empty()
-                && d.dedup_added.is_empty()
-                && d.dedup_removed.is_empty();
-            if nothing_new && self.shared.stats.checkpoint_seq.load(Ordering::Relaxed) == self.seq {
+            if db.nothing_dirty()
+                && self.shared.stats.checkpoint_seq.load(Ordering::Relaxed) == self.seq
+            {
                 return;
             }
-            state.take_checkpoint(self.seq)
+            db.take_checkpoint(self.seq)
         };
         self.checkpointer.busy.store(true, Ordering::Release);
         let store = self.store.clone();
@@ -406,11 +592,11 @@ impl Writer {
             std::thread::sleep(Duration::from_millis(5));
         }
         let cp = {
-            let mut state = self.shared.state.write();
+            let mut db = self.shared.db.write();
             if self.checkpointer.failed.swap(false, Ordering::AcqRel) {
-                state.mark_all_dirty();
+                db.mark_all_dirty();
             }
-            state.take_checkpoint(self.seq)
+            db.take_checkpoint(self.seq)
         };
         match self.store.write_checkpoint(&cp) {
             Ok(()) => {

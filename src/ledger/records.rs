@@ -3,6 +3,7 @@
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use crate::audience::engine::MembershipRecord;
 use crate::clock::Nanos;
 use crate::ingest::currency::CurrencyCode;
 use crate::ledger::facts::Fact;
@@ -84,6 +85,21 @@ pub struct CustomerRecord {
     pub erased_at: Option<Nanos>,
     /// Profile and consent.
     pub profile: Profile,
+    /// Audience memberships, their start times and history.
+    pub memberships: MembershipRecord,
+}
+
+/// One membership change as stored in the `changes` tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeRecord {
+    /// Position in `Audience::ALL`.
+    pub audience: u8,
+    /// The shop's customer id.
+    pub customer: Box<str>,
+    /// Entered (true) or left.
+    pub added: bool,
+    /// When.
+    pub at: Nanos,
 }
 
 /// A placement as stored.
@@ -171,12 +187,17 @@ impl State {
         }
     }
 
-    /// Restores a customer from its record.
-    pub fn restore_customer(&mut self, id: &str, r: CustomerRecord) {
+    /// Restores a customer from its record; returns its index and stored memberships.
+    pub fn restore_customer(
+        &mut self,
+        id: &str,
+        r: CustomerRecord,
+    ) -> (crate::ledger::state::CustomerIdx, MembershipRecord) {
         let c = self.intern(id);
         let cust = &mut self.customers[c as usize];
         cust.erased_at = r.erased_at;
         cust.profile = r.profile;
+        (c, r.memberships)
     }
 
     /// Restores an order from its record.

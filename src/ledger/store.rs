@@ -7,13 +7,14 @@
 //! | `orders`    | key of the order id (16 B)  | [`OrderRecord`]                |
 //! | `carts`     | key of the cart id (16 B)   | [`CartRecord`]                 |
 //! | `dedup`     | key of the event id (16 B)  | first-received second (i64 BE) |
+//! | `changes`   | change sequence (u64 BE)    | membership changes of a group  |
 //! | `meta`      | `schema`, `checkpoint_seq`  | u64 BE                         |
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::config::StorageConfig;
-use crate::ledger::records::{decode, decode_wal, key_bytes, key_from, CodecError, CustomerRecord};
+use crate::ledger::records::{decode, decode_wal, key_from, CodecError, CustomerRecord};
 use crate::ledger::state::State;
 
 /// Layout version of the trees above.
@@ -96,6 +97,13 @@ pub struct Recovered {
     pub checkpoint_seq: u64,
     /// WAL records replayed on top of the checkpoint.
     pub replayed: u64,
+    /// Stored memberships per customer, as of the checkpoint.
+    pub memberships: Vec<(
+        crate::ledger::state::CustomerIdx,
+        crate::audience::engine::MembershipRecord,
+    )>,
+    /// Last membership-change sequence written.
+    pub last_change_seq: u64,
 }
 
 /// The sled database and its trees.
@@ -107,6 +115,7 @@ pub struct Store {
     orders: sled::Tree,
     carts: sled::Tree,
     dedup: sled::Tree,
+    changes: sled::Tree,
     meta: sled::Tree,
     dir: PathBuf,
     fsync: bool,
@@ -133,6 +142,7 @@ impl Store {
             orders: tree("orders")?,
             carts: tree("carts")?,
             dedup: tree("dedup")?,
+            changes: tree("changes")?,
             meta: tree("meta")?,
             db,
             dir,
@@ -219,11 +229,12 @@ impl Store {
     /// Loads the checkpoint and replays the WAL after it.
     pub fn recover(&self) -> Result<Recovered, StoreError> {
         let mut state = State::default();
+        let mut memberships = Vec::new();
         for item in self.customers.iter() {
             let (k, v) = item?;
             let rec: CustomerRecord = decode(&v).map_err(|e| corrupt("customers", &k, e))?;
             let id = String::from_utf8_lossy(&k);
-            state.restore_customer(&id, rec);
+            memberships.push(state.restore_customer(&id, rec));
         }
         for item in self.orders.iter() {
             let (k, v) = item?;
@@ -264,11 +275,14 @@ impl Store {
         }
         // Records at or below the checkpoint are left over from a crash mid-trim.
         self.trim_wal(checkpoint_seq)?;
+        let last_change_seq = self.changes.last()?.map_or(0, |(k, _)| u64_from(&k));
         Ok(Recovered {
             state,
             last_seq,
             checkpoint_seq,
             replayed,
+            memberships,
+            last_change_seq,
         })
     }
 
@@ -331,6 +345,14 @@ impl Store {
         Ok(())
     }
 
+    /// Appends one record of membership changes. Not synced on its own: the next WAL append
+    /// or checkpoint syncs it, and a change lost to a crash is found again by the start-up
+    /// recompute, which compares with the checkpointed memberships.
+    pub fn append_changes(&self, seq: u64, record: &[u8]) -> Result<(), StoreError> {
+        self.changes.insert(seq.to_be_bytes(), record)?;
+        Ok(())
+    }
+
     /// Sequence of the last completed checkpoint.
     pub fn checkpoint_seq(&self) -> Result<u64, StoreError> {
         Ok(self.meta.get(META_CHECKPOINT)?.map_or(0, |v| u64_from(&v)))
@@ -350,53 +372,4 @@ fn u64_from(bytes: &[u8]) -> u64 {
     let n = bytes.len().min(8);
     buf[8 - n..].copy_from_slice(&bytes[bytes.len() - n..]);
     u64::from_be_bytes(buf)
-}
-
-impl State {
-    /// Takes the dirty set as a checkpoint for WAL position `seq`.
-    pub fn take_checkpoint(&mut self, seq: u64) -> Checkpoint {
-        use crate::ledger::records::encode;
-        let dirty = std::mem::take(&mut self.dirty);
-        let customers = dirty
-            .customers
-            .into_iter()
-            .map(|c| {
-                let cust = &self.customers[c as usize];
-                (
-                    cust.id.clone(),
-                    encode(&CustomerRecord {
-                        erased_at: cust.erased_at,
-                        profile: cust.profile.clone(),
-                    }),
-                )
-            })
-            .collect();
-        let orders = dirty
-            .orders
-            .into_iter()
-            .filter_map(|k| {
-                Some((
-                    key_bytes(k),
-                    encode(&self.order_record(self.orders.get(&k)?)),
-                ))
-            })
-            .collect();
-        let carts = dirty
-            .carts
-            .into_iter()
-            .filter_map(|k| Some((key_bytes(k), encode(&self.cart_record(self.carts.get(&k)?)))))
-            .collect();
-        Checkpoint {
-            seq,
-            customers,
-            orders,
-            carts,
-            dedup_put: dirty
-                .dedup_added
-                .into_iter()
-                .map(|(k, t)| (key_bytes(k), t))
-                .collect(),
-            dedup_del: dirty.dedup_removed.into_iter().map(key_bytes).collect(),
-        }
-    }
 }

@@ -1,0 +1,9 @@
+//! Audiences: pure rules ([`rules`]), the VIP threshold ([`vip`]) and the membership engine
+//! ([`engine`]) that keeps them current as facts arrive and time passes.
+
+pub mod engine;
+pub mod rules;
+pub mod vip;
+
+pub use engine::{Audiences, Change};
+pub use rules::Audience;
