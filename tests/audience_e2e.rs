@@ -166,7 +166,7 @@ async fn vip_cut_with_ties_and_a_refund() {
     let tmp = tempfile::tempdir().expect("tmp");
     let d = Daemon::start(tmp.path(), MANUAL);
     let now = daemon_now(&d).await;
-    let revenues = [100_00, 50_00, 50_00, 50_00, 10_00, 10_00, 5_00, 1_00];
+    let revenues = [10_000, 5_000, 5_000, 5_000, 1_000, 1_000, 500, 100]; // cents
     let mut events = Vec::new();
     for (i, r) in revenues.iter().enumerate() {
         events.push(ev(

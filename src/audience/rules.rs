@@ -376,7 +376,7 @@ mod tests {
         let r = Rules::default();
         for orders in [
             &[][..],
-            &[1 * DAY][..],
+            &[DAY][..],
             &[400 * DAY, 3 * DAY][..],
             &[50 * DAY, 40 * DAY][..],
         ] {
