@@ -297,3 +297,60 @@ fn bad_config_is_a_startup_error_naming_the_key() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("data_dri"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feed_command_streams_a_valid_shop_that_fills_the_audiences() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = Daemon::start(tmp.path(), "");
+    let run = |seed: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_audiencesync"))
+            .args([
+                "feed",
+                "--addr",
+                &d.url(),
+                "--customers",
+                "400",
+                "--seed",
+                seed,
+                "--json",
+            ])
+            .output()
+            .expect("run feed")
+    };
+    let out = run("3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(out.stdout.trim_ascii()).expect("json report");
+    assert_eq!(report["rejected"], 0, "{report}");
+    assert!(report["applied"].as_u64().unwrap_or(0) > 5_000, "{report}");
+    assert!(
+        report["duplicates"].as_u64().unwrap_or(0) > 0,
+        "the feed replays some events"
+    );
+
+    // The same seed again: every event is a duplicate, nothing changes.
+    let before = stats(&d).await;
+    let again: serde_json::Value =
+        serde_json::from_slice(run("3").stdout.trim_ascii()).expect("json report");
+    assert_eq!(again["applied"], 0, "{again}");
+    let after = stats(&d).await;
+    assert_eq!(
+        (before.customers, before.orders),
+        (after.customers, after.orders)
+    );
+
+    let list = d
+        .audience()
+        .await
+        .list_audiences(v1::ListAudiencesRequest {})
+        .await
+        .expect("list")
+        .into_inner();
+    let nonempty = list.audiences.iter().filter(|a| a.size > 0).count();
+    assert!(nonempty >= 8, "{:?}", list.audiences);
+    d.stop();
+}
