@@ -60,6 +60,8 @@ pub struct Config {
     pub audiences: AudiencesConfig,
     /// Time source.
     pub clock: ClockConfig,
+    /// Where audiences are pushed (`[[destinations]]`, one table each).
+    pub destinations: Vec<DestinationConfig>,
     /// Log output.
     pub log: LogConfig,
 }
@@ -330,6 +332,166 @@ impl AudiencesConfig {
     }
 }
 
+/// `[[destinations]]`: one ad network account (or CSV directory) and the audiences pushed to it.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationConfig {
+    /// Unique name, used in status and the admin API.
+    pub name: String,
+    /// `csv`, `google` or `meta`.
+    pub kind: DestinationKind,
+    /// Which audiences go to which remote lists.
+    pub lists: Vec<ListConfig>,
+    /// Requests per minute, never exceeded (default: Google 300, Meta 600, CSV 6000).
+    pub quota_per_minute: Option<u32>,
+    /// How long changes gather before a push (a full batch goes at once).
+    #[serde(default = "default_linger", with = "humantime_serde_compat")]
+    pub linger: Duration,
+    /// Per-request timeout.
+    #[serde(default = "default_timeout", with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    /// Full comparison of every list with the audience, to repair drift.
+    #[serde(default = "default_reconcile", with = "humantime_serde_compat")]
+    pub reconcile_every: Duration,
+    /// How often asynchronous request results are polled (Google).
+    #[serde(default = "default_poll", with = "humantime_serde_compat")]
+    pub status_poll_interval: Duration,
+    /// csv: output directory.
+    pub dir: Option<PathBuf>,
+    /// google/meta: API base URL (default the real one; tests point it at a fake).
+    pub api_base: Option<String>,
+    /// google: OAuth token endpoint.
+    pub token_url: Option<String>,
+    /// google: the Google Ads account owning the lists (digits only).
+    pub operating_account_id: Option<String>,
+    /// google: manager account the credentials belong to, if not the operating account.
+    pub login_account_id: Option<String>,
+    /// google: JSON file with `client_id`, `client_secret`, `refresh_token`; a relative path
+    /// is looked up in `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`).
+    pub credentials_file: Option<PathBuf>,
+    /// meta: file holding the system-user access token (relative: `$CREDENTIALS_DIRECTORY`).
+    pub access_token_file: Option<PathBuf>,
+    /// meta: file holding the app secret, for `appsecret_proof` (optional).
+    pub app_secret_file: Option<PathBuf>,
+}
+
+fn default_linger() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_reconcile() -> Duration {
+    Duration::from_secs(86_400)
+}
+fn default_poll() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// The kind of destination.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DestinationKind {
+    /// Upload-ready files.
+    Csv,
+    /// Google Data Manager API.
+    Google,
+    /// Meta Marketing API.
+    Meta,
+}
+
+/// One audience → remote list mapping.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ListConfig {
+    /// Audience name (`vip`, `lapsed_90`, …).
+    pub audience: String,
+    /// Google user list id / Meta custom audience id; not used by csv.
+    #[serde(default)]
+    pub list_id: String,
+}
+
+impl DestinationConfig {
+    fn validate(&self, i: usize, audiences: &AudiencesConfig) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("destinations[{i}].{k}");
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(invalid(
+                &key("name"),
+                "must be non-empty letters, digits, '_' or '-'",
+            ));
+        }
+        if self.quota_per_minute == Some(0) {
+            return Err(invalid(&key("quota_per_minute"), "must be at least 1"));
+        }
+        let params = audiences.rules()?;
+        let names: Vec<String> = crate::audience::Audience::ALL
+            .iter()
+            .map(|a| crate::audience::engine::audience_name(*a, &params))
+            .collect();
+        for (j, l) in self.lists.iter().enumerate() {
+            if !names.contains(&l.audience) {
+                return Err(invalid(
+                    &key(&format!("lists[{j}].audience")),
+                    format!(
+                        "unknown audience `{}` (known: {})",
+                        l.audience,
+                        names.join(", ")
+                    ),
+                ));
+            }
+            if self.kind != DestinationKind::Csv
+                && (l.list_id.is_empty() || !l.list_id.chars().all(|c| c.is_ascii_digit()))
+            {
+                return Err(invalid(
+                    &key(&format!("lists[{j}].list_id")),
+                    "must be the network's numeric list id",
+                ));
+            }
+        }
+        let need = |field: &str, present: bool| {
+            if present {
+                Ok(())
+            } else {
+                Err(invalid(
+                    &key(field),
+                    format!("is required for kind = {:?}", self.kind).to_lowercase(),
+                ))
+            }
+        };
+        match self.kind {
+            DestinationKind::Csv => need("dir", self.dir.is_some()),
+            DestinationKind::Google => {
+                need("operating_account_id", self.operating_account_id.is_some())?;
+                need("credentials_file", self.credentials_file.is_some())
+            }
+            DestinationKind::Meta => need("access_token_file", self.access_token_file.is_some()),
+        }
+    }
+
+    /// The effective request quota.
+    pub fn quota(&self) -> u32 {
+        self.quota_per_minute.unwrap_or(match self.kind {
+            DestinationKind::Google => 300,
+            DestinationKind::Meta => 600,
+            DestinationKind::Csv => 6_000,
+        })
+    }
+}
+
+/// Resolves a credential file name: relative names live in `$CREDENTIALS_DIRECTORY` when
+/// systemd provides one, so secrets never sit in the config file or the unit.
+pub fn credential_path(p: &Path) -> PathBuf {
+    match std::env::var_os("CREDENTIALS_DIRECTORY") {
+        Some(dir) if p.is_relative() => PathBuf::from(dir).join(p),
+        _ => p.to_path_buf(),
+    }
+}
+
 /// `[clock]`
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -425,6 +587,16 @@ impl Config {
         crate::ingest::identity::Normalizer::new(&self.ingest.default_phone_region)
             .map_err(|e| invalid("ingest.default_phone_region", e.to_string()))?;
         self.audiences.rules()?;
+        let mut names = std::collections::HashSet::new();
+        for (i, d) in self.destinations.iter().enumerate() {
+            d.validate(i, &self.audiences)?;
+            if !names.insert(d.name.as_str()) {
+                return Err(invalid(
+                    &format!("destinations[{i}].name"),
+                    "must be unique",
+                ));
+            }
+        }
         crate::ingest::currency::CurrencyTable::from_config(&self.revenue)?;
         Ok(())
     }

@@ -9,4 +9,5 @@ pub mod feed;
 pub mod ingest;
 pub mod ledger;
 pub mod proto;
+pub mod sync;
 pub mod telemetry;

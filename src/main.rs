@@ -12,6 +12,7 @@ use audiencesync::clock::{Clock, ManualClock, SharedClock, SystemClock};
 use audiencesync::config::{ClockMode, Config};
 use audiencesync::feed;
 use audiencesync::ledger::{store::Store, Ledger, LedgerOptions};
+use audiencesync::sync::{engine::SyncEngine, SyncFeed};
 
 /// Remarketing audiences from your shop's events, synced to ad networks as hashed lists.
 #[derive(Debug, Parser)]
@@ -92,8 +93,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let store = Store::open(&cfg.storage)?;
-    let (ledger, writer) = Ledger::start(store, LedgerOptions::from_config(&cfg)?, clock.clone())?;
-    let ctx = Context::new(&cfg, ledger.clone(), clock, manual_clock)?;
+    let feed = SyncFeed::new(cfg.destinations.len());
+    let specs = audiencesync::sync::build_workers(&cfg, &store, &feed)?;
+    let mut opts = LedgerOptions::from_config(&cfg)?;
+    opts.sync_feed = feed;
+    let (ledger, writer) = Ledger::start(store, opts, clock.clone())?;
+    let sync = Arc::new(SyncEngine::start(specs, ledger.clone(), clock.clone()));
+    let mut ctx = Context::new(&cfg, ledger.clone(), clock, manual_clock)?;
+    ctx.sync = Some(sync.clone());
 
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
@@ -119,6 +126,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         } => tracing::warn!(grace = ?SHUTDOWN_GRACE, "in-flight calls did not finish in time; stopping anyway"),
     }
+    sync.shutdown();
     tracing::info!("gRPC server stopped; writing final checkpoint");
     ledger.shutdown().await;
     drop(ledger);

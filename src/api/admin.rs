@@ -1,4 +1,4 @@
-//! `AdminService`: store statistics now; resync and sync status come with the sync engine.
+//! `AdminService`: resyncs, sync status, store statistics, and the manual clock for tests.
 
 use std::sync::atomic::Ordering;
 
@@ -17,26 +17,58 @@ impl AdminApi {
     pub fn new(ctx: Context) -> Self {
         Self { ctx }
     }
+
+    fn sync(&self) -> Result<&crate::sync::engine::SyncEngine, Status> {
+        self.ctx
+            .sync
+            .as_deref()
+            .ok_or_else(|| Status::unavailable("the sync engine is not running"))
+    }
 }
 
 #[tonic::async_trait]
 impl AdminService for AdminApi {
     async fn trigger_resync(
         &self,
-        _: Request<v1::TriggerResyncRequest>,
+        request: Request<v1::TriggerResyncRequest>,
     ) -> Result<Response<v1::TriggerResyncResponse>, Status> {
-        Err(Status::unimplemented(
-            "TriggerResync is not implemented in this version of audiencesync (no sync engine yet)",
-        ))
+        let req = request.into_inner();
+        let sync = self.sync()?;
+        let full = req.mode == v1::ResyncMode::Full as i32;
+        let opt = |s: &str| (!s.is_empty()).then_some(s.to_string());
+        let (d, a) = (opt(&req.destination), opt(&req.audience));
+        let job_id = sync
+            .resync(d.as_deref(), a.as_deref(), full)
+            .map_err(|e| Status::not_found(e.to_string()))?;
+        tracing::info!(job = %job_id, destination = ?d, audience = ?a, full, "resync requested");
+        Ok(Response::new(v1::TriggerResyncResponse { job_id }))
     }
 
     async fn get_sync_status(
         &self,
-        _: Request<v1::GetSyncStatusRequest>,
+        request: Request<v1::GetSyncStatusRequest>,
     ) -> Result<Response<v1::GetSyncStatusResponse>, Status> {
-        Err(Status::unimplemented(
-            "GetSyncStatus is not implemented in this version of audiencesync (no sync engine yet)",
-        ))
+        let want = request.into_inner().destination;
+        let sync = self.sync()?;
+        let states = sync
+            .status
+            .snapshot()
+            .into_iter()
+            .filter(|((d, _), _)| want.is_empty() || *d == want)
+            .map(|((destination, audience), s)| v1::SyncState {
+                destination,
+                audience,
+                desired_size: s.desired,
+                confirmed_size: s.confirmed,
+                pending_adds: s.pending_adds,
+                pending_removes: s.pending_removes,
+                last_success_at: s.last_success_at.map(super::timestamp),
+                last_error: s.last_error,
+                advice: s.advice,
+                parked: s.parked,
+            })
+            .collect();
+        Ok(Response::new(v1::GetSyncStatusResponse { states }))
     }
 
     async fn get_store_stats(

@@ -26,6 +26,8 @@ pub struct Context {
     pub window_secs: i64,
     /// The manual clock, when `[clock] mode = "manual"`.
     pub manual_clock: Option<crate::clock::ManualClock>,
+    /// The sync engine, once started.
+    pub sync: Option<Arc<crate::sync::engine::SyncEngine>>,
     /// Time source.
     pub clock: SharedClock,
     /// Most events per batch.
@@ -46,6 +48,7 @@ impl Context {
             currencies: Arc::new(CurrencyTable::from_config(&cfg.revenue)?),
             window_secs: i64::try_from(cfg.audiences.vip_window.as_secs()).unwrap_or(i64::MAX),
             manual_clock,
+            sync: None,
             clock,
             max_batch_events: cfg.server.max_batch_events,
         })

@@ -49,6 +49,19 @@ pub struct MembershipRecord {
     pub history: Vec<(u8, bool, Nanos)>,
 }
 
+/// The name of an audience under `params` (lapsed tiers are named after their days).
+pub fn audience_name(a: Audience, params: &AudienceParams) -> String {
+    let [t1, t2, t3] = params.tier_days;
+    match a {
+        Audience::Lapsed1 => format!("lapsed_{t1}"),
+        Audience::Lapsed2 => format!("lapsed_{t2}"),
+        Audience::Lapsed3 => format!("lapsed_{t3}"),
+        Audience::Vip => "vip".into(),
+        Audience::CartAbandoners => "cart_abandoners".into(),
+        other => format!("stage_{}", other.stage_name().unwrap_or("unknown")),
+    }
+}
+
 /// All memberships.
 pub struct Audiences {
     params: AudienceParams,
@@ -134,15 +147,7 @@ impl Audiences {
 
     /// The audience's name under the configured tiers (`lapsed_90`, `vip`, `stage_active` …).
     pub fn name(&self, a: Audience) -> String {
-        let [t1, t2, t3] = self.params.tier_days;
-        match a {
-            Audience::Lapsed1 => format!("lapsed_{t1}"),
-            Audience::Lapsed2 => format!("lapsed_{t2}"),
-            Audience::Lapsed3 => format!("lapsed_{t3}"),
-            Audience::Vip => "vip".into(),
-            Audience::CartAbandoners => "cart_abandoners".into(),
-            other => format!("stage_{}", other.stage_name().unwrap_or("unknown")),
-        }
+        audience_name(a, &self.params)
     }
 
     /// The audience with this name.

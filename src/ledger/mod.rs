@@ -188,6 +188,8 @@ pub struct LedgerOptions {
     pub audiences: AudienceParams,
     /// Revenue conversion.
     pub currencies: Arc<CurrencyTable>,
+    /// Where changed customers are reported to the sync engine.
+    pub sync_feed: crate::sync::SyncFeed,
 }
 
 impl LedgerOptions {
@@ -200,6 +202,7 @@ impl LedgerOptions {
             tick: c.audiences.tick,
             audiences: c.audiences.rules()?,
             currencies: Arc::new(CurrencyTable::from_config(&c.revenue)?),
+            sync_feed: crate::sync::SyncFeed::default(),
         })
     }
 }
@@ -457,10 +460,14 @@ impl Writer {
                 facts.apply(f);
                 facts.remember(key_of(&f.event_id), now_secs);
             }
-            for c in std::mem::take(&mut facts.touched) {
+            let touched: Vec<u32> = std::mem::take(&mut facts.touched).into_iter().collect();
+            for &c in &touched {
                 audiences.update(facts, c, now);
             }
             drop(db);
+            // Profile and consent changes matter to destinations even without a membership
+            // change (new identifiers, withdrawn consent).
+            self.opts.sync_feed.mark(&touched);
             self.log_changes();
         }
         let stats = &self.shared.stats;
@@ -510,6 +517,8 @@ impl Writer {
             .stats
             .membership_changes
             .fetch_add(records.len() as u64, Ordering::Relaxed);
+        let customers: Vec<u32> = pending.iter().map(|c| c.customer).collect();
+        self.opts.sync_feed.mark(&customers);
         self.change_seq += 1;
         if let Err(e) = self
             .store

@@ -175,6 +175,11 @@ impl Store {
         Ok(())
     }
 
+    /// A tree for another component (the sync engine's confirmed ledgers).
+    pub fn open_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(name)?)
+    }
+
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir

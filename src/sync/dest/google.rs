@@ -1,0 +1,372 @@
+//! `google`: Customer Match through the Data Manager API (`../shared/adnet/google-data-manager.md`).
+//!
+//! `audienceMembers:ingest` / `:remove` / `:removeAll`, results polled with
+//! `requestStatus:retrieve` (they are asynchronous), `encoding: HEX`, consent per member (only
+//! members with both consents granted are ever sent), the Customer Match terms-of-service field,
+//! and OAuth2 with a refresh token (token URL configurable). Fast-fail 400s name the refused
+//! members (`audience_members[i]`), which the engine sets aside before resending the rest.
+
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+
+use super::{Accepted, Destination, ListRef, PushError, ReplaceSession, RequestState};
+use crate::ingest::identity::{google_postal, hex_lower};
+use crate::sync::member::RemoteMember;
+
+/// Most members per request.
+pub const MAX_MEMBERS: usize = 10_000;
+
+/// OAuth2 client credentials with a refresh token (the JSON file `LoadCredential=` provides).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct RefreshCredentials {
+    /// OAuth client id.
+    pub client_id: String,
+    /// OAuth client secret.
+    pub client_secret: String,
+    /// Long-lived refresh token for the datamanager scope.
+    pub refresh_token: String,
+}
+
+/// Settings of one Google destination.
+#[derive(Debug, Clone)]
+pub struct GoogleSettings {
+    /// e.g. `https://datamanager.googleapis.com/v1`.
+    pub api_base: String,
+    /// e.g. `https://oauth2.googleapis.com/token`.
+    pub token_url: String,
+    /// The Google Ads account that owns the lists.
+    pub operating_account_id: String,
+    /// A manager account with access, when the credentials belong to it.
+    pub login_account_id: Option<String>,
+    /// OAuth credentials.
+    pub credentials: RefreshCredentials,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+/// The Data Manager API client.
+pub struct GoogleDestination {
+    s: GoogleSettings,
+    http: reqwest::Client,
+    token: Mutex<Option<(String, Instant)>>,
+}
+
+impl GoogleDestination {
+    /// A client; no request is made until the first push.
+    pub fn new(s: GoogleSettings) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder().timeout(s.timeout).build()?;
+        Ok(Self {
+            s,
+            http,
+            token: Mutex::new(None),
+        })
+    }
+
+    async fn access_token(&self) -> Result<String, PushError> {
+        if let Some((t, exp)) = self.token.lock().as_ref() {
+            if Instant::now() < *exp {
+                return Ok(t.clone());
+            }
+        }
+        let c = &self.s.credentials;
+        let resp = self
+            .http
+            .post(&self.s.token_url)
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", c.client_id.as_str()),
+                ("client_secret", c.client_secret.as_str()),
+                ("refresh_token", c.refresh_token.as_str()),
+            ])
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = resp.status();
+        let body: Value = resp.json().await.map_err(transport)?;
+        if !status.is_success() {
+            let err = body["error"].as_str().unwrap_or("unknown").to_string();
+            return Err(if status.is_server_error() {
+                PushError::Transient {
+                    reason: format!("token endpoint: HTTP {status}"),
+                }
+            } else {
+                PushError::Permanent {
+                    reason: format!("token endpoint refused the refresh token: {err}"),
+                    advice: "renew the OAuth refresh token (scope https://www.googleapis.com/auth/datamanager) and update the credentials file".into(),
+                }
+            });
+        }
+        let token = body["access_token"]
+            .as_str()
+            .ok_or_else(|| PushError::Transient {
+                reason: "token endpoint answer has no access_token".into(),
+            })?
+            .to_string();
+        let ttl = body["expires_in"].as_u64().unwrap_or(3600);
+        // Renew a minute early so a token never expires mid-request.
+        let exp = Instant::now() + Duration::from_secs(ttl.saturating_sub(60).max(1));
+        *self.token.lock() = Some((token.clone(), exp));
+        Ok(token)
+    }
+
+    fn destination(&self, list: &ListRef) -> Value {
+        let mut d = json!({
+            "operatingAccount": {"accountType": "GOOGLE_ADS", "accountId": self.s.operating_account_id},
+            "productDestinationId": list.list_id,
+        });
+        if let Some(login) = &self.s.login_account_id {
+            d["loginAccount"] = json!({"accountType": "GOOGLE_ADS", "accountId": login});
+        }
+        d
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Result<Value, PushError> {
+        let token = self.access_token().await?;
+        let resp = self
+            .http
+            .post(format!("{}/{path}", self.s.api_base))
+            .bearer_auth(&token)
+            .json(body)
+            .send()
+            .await
+            .map_err(transport)?;
+        self.read(resp).await
+    }
+
+    async fn read(&self, resp: reqwest::Response) -> Result<Value, PushError> {
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let text = resp.text().await.map_err(transport)?;
+        if status.is_success() {
+            return serde_json::from_str(&text).map_err(|_| PushError::Transient {
+                reason: format!("HTTP {status} with a body that is not JSON"),
+            });
+        }
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Err(self.classify(status.as_u16(), &body, retry_after))
+    }
+
+    fn classify(&self, status: u16, body: &Value, retry_after: Option<Duration>) -> PushError {
+        let err = &body["error"];
+        let message = err["message"].as_str().unwrap_or("").to_string();
+        let canonical = err["status"].as_str().unwrap_or("").to_string();
+        let reason = format!("HTTP {status} {canonical}: {message}");
+        match status {
+            401 => {
+                *self.token.lock() = None;
+                PushError::TokenExpired
+            }
+            429 => PushError::Throttled {
+                reason,
+                wait: retry_after.or_else(|| retry_info(err)),
+            },
+            400 => {
+                let indices = refused_members(err);
+                if !indices.is_empty() {
+                    PushError::MembersRefused { indices, reason }
+                } else {
+                    let advice = if message.to_ascii_lowercase().contains("terms") {
+                        "accept the Customer Match terms of service in the Google Ads account"
+                    } else {
+                        "fix the destination configuration (account id, list id) and resync"
+                    };
+                    PushError::Permanent {
+                        reason,
+                        advice: advice.into(),
+                    }
+                }
+            }
+            403 => PushError::Permanent {
+                reason,
+                advice: "give the credentials' Google account access to the operating account (or set login_account_id), and enable the Data Manager API in the Cloud project".into(),
+            },
+            404 => PushError::Permanent {
+                reason,
+                advice: "the user list id does not exist in the operating account: fix list_id or let the daemon create the list".into(),
+            },
+            408 | 500..=599 => PushError::Transient { reason },
+            _ => PushError::Permanent {
+                reason,
+                advice: "unexpected answer from the Data Manager API; see the log".into(),
+            },
+        }
+    }
+
+    fn members_json(members: &[RemoteMember], consent: bool) -> Vec<Value> {
+        members
+            .iter()
+            .map(|m| {
+                let mut ids = Vec::new();
+                if let Some(e) = &m.email {
+                    ids.push(json!({"emailAddress": hex_lower(&e.google)}));
+                }
+                if let Some(p) = &m.phone {
+                    ids.push(json!({"phoneNumber": hex_lower(&p.google)}));
+                }
+                if let Some((f, l, country, postal)) = m.address() {
+                    ids.push(json!({"address": {
+                        "givenName": hex_lower(&f.google),
+                        "familyName": hex_lower(&l.google),
+                        "regionCode": country,
+                        "postalCode": google_postal(postal, Some(country)),
+                    }}));
+                }
+                let mut member = json!({"userData": {"userIdentifiers": ids}});
+                if consent {
+                    member["consent"] =
+                        json!({"adUserData": "CONSENT_GRANTED", "adPersonalization": "CONSENT_GRANTED"});
+                }
+                member
+            })
+            .collect()
+    }
+
+    fn accepted(v: &Value) -> Accepted {
+        Accepted {
+            request_id: v["requestId"].as_str().map(str::to_string),
+        }
+    }
+}
+
+/// `google.rpc.RetryInfo.retryDelay` ("12s"), when the error carries one.
+fn retry_info(err: &Value) -> Option<Duration> {
+    err["details"].as_array()?.iter().find_map(|d| {
+        let delay = d["retryDelay"].as_str()?;
+        let secs: f64 = delay.trim_end_matches('s').parse().ok()?;
+        Some(Duration::from_secs_f64(secs.max(0.0)))
+    })
+}
+
+/// Member indices named by `fieldViolations` (`audience_members[3]...`).
+fn refused_members(err: &Value) -> Vec<usize> {
+    let mut out: Vec<usize> = err["details"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|d| d["fieldViolations"].as_array().into_iter().flatten())
+        .filter_map(|v| {
+            let field = v["field"].as_str()?;
+            let rest = field
+                .strip_prefix("audience_members[")
+                .or_else(|| field.strip_prefix("audienceMembers["))?;
+            rest.split(']').next()?.parse().ok()
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+fn transport(e: reqwest::Error) -> PushError {
+    PushError::Transient {
+        reason: if e.is_timeout() {
+            "request timed out".to_string()
+        } else {
+            format!("transport: {e}")
+        },
+    }
+}
+
+#[async_trait::async_trait]
+impl Destination for GoogleDestination {
+    fn max_batch(&self) -> usize {
+        MAX_MEMBERS
+    }
+
+    async fn add(&self, list: &ListRef, members: &[RemoteMember]) -> Result<Accepted, PushError> {
+        let body = json!({
+            "destinations": [self.destination(list)],
+            "audienceMembers": Self::members_json(members, true),
+            "encoding": "HEX",
+            "termsOfService": {"customerMatchTermsOfServiceStatus": "ACCEPTED"},
+        });
+        self.post("audienceMembers:ingest", &body)
+            .await
+            .map(|v| Self::accepted(&v))
+    }
+
+    async fn remove(
+        &self,
+        list: &ListRef,
+        members: &[RemoteMember],
+    ) -> Result<Accepted, PushError> {
+        let body = json!({
+            "destinations": [self.destination(list)],
+            "audienceMembers": Self::members_json(members, false),
+            "encoding": "HEX",
+        });
+        self.post("audienceMembers:remove", &body)
+            .await
+            .map(|v| Self::accepted(&v))
+    }
+
+    async fn begin_replace(&self, list: &ListRef) -> Result<ReplaceSession, PushError> {
+        let body = json!({"destinations": [self.destination(list)]});
+        self.post("audienceMembers:removeAll", &body).await?;
+        Ok(ReplaceSession::default())
+    }
+
+    async fn replace_batch(
+        &self,
+        list: &ListRef,
+        session: &mut ReplaceSession,
+        members: &[RemoteMember],
+        _last: bool,
+    ) -> Result<Accepted, PushError> {
+        session.batches += 1;
+        if members.is_empty() {
+            return Ok(Accepted::default());
+        }
+        self.add(list, members).await
+    }
+
+    async fn poll(&self, request_id: &str) -> Result<RequestState, PushError> {
+        let token = self.access_token().await?;
+        let resp = self
+            .http
+            .get(format!("{}/requestStatus:retrieve", self.s.api_base))
+            .query(&[("requestId", request_id)])
+            .bearer_auth(&token)
+            .send()
+            .await
+            .map_err(transport)?;
+        let v = self.read(resp).await?;
+        let per_dest = v["requestStatusPerDestination"].as_array();
+        let statuses: Vec<&str> = per_dest
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d["requestStatus"].as_str())
+            .collect();
+        Ok(if statuses.iter().any(|s| *s == "FAILED") {
+            RequestState::Failed(format!(
+                "request {request_id} FAILED: {}",
+                v["requestStatusPerDestination"]
+            ))
+        } else if !statuses.is_empty()
+            && statuses
+                .iter()
+                .all(|s| *s == "SUCCESS" || *s == "PARTIAL_SUCCESS")
+        {
+            RequestState::Succeeded
+        } else {
+            RequestState::Processing
+        })
+    }
+
+    async fn check(&self, list: &ListRef) -> Result<(), PushError> {
+        let body = json!({
+            "destinations": [self.destination(list)],
+            "audienceMembers": [],
+            "encoding": "HEX",
+            "validateOnly": true,
+        });
+        self.post("audienceMembers:remove", &body).await.map(|_| ())
+    }
+}

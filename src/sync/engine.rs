@@ -1,0 +1,711 @@
+//! One worker per destination: cycles of desired − confirmed, paced, retried, confirmed.
+
+use std::collections::{BTreeMap, HashSet};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use parking_lot::Mutex;
+use rand::Rng;
+use tokio::sync::{mpsc, watch};
+
+use super::confirmed::Confirmed;
+use super::dest::{Destination, ListRef, PushError, RequestState};
+use super::member::RemoteMember;
+use super::DirtySet;
+use crate::clock::{Nanos, SharedClock};
+use crate::ledger::state::CustomerIdx;
+use crate::ledger::Ledger;
+
+/// Attempts for a transient failure before the batch waits for the next cycle.
+const MAX_TRANSIENT_ATTEMPTS: u32 = 6;
+/// Longest backoff between attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The sync state of one destination × audience, for `GetSyncStatus`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListStatus {
+    /// Eligible members that should be on the list.
+    pub desired: u64,
+    /// Members the network confirmed.
+    pub confirmed: u64,
+    /// Adds found by the last cycle and not yet confirmed.
+    pub pending_adds: u64,
+    /// Removes found by the last cycle and not yet confirmed.
+    pub pending_removes: u64,
+    /// Last confirmed push.
+    pub last_success_at: Option<Nanos>,
+    /// Last error.
+    pub last_error: String,
+    /// What to do about it.
+    pub advice: String,
+    /// Parked on a permanent error until a resync.
+    pub parked: bool,
+    /// Members the network refused (fast-fail), kept aside until their identifiers change.
+    pub set_aside: u64,
+}
+
+/// Status of every destination × audience, shared with the admin API.
+#[derive(Default)]
+pub struct StatusBoard {
+    lists: Mutex<BTreeMap<(String, String), ListStatus>>,
+    jobs: AtomicU64,
+}
+
+impl StatusBoard {
+    /// A snapshot, sorted by destination then audience.
+    pub fn snapshot(&self) -> Vec<((String, String), ListStatus)> {
+        self.lists
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    fn update(&self, dest: &str, audience: &str, f: impl FnOnce(&mut ListStatus)) {
+        let mut lists = self.lists.lock();
+        f(lists
+            .entry((dest.to_string(), audience.to_string()))
+            .or_default());
+    }
+
+    fn next_job(&self) -> u64 {
+        self.jobs.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// An operator's request to a worker.
+#[derive(Debug, Clone)]
+pub struct ResyncRequest {
+    /// One audience, or all mapped ones.
+    pub audience: Option<String>,
+    /// Replace the remote list (true) or send the full delta (false).
+    pub full: bool,
+}
+
+/// Handles to the running workers.
+pub struct SyncEngine {
+    workers: Vec<(String, Vec<String>, mpsc::Sender<ResyncRequest>)>,
+    /// Status of every destination × audience.
+    pub status: Arc<StatusBoard>,
+    stop: watch::Sender<bool>,
+}
+
+/// Why a resync request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ResyncError {
+    /// No such destination.
+    #[error("destination `{0}` not found")]
+    UnknownDestination(String),
+    /// The audience is not mapped to the destination(s).
+    #[error("audience `{0}` is not mapped to the destination")]
+    UnknownAudience(String),
+}
+
+/// Everything a worker needs about its destination.
+pub struct WorkerSpec {
+    /// Destination name.
+    pub name: String,
+    /// The network client.
+    pub dest: Box<dyn Destination>,
+    /// The lists it maintains.
+    pub lists: Vec<ListRef>,
+    /// Requests per minute.
+    pub quota_per_minute: u32,
+    /// Gathering time before a push.
+    pub linger: Duration,
+    /// Full reconciliation period.
+    pub reconcile_every: Duration,
+    /// Async result polling period.
+    pub poll_interval: Duration,
+    /// Its confirmed ledger.
+    pub confirmed: Confirmed,
+    /// Its dirty set.
+    pub dirty: Arc<DirtySet>,
+}
+
+impl SyncEngine {
+    /// Starts one worker per destination. Each begins with a full reconciliation, which
+    /// also repairs whatever a crash left between a push and its confirmation.
+    pub fn start(specs: Vec<WorkerSpec>, ledger: Ledger, clock: SharedClock) -> Self {
+        let status = Arc::new(StatusBoard::default());
+        let (stop, stopped) = watch::channel(false);
+        let mut workers = Vec::new();
+        for spec in specs {
+            let (tx, rx) = mpsc::channel(16);
+            workers.push((
+                spec.name.clone(),
+                spec.lists.iter().map(|l| l.audience.clone()).collect(),
+                tx,
+            ));
+            let quota = NonZeroU32::new(spec.quota_per_minute).unwrap_or(NonZeroU32::MIN);
+            // Burst 1: requests are spread evenly, so no 60-second window ever sees more than
+            // the quota, and a backlog uses it fully.
+            let limiter =
+                RateLimiter::direct(Quota::per_minute(quota).allow_burst(NonZeroU32::MIN));
+            let worker = Worker {
+                spec,
+                ledger: ledger.clone(),
+                clock: clock.clone(),
+                status: status.clone(),
+                limiter,
+                outstanding: Vec::new(),
+                set_aside: Default::default(),
+                parked: HashSet::new(),
+            };
+            tokio::spawn(worker.run(rx, stopped.clone()));
+        }
+        Self {
+            workers,
+            status,
+            stop,
+        }
+    }
+
+    /// Queues a resync; returns the job id.
+    pub fn resync(
+        &self,
+        destination: Option<&str>,
+        audience: Option<&str>,
+        full: bool,
+    ) -> Result<String, ResyncError> {
+        let targets: Vec<_> = self
+            .workers
+            .iter()
+            .filter(|(n, _, _)| destination.is_none_or(|d| d == n))
+            .collect();
+        if targets.is_empty() {
+            return Err(ResyncError::UnknownDestination(
+                destination.unwrap_or_default().to_string(),
+            ));
+        }
+        if let Some(a) = audience {
+            if !targets
+                .iter()
+                .any(|(_, lists, _)| lists.iter().any(|l| l == a))
+            {
+                return Err(ResyncError::UnknownAudience(a.to_string()));
+            }
+        }
+        for (_, _, tx) in targets {
+            let _ = tx.try_send(ResyncRequest {
+                audience: audience.map(str::to_string),
+                full,
+            });
+        }
+        Ok(format!("resync-{}", self.status.next_job()))
+    }
+
+    /// Stops the workers between requests (confirmations are never half-written).
+    pub fn shutdown(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// A Google request accepted but not yet final.
+struct Outstanding {
+    request_id: String,
+    audience: String,
+    /// (customer, added?, member) as confirmed when the request was accepted.
+    entries: Vec<(CustomerIdx, Box<str>, bool, RemoteMember)>,
+}
+
+struct Worker {
+    spec: WorkerSpec,
+    ledger: Ledger,
+    clock: SharedClock,
+    status: Arc<StatusBoard>,
+    limiter: DefaultDirectRateLimiter,
+    outstanding: Vec<Outstanding>,
+    set_aside: HashSet<(String, RemoteMember)>,
+    parked: HashSet<String>,
+}
+
+/// One pending operation.
+struct Op {
+    customer: CustomerIdx,
+    id: Box<str>,
+    member: RemoteMember,
+}
+
+enum Stop {
+    /// The batch could not be delivered now; try again next cycle.
+    Later,
+    /// Parked on a permanent error.
+    Parked,
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_secs(1u64 << attempt.min(6)).min(MAX_BACKOFF);
+    // Full jitter: spread retries of many daemons over the interval.
+    let ms = rand::rng().random_range(base.as_millis() as u64 / 2..=base.as_millis() as u64);
+    Duration::from_millis(ms)
+}
+
+impl Worker {
+    async fn run(
+        mut self,
+        mut requests: mpsc::Receiver<ResyncRequest>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut full = true;
+        let mut replace: Option<ResyncRequest> = None;
+        let mut last_reconcile = Instant::now();
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            if let Some(req) = replace.take() {
+                self.replace(req).await;
+            } else {
+                self.cycle(full).await;
+            }
+            if full {
+                last_reconcile = Instant::now();
+            }
+            full = false;
+            self.poll_outstanding().await;
+            let reconcile_at = last_reconcile + self.spec.reconcile_every;
+            let poll = if self.outstanding.is_empty() {
+                Duration::from_secs(3600)
+            } else {
+                self.spec.poll_interval
+            };
+            tokio::select! {
+                _ = self.spec.dirty.notify.notified() => {
+                    // Gather changes for the linger, unless a batch is already full.
+                    let backlog = self.spec.dirty.customers.lock().len() as usize;
+                    if backlog < self.spec.dest.max_batch() {
+                        tokio::select! {
+                            _ = tokio::time::sleep(self.spec.linger) => {}
+                            _ = stop.changed() => return,
+                        }
+                    }
+                }
+                Some(req) = requests.recv() => {
+                    match &req.audience {
+                        Some(a) => { self.parked.remove(a); }
+                        None => self.parked.clear(),
+                    }
+                    self.set_aside.retain(|(a, _)| req.audience.as_ref().is_some_and(|x| x != a));
+                    for l in &self.spec.lists {
+                        if req.audience.as_ref().is_none_or(|a| *a == l.audience) {
+                            self.status.update(&self.spec.name, &l.audience, |s| {
+                                s.parked = false;
+                                s.last_error.clear();
+                                s.advice.clear();
+                                s.set_aside = 0;
+                            });
+                        }
+                    }
+                    if req.full { replace = Some(req); } else { full = true; }
+                }
+                _ = tokio::time::sleep_until(reconcile_at.into()) => full = true,
+                _ = tokio::time::sleep(poll) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// Desired members of a list, for the customers considered.
+    fn plan(
+        &self,
+        list: &ListRef,
+        full: bool,
+        dirty: &roaring::RoaringBitmap,
+    ) -> (Vec<Op>, Vec<Op>, u64) {
+        let db = self.ledger.read();
+        let Some(a) = db.audiences.by_name(&list.audience) else {
+            return (Vec::new(), Vec::new(), 0);
+        };
+        let members = db.audiences.members(a);
+        let eligible = db.audiences.eligible();
+        let desired_count = members.intersection_len(eligible);
+        let mut adds = Vec::new();
+        let mut removes = Vec::new();
+        let mut consider = |c: CustomerIdx| {
+            let Some(cust) = db.facts.customers.get(c as usize) else {
+                return;
+            };
+            let desired = if members.contains(c) && eligible.contains(c) {
+                RemoteMember::from_profile(&cust.profile)
+            } else {
+                None
+            };
+            let desired =
+                desired.filter(|m| !self.set_aside.contains(&(list.audience.clone(), m.clone())));
+            let confirmed = self.spec.confirmed.get(&list.audience, &cust.id);
+            if desired.as_ref() == confirmed {
+                return;
+            }
+            if let Some(old) = confirmed {
+                removes.push(Op {
+                    customer: c,
+                    id: cust.id.clone(),
+                    member: old.clone(),
+                });
+            }
+            if let Some(new) = desired {
+                adds.push(Op {
+                    customer: c,
+                    id: cust.id.clone(),
+                    member: new,
+                });
+            }
+        };
+        if full {
+            let mut seen = roaring::RoaringBitmap::new();
+            for c in members {
+                seen.insert(c);
+                consider(c);
+            }
+            let confirmed_ids: Vec<Box<str>> = self
+                .spec
+                .confirmed
+                .list(&list.audience)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in confirmed_ids {
+                if let Some((c, _)) = db.facts.customer(&id) {
+                    if !seen.contains(c) {
+                        consider(c);
+                    }
+                }
+            }
+        } else {
+            for c in dirty {
+                consider(c);
+            }
+        }
+        (adds, removes, desired_count)
+    }
+
+    async fn cycle(&mut self, full: bool) {
+        let dirty = std::mem::take(&mut *self.spec.dirty.customers.lock());
+        if !full && dirty.is_empty() {
+            return;
+        }
+        let lists = self.spec.lists.clone();
+        for list in &lists {
+            if self.parked.contains(&list.audience) {
+                continue;
+            }
+            let (adds, removes, desired) = self.plan(list, full, &dirty);
+            let changed = !adds.is_empty() || !removes.is_empty();
+            self.status.update(&self.spec.name, &list.audience, |s| {
+                s.desired = desired;
+                s.pending_adds = adds.len() as u64;
+                s.pending_removes = removes.len() as u64;
+            });
+            // Removes first: a member whose identifiers changed leaves with the old ones.
+            let ok = match self.push(list, removes, false).await {
+                Ok(()) => self.push(list, adds, true).await,
+                Err(e) => Err(e),
+            };
+            if let Err(Stop::Later) = ok {
+                // Not lost: the customers are dirty again and the next cycle recomputes them.
+                self.spec.dirty.customers.lock().extend(dirty.iter());
+            }
+            if changed {
+                let all: Vec<RemoteMember> = self
+                    .spec
+                    .confirmed
+                    .list(&list.audience)
+                    .map(|(_, m)| m.clone())
+                    .collect();
+                if let Err(e) = self.spec.dest.snapshot(list, &all).await {
+                    self.record_error(&list.audience, &e);
+                }
+            }
+            let confirmed = self.spec.confirmed.len(&list.audience) as u64;
+            self.status
+                .update(&self.spec.name, &list.audience, |s| s.confirmed = confirmed);
+        }
+    }
+
+    fn record_error(&self, audience: &str, e: &PushError) {
+        let (msg, advice) = match e {
+            PushError::Permanent { reason, advice } => (reason.clone(), advice.clone()),
+            other => (other.to_string(), String::new()),
+        };
+        tracing::warn!(destination = %self.spec.name, audience, error = %msg, "push failed");
+        self.status.update(&self.spec.name, audience, |s| {
+            s.last_error = msg;
+            s.advice = advice;
+        });
+    }
+
+    /// Sends operations in batches: paced, retried, confirmed batch by batch.
+    async fn push(&mut self, list: &ListRef, mut ops: Vec<Op>, add: bool) -> Result<(), Stop> {
+        let mut token_refreshed = false;
+        let mut attempt = 0u32;
+        while !ops.is_empty() {
+            let members: Vec<RemoteMember> = ops.iter().map(|o| o.member.clone()).collect();
+            let n = self.spec.dest.fit(&members).max(1).min(ops.len());
+            self.limiter.until_ready().await;
+            let result = if add {
+                self.spec.dest.add(list, &members[..n]).await
+            } else {
+                self.spec.dest.remove(list, &members[..n]).await
+            };
+            match result {
+                Ok(accepted) => {
+                    attempt = 0;
+                    let batch: Vec<Op> = ops.drain(..n).collect();
+                    let changes: Vec<(Box<str>, Option<RemoteMember>)> = batch
+                        .iter()
+                        .map(|o| (o.id.clone(), add.then(|| o.member.clone())))
+                        .collect();
+                    if let Err(e) = self.spec.confirmed.apply(&list.audience, &changes) {
+                        tracing::error!(error = %e, "confirmed ledger write failed");
+                    }
+                    if let Some(request_id) = accepted.request_id {
+                        self.outstanding.push(Outstanding {
+                            request_id,
+                            audience: list.audience.clone(),
+                            entries: batch
+                                .into_iter()
+                                .map(|o| (o.customer, o.id, add, o.member))
+                                .collect(),
+                        });
+                    }
+                    let now = self.clock.now();
+                    self.status.update(&self.spec.name, &list.audience, |s| {
+                        s.last_success_at = Some(now);
+                        if add {
+                            s.pending_adds = s.pending_adds.saturating_sub(n as u64);
+                        } else {
+                            s.pending_removes = s.pending_removes.saturating_sub(n as u64);
+                        }
+                    });
+                }
+                Err(PushError::TokenExpired) if !token_refreshed => {
+                    token_refreshed = true;
+                }
+                Err(PushError::TokenExpired) => {
+                    let e = PushError::Permanent {
+                        reason: "access token refused right after a refresh".into(),
+                        advice: "renew the destination's credentials, then `audiencesync resync`"
+                            .into(),
+                    };
+                    return Err(self.park(list, &e));
+                }
+                Err(e @ PushError::Throttled { .. }) => {
+                    self.record_error(&list.audience, &e);
+                    let PushError::Throttled { wait, .. } = &e else {
+                        unreachable!()
+                    };
+                    attempt += 1;
+                    tokio::time::sleep(wait.unwrap_or_else(|| backoff(attempt))).await;
+                }
+                Err(e @ PushError::Transient { .. }) => {
+                    self.record_error(&list.audience, &e);
+                    attempt += 1;
+                    if attempt > MAX_TRANSIENT_ATTEMPTS {
+                        return Err(Stop::Later);
+                    }
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(PushError::MembersRefused { indices, reason }) => {
+                    // Nothing of the batch was applied: set the named members aside and
+                    // resend the rest at once.
+                    let mut refused: Vec<usize> = indices.into_iter().filter(|i| *i < n).collect();
+                    if refused.is_empty() {
+                        refused.push(0);
+                    }
+                    refused.sort_unstable();
+                    for i in refused.iter().rev() {
+                        let op = ops.remove(*i);
+                        tracing::warn!(destination = %self.spec.name, audience = %list.audience,
+                            member = %op.member.fingerprint(), "member refused by the network; set aside");
+                        self.set_aside.insert((list.audience.clone(), op.member));
+                    }
+                    let count = self
+                        .set_aside
+                        .iter()
+                        .filter(|(a, _)| *a == list.audience)
+                        .count() as u64;
+                    self.status.update(&self.spec.name, &list.audience, |s| {
+                        s.set_aside = count;
+                        s.last_error = format!("members refused: {reason}");
+                        s.advice = "the refused members' identifiers are malformed at the network; they are retried when they change".into();
+                    });
+                }
+                Err(e @ PushError::Permanent { .. }) => return Err(self.park(list, &e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn park(&mut self, list: &ListRef, e: &PushError) -> Stop {
+        self.record_error(&list.audience, e);
+        self.parked.insert(list.audience.clone());
+        self.status
+            .update(&self.spec.name, &list.audience, |s| s.parked = true);
+        Stop::Parked
+    }
+
+    /// Polls accepted asynchronous requests; a FAILED one makes its members unconfirmed, so
+    /// the next cycle sends the current truth again.
+    async fn poll_outstanding(&mut self) {
+        let mut still = Vec::new();
+        for o in std::mem::take(&mut self.outstanding) {
+            self.limiter.until_ready().await;
+            match self.spec.dest.poll(&o.request_id).await {
+                Ok(RequestState::Succeeded) => {}
+                Ok(RequestState::Processing) | Err(_) => still.push(o),
+                Ok(RequestState::Failed(why)) => {
+                    tracing::warn!(destination = %self.spec.name, audience = %o.audience, request = %o.request_id, "request failed at the network; resending");
+                    let mut revert = Vec::new();
+                    let mut dirty = Vec::new();
+                    for (c, id, added, member) in o.entries {
+                        let now = self.spec.confirmed.get(&o.audience, &id);
+                        if added && now == Some(&member) {
+                            revert.push((id, None));
+                        } else if !added && now.is_none() {
+                            revert.push((id, Some(member)));
+                        }
+                        dirty.push(c);
+                    }
+                    if let Err(e) = self.spec.confirmed.apply(&o.audience, &revert) {
+                        tracing::error!(error = %e, "confirmed ledger write failed");
+                    }
+                    self.spec.dirty.customers.lock().extend(dirty);
+                    self.spec.dirty.notify.notify_one();
+                    self.status.update(&self.spec.name, &o.audience, |s| {
+                        s.last_error = why;
+                        s.advice = "the network failed the request; it is being resent".into();
+                    });
+                }
+            }
+        }
+        self.outstanding = still;
+    }
+
+    /// Full resync: replace the remote list with the desired members.
+    async fn replace(&mut self, req: ResyncRequest) {
+        let lists: Vec<ListRef> = self
+            .spec
+            .lists
+            .iter()
+            .filter(|l| req.audience.as_ref().is_none_or(|a| *a == l.audience))
+            .cloned()
+            .collect();
+        for list in lists {
+            let desired: Vec<(Box<str>, RemoteMember)> = {
+                let db = self.ledger.read();
+                let Some(a) = db.audiences.by_name(&list.audience) else {
+                    continue;
+                };
+                let members = db.audiences.members(a);
+                members
+                    .iter()
+                    .filter(|c| db.audiences.is_eligible(*c))
+                    .filter_map(|c| {
+                        let cust = db.facts.customers.get(c as usize)?;
+                        Some((cust.id.clone(), RemoteMember::from_profile(&cust.profile)?))
+                    })
+                    .collect()
+            };
+            let members: Vec<RemoteMember> = desired.iter().map(|(_, m)| m.clone()).collect();
+            let result = self.replace_list(&list, &members).await;
+            match result {
+                Ok(()) => {
+                    if let Err(e) = self.spec.confirmed.replace(&list.audience, desired) {
+                        tracing::error!(error = %e, "confirmed ledger write failed");
+                    }
+                    let now = self.clock.now();
+                    let n = self.spec.confirmed.len(&list.audience) as u64;
+                    self.status.update(&self.spec.name, &list.audience, |s| {
+                        s.confirmed = n;
+                        s.desired = n;
+                        s.pending_adds = 0;
+                        s.pending_removes = 0;
+                        s.last_success_at = Some(now);
+                    });
+                    tracing::info!(destination = %self.spec.name, audience = %list.audience, members = n, "full resync done");
+                }
+                Err(e) => {
+                    if matches!(e, PushError::Permanent { .. }) {
+                        self.park(&list, &e);
+                    } else {
+                        self.record_error(&list.audience, &e);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn replace_list(
+        &mut self,
+        list: &ListRef,
+        members: &[RemoteMember],
+    ) -> Result<(), PushError> {
+        self.limiter.until_ready().await;
+        let mut session = self
+            .with_retries(|d| Box::pin(d.begin_replace(list)))
+            .await?;
+        let mut i = 0;
+        loop {
+            let n = self.spec.dest.fit(&members[i..]).min(members.len() - i);
+            let last = i + n >= members.len();
+            let chunk = &members[i..i + n];
+            let mut attempt = 0;
+            loop {
+                self.limiter.until_ready().await;
+                match self
+                    .spec
+                    .dest
+                    .replace_batch(list, &mut session, chunk, last)
+                    .await
+                {
+                    Ok(_) => break,
+                    Err(PushError::Throttled { wait, .. }) => {
+                        attempt += 1;
+                        tokio::time::sleep(wait.unwrap_or_else(|| backoff(attempt))).await;
+                    }
+                    Err(PushError::Transient { .. } | PushError::TokenExpired)
+                        if attempt < MAX_TRANSIENT_ATTEMPTS =>
+                    {
+                        attempt += 1;
+                        tokio::time::sleep(backoff(attempt)).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            i += n;
+            if last {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn with_retries<'a, T>(
+        &'a self,
+        f: impl Fn(
+            &'a dyn Destination,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<T, PushError>> + Send + 'a>,
+        >,
+    ) -> Result<T, PushError> {
+        let mut attempt = 0;
+        loop {
+            match f(self.spec.dest.as_ref()).await {
+                Ok(v) => return Ok(v),
+                Err(PushError::Throttled { wait, .. }) => {
+                    attempt += 1;
+                    tokio::time::sleep(wait.unwrap_or_else(|| backoff(attempt))).await;
+                }
+                Err(PushError::Transient { .. } | PushError::TokenExpired)
+                    if attempt < MAX_TRANSIENT_ATTEMPTS =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}

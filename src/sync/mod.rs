@@ -1,0 +1,230 @@
+//! Destination sync: make each remote list equal the audience's eligible members.
+//!
+//! The ledger writer marks customers dirty ([`SyncFeed`]); one worker per destination
+//! ([`engine`]) derives adds and removes as desired − confirmed and confirmed − desired
+//! ([`confirmed`]), batches them to the network's limits, paces them with governor, retries
+//! with backoff, and records each confirmation. The networks themselves are one file each
+//! under [`dest`].
+
+pub mod confirmed;
+pub mod dest;
+pub mod engine;
+pub mod member;
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use roaring::RoaringBitmap;
+use tokio::sync::Notify;
+
+use crate::ledger::state::CustomerIdx;
+
+/// The dirty sets of every destination, written by the ledger writer after each change.
+#[derive(Clone, Default)]
+pub struct SyncFeed {
+    targets: Vec<Arc<DirtySet>>,
+}
+
+impl std::fmt::Debug for SyncFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SyncFeed({} destinations)", self.targets.len())
+    }
+}
+
+/// Customers changed since a destination's last cycle, and a bell to ring.
+#[derive(Default)]
+pub struct DirtySet {
+    /// Dense customer indices.
+    pub customers: Mutex<RoaringBitmap>,
+    /// Wakes the worker.
+    pub notify: Notify,
+}
+
+impl SyncFeed {
+    /// One dirty set per destination.
+    pub fn new(destinations: usize) -> Self {
+        Self {
+            targets: (0..destinations).map(|_| Arc::default()).collect(),
+        }
+    }
+
+    /// The dirty set of destination `i`.
+    pub fn target(&self, i: usize) -> Arc<DirtySet> {
+        self.targets[i].clone()
+    }
+
+    /// Marks customers dirty for every destination.
+    pub fn mark(&self, customers: &[CustomerIdx]) {
+        if customers.is_empty() {
+            return;
+        }
+        for t in &self.targets {
+            t.customers.lock().extend(customers.iter().copied());
+            t.notify.notify_one();
+        }
+    }
+}
+
+/// A destination that cannot be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A credential file could not be read.
+    #[error("destinations[{index}].{key}: cannot read {path}: {source}")]
+    Credential {
+        /// Position in the config.
+        index: usize,
+        /// The key naming the file.
+        key: &'static str,
+        /// The resolved path.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A credential file with the wrong content.
+    #[error("destinations[{index}].{key}: {reason}")]
+    BadCredential {
+        /// Position in the config.
+        index: usize,
+        /// The key naming the file.
+        key: &'static str,
+        /// What is wrong (never the secret itself).
+        reason: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("destinations[{index}]: HTTP client: {source}")]
+    Http {
+        /// Position in the config.
+        index: usize,
+        /// Why.
+        source: reqwest::Error,
+    },
+    /// The confirmed ledger could not be opened.
+    #[error("destinations[{index}]: {source}")]
+    Store {
+        /// Position in the config.
+        index: usize,
+        /// Why.
+        source: crate::ledger::store::StoreError,
+    },
+}
+
+fn read_secret(index: usize, key: &'static str, p: &std::path::Path) -> Result<String, SetupError> {
+    let path = crate::config::credential_path(p);
+    let text = std::fs::read_to_string(&path).map_err(|source| SetupError::Credential {
+        index,
+        key,
+        path: path.clone(),
+        source,
+    })?;
+    Ok(text.trim().to_string())
+}
+
+/// Builds one worker spec per configured destination, reading credentials from files.
+pub fn build_workers(
+    cfg: &crate::config::Config,
+    store: &crate::ledger::store::Store,
+    feed: &SyncFeed,
+) -> Result<Vec<engine::WorkerSpec>, SetupError> {
+    use crate::config::DestinationKind;
+    let mut specs = Vec::new();
+    for (index, d) in cfg.destinations.iter().enumerate() {
+        let http = |source| SetupError::Http { index, source };
+        let dest: Box<dyn dest::Destination> = match d.kind {
+            DestinationKind::Csv => Box::new(dest::csv::CsvDestination::new(
+                d.dir
+                    .clone()
+                    .unwrap_or_else(|| cfg.storage.data_dir.join("exports")),
+            )),
+            DestinationKind::Google => {
+                let file = d.credentials_file.clone().unwrap_or_default();
+                let text = read_secret(index, "credentials_file", &file)?;
+                let credentials =
+                    serde_json::from_str(&text).map_err(|e| SetupError::BadCredential {
+                        index,
+                        key: "credentials_file",
+                        reason: format!(
+                            "expected JSON with client_id, client_secret, refresh_token ({})",
+                            e.classify_name()
+                        ),
+                    })?;
+                Box::new(
+                    dest::google::GoogleDestination::new(dest::google::GoogleSettings {
+                        api_base: d
+                            .api_base
+                            .clone()
+                            .unwrap_or_else(|| "https://datamanager.googleapis.com/v1".into()),
+                        token_url: d
+                            .token_url
+                            .clone()
+                            .unwrap_or_else(|| "https://oauth2.googleapis.com/token".into()),
+                        operating_account_id: d.operating_account_id.clone().unwrap_or_default(),
+                        login_account_id: d.login_account_id.clone(),
+                        credentials,
+                        timeout: d.timeout,
+                    })
+                    .map_err(http)?,
+                )
+            }
+            DestinationKind::Meta => {
+                let token_file = d.access_token_file.clone().unwrap_or_default();
+                let access_token = read_secret(index, "access_token_file", &token_file)?;
+                let app_secret = match &d.app_secret_file {
+                    Some(f) => Some(read_secret(index, "app_secret_file", f)?),
+                    None => None,
+                };
+                Box::new(
+                    dest::meta::MetaDestination::new(dest::meta::MetaSettings {
+                        api_base: d
+                            .api_base
+                            .clone()
+                            .unwrap_or_else(|| "https://graph.facebook.com/v26.0".into()),
+                        access_token,
+                        access_token_file: Some(crate::config::credential_path(&token_file)),
+                        app_secret,
+                        timeout: d.timeout,
+                    })
+                    .map_err(http)?,
+                )
+            }
+        };
+        let tree = store
+            .open_tree(&format!("confirmed.{}", d.name))
+            .map_err(|source| SetupError::Store { index, source })?;
+        let confirmed = confirmed::Confirmed::load(tree)
+            .map_err(|source| SetupError::Store { index, source })?;
+        specs.push(engine::WorkerSpec {
+            name: d.name.clone(),
+            dest,
+            lists: d
+                .lists
+                .iter()
+                .map(|l| dest::ListRef {
+                    audience: l.audience.clone(),
+                    list_id: l.list_id.clone(),
+                })
+                .collect(),
+            quota_per_minute: d.quota(),
+            linger: d.linger,
+            reconcile_every: d.reconcile_every,
+            poll_interval: d.status_poll_interval,
+            confirmed,
+            dirty: feed.target(index),
+        });
+    }
+    Ok(specs)
+}
+
+trait ClassifyName {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl ClassifyName for serde_json::Error {
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "I/O error",
+            serde_json::error::Category::Syntax => "not valid JSON",
+            serde_json::error::Category::Data => "missing or mistyped field",
+            serde_json::error::Category::Eof => "truncated JSON",
+        }
+    }
+}
