@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod audience;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod feed;

@@ -28,9 +28,46 @@ enum Command {
     Serve(ServeArgs),
     /// Stream synthetic shop events to a running daemon (demo data and load generation).
     Feed(feed::FeedArgs),
+    /// Show the sync state of every destination × audience of a running daemon.
+    Status {
+        #[command(flatten)]
+        target: audiencesync::cli::Target,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask a running daemon to resync (delta by default; `--full` replaces the remote list).
+    Resync {
+        #[command(flatten)]
+        target: audiencesync::cli::Target,
+        /// Only this destination.
+        #[arg(long)]
+        destination: Option<String>,
+        /// Only this audience.
+        #[arg(long)]
+        audience: Option<String>,
+        /// Replace the remote list (Google removeAll + ingest, Meta usersreplace).
+        #[arg(long)]
+        full: bool,
+    },
+    /// Destination commands.
+    Destinations {
+        #[command(subcommand)]
+        command: DestinationsCommand,
+    },
     /// Validate a config file and exit.
     CheckConfig {
         /// The file to check.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DestinationsCommand {
+    /// Verify credentials and list ids without changing anything.
+    Check {
+        /// The config naming the destinations.
         #[arg(long, short)]
         config: PathBuf,
     },
@@ -63,6 +100,23 @@ fn main() -> anyhow::Result<()> {
             feed::print_report(&report, json);
             Ok(())
         }
+        Command::Status { target, json } => {
+            Ok(runtime.block_on(audiencesync::cli::status(&target, json))?)
+        }
+        Command::Resync {
+            target,
+            destination,
+            audience,
+            full,
+        } => Ok(runtime.block_on(audiencesync::cli::resync(
+            &target,
+            destination,
+            audience,
+            full,
+        ))?),
+        Command::Destinations {
+            command: DestinationsCommand::Check { config },
+        } => Ok(runtime.block_on(audiencesync::cli::check_destinations(&config))?),
         Command::CheckConfig { config } => {
             Config::load(&config)?;
             println!("{}: ok", config.display());

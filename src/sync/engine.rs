@@ -124,6 +124,8 @@ pub struct WorkerSpec {
     pub confirmed: Confirmed,
     /// Its dirty set.
     pub dirty: Arc<DirtySet>,
+    /// Its accepted-but-unfinished requests (sled tree `outstanding.<name>`).
+    pub outstanding: sled::Tree,
 }
 
 impl SyncEngine {
@@ -145,13 +147,21 @@ impl SyncEngine {
             // the quota, and a backlog uses it fully.
             let limiter =
                 RateLimiter::direct(Quota::per_minute(quota).allow_burst(NonZeroU32::MIN));
+            let outstanding = spec
+                .outstanding
+                .iter()
+                .filter_map(|item| {
+                    let (_, v) = item.ok()?;
+                    crate::ledger::records::decode::<Outstanding>(&v).ok()
+                })
+                .collect();
             let worker = Worker {
                 spec,
                 ledger: ledger.clone(),
                 clock: clock.clone(),
                 status: status.clone(),
                 limiter,
-                outstanding: Vec::new(),
+                outstanding,
                 set_aside: Default::default(),
                 parked: HashSet::new(),
             };
@@ -204,12 +214,15 @@ impl SyncEngine {
     }
 }
 
-/// A Google request accepted but not yet final.
-struct Outstanding {
+/// A Google request accepted but not yet final. Kept in the sled tree
+/// `outstanding.<destination>` until final, so a restart still polls it and a late FAILED
+/// still unconfirms its members.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Outstanding {
     request_id: String,
     audience: String,
-    /// (customer, added?, member) as confirmed when the request was accepted.
-    entries: Vec<(CustomerIdx, Box<str>, bool, RemoteMember)>,
+    /// (customer id, added?, member) as confirmed when the request was accepted.
+    entries: Vec<(Box<str>, bool, RemoteMember)>,
 }
 
 struct Worker {
@@ -225,7 +238,6 @@ struct Worker {
 
 /// One pending operation.
 struct Op {
-    customer: CustomerIdx,
     id: Box<str>,
     member: RemoteMember,
 }
@@ -462,14 +474,19 @@ impl Worker {
                         tracing::error!(error = %e, "confirmed ledger write failed");
                     }
                     if let Some(request_id) = accepted.request_id {
-                        self.outstanding.push(Outstanding {
+                        let o = Outstanding {
                             request_id,
                             audience: list.audience.clone(),
-                            entries: batch
-                                .into_iter()
-                                .map(|o| (o.customer, o.id, add, o.member))
-                                .collect(),
-                        });
+                            entries: batch.into_iter().map(|o| (o.id, add, o.member)).collect(),
+                        };
+                        let stored = self
+                            .spec
+                            .outstanding
+                            .insert(o.request_id.as_bytes(), crate::ledger::records::encode(&o));
+                        if let Err(e) = stored {
+                            tracing::error!(error = %e, "outstanding request not persisted");
+                        }
+                        self.outstanding.push(o);
                     }
                     let now = self.clock.now();
                     self.status.update(&self.spec.name, &list.audience, |s| {
@@ -554,24 +571,32 @@ impl Worker {
         for o in std::mem::take(&mut self.outstanding) {
             self.limiter.until_ready().await;
             match self.spec.dest.poll(&o.request_id).await {
-                Ok(RequestState::Succeeded) => {}
+                Ok(RequestState::Succeeded) => {
+                    let _ = self.spec.outstanding.remove(o.request_id.as_bytes());
+                }
                 Ok(RequestState::Processing) | Err(_) => still.push(o),
                 Ok(RequestState::Failed(why)) => {
                     tracing::warn!(destination = %self.spec.name, audience = %o.audience, request = %o.request_id, "request failed at the network; resending");
                     let mut revert = Vec::new();
                     let mut dirty = Vec::new();
-                    for (c, id, added, member) in o.entries {
-                        let now = self.spec.confirmed.get(&o.audience, &id);
-                        if added && now == Some(&member) {
-                            revert.push((id, None));
-                        } else if !added && now.is_none() {
-                            revert.push((id, Some(member)));
+                    {
+                        let db = self.ledger.read();
+                        for (id, added, member) in o.entries {
+                            let now = self.spec.confirmed.get(&o.audience, &id);
+                            if added && now == Some(&member) {
+                                revert.push((id.clone(), None));
+                            } else if !added && now.is_none() {
+                                revert.push((id.clone(), Some(member)));
+                            }
+                            if let Some((c, _)) = db.facts.customer(&id) {
+                                dirty.push(c);
+                            }
                         }
-                        dirty.push(c);
                     }
                     if let Err(e) = self.spec.confirmed.apply(&o.audience, &revert) {
                         tracing::error!(error = %e, "confirmed ledger write failed");
                     }
+                    let _ = self.spec.outstanding.remove(o.request_id.as_bytes());
                     self.spec.dirty.customers.lock().extend(dirty);
                     self.spec.dirty.notify.notify_one();
                     self.status.update(&self.spec.name, &o.audience, |s| {

@@ -192,6 +192,9 @@ pub fn build_workers(
             .map_err(|source| SetupError::Store { index, source })?;
         let confirmed = confirmed::Confirmed::load(tree)
             .map_err(|source| SetupError::Store { index, source })?;
+        let outstanding = store
+            .open_tree(&format!("outstanding.{}", d.name))
+            .map_err(|source| SetupError::Store { index, source })?;
         specs.push(engine::WorkerSpec {
             name: d.name.clone(),
             dest,
@@ -209,6 +212,7 @@ pub fn build_workers(
             poll_interval: d.status_poll_interval,
             confirmed,
             dirty: feed.target(index),
+            outstanding,
         });
     }
     Ok(specs)
