@@ -128,15 +128,8 @@ pub async fn status(t: &Target, json: bool) -> Result<(), CliError> {
         return Ok(());
     }
     println!(
-        "{:<12} {:<18} {:>9} {:>9} {:>7} {:>7}  {:<20}  {}",
-        "DESTINATION",
-        "AUDIENCE",
-        "DESIRED",
-        "CONFIRMED",
-        "+ADD",
-        "-REMOVE",
-        "LAST SUCCESS",
-        "STATE"
+        "{:<12} {:<18} {:>9} {:>9} {:>7} {:>7}  {:<20}  STATE",
+        "DESTINATION", "AUDIENCE", "DESIRED", "CONFIRMED", "+ADD", "-REMOVE", "LAST SUCCESS"
     );
     for s in &states {
         let state = if s.parked {

@@ -354,14 +354,12 @@ impl Worker {
             }
             if let Some(old) = confirmed {
                 removes.push(Op {
-                    customer: c,
                     id: cust.id.clone(),
                     member: old.clone(),
                 });
             }
             if let Some(new) = desired {
                 adds.push(Op {
-                    customer: c,
                     id: cust.id.clone(),
                     member: new,
                 });

@@ -344,7 +344,7 @@ impl Destination for GoogleDestination {
             .flatten()
             .filter_map(|d| d["requestStatus"].as_str())
             .collect();
-        Ok(if statuses.iter().any(|s| *s == "FAILED") {
+        Ok(if statuses.contains(&"FAILED") {
             RequestState::Failed(format!(
                 "request {request_id} FAILED: {}",
                 v["requestStatusPerDestination"]
