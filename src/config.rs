@@ -58,6 +58,12 @@ pub struct Config {
     pub revenue: RevenueConfig,
     /// Log output.
     pub log: LogConfig,
+    /// Prometheus scrape endpoint.
+    pub metrics: crate::service::settings::MetricsConfig,
+    /// Bearer-token auth on gRPC.
+    pub auth: crate::service::settings::AuthConfig,
+    /// TLS / mTLS on the gRPC listener.
+    pub tls: crate::service::settings::TlsConfig,
 }
 
 /// `[server]`
@@ -237,6 +243,7 @@ impl Config {
             return Err(invalid("revenue.window", "must be positive"));
         }
         crate::ingest::currency::CurrencyTable::from_config(&self.revenue)?;
+        crate::service::settings::validate(&self.metrics, &self.auth, &self.tls)?;
         Ok(())
     }
 }

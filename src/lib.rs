@@ -8,4 +8,5 @@ pub mod feed;
 pub mod ingest;
 pub mod ledger;
 pub mod proto;
+pub mod service;
 pub mod telemetry;

@@ -6,12 +6,13 @@
 //! background thread checkpoints dirty entities to their trees and trims the log.
 
 pub mod facts;
+pub mod heartbeat;
 pub mod records;
 pub mod state;
 pub mod store;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -60,6 +61,9 @@ pub struct Stats {
     pub rejected: AtomicU64,
     /// Group commits since start.
     pub groups: AtomicU64,
+    /// When the writer last went round its loop ([`heartbeat::now_ms`]); the watchdog's proof
+    /// of life.
+    pub last_beat: AtomicI64,
 }
 
 type Reply = oneshot::Sender<Result<Outcome, LedgerError>>;
@@ -70,6 +74,8 @@ enum Command {
         reply: Reply,
     },
     Tick,
+    /// Only makes the writer beat (see [`heartbeat`]).
+    Heartbeat,
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -133,6 +139,7 @@ impl Ledger {
             stats: Stats::default(),
         });
         shared.stats.wal_seq.store(rec.last_seq, Ordering::Relaxed);
+        heartbeat::beat(&shared.stats.last_beat);
         shared
             .stats
             .checkpoint_seq
@@ -199,6 +206,12 @@ impl Ledger {
         }
     }
 
+    /// Asks the writer to beat; never waits. A full queue means the writer is busy (and beats
+    /// as it drains it) or wedged (and the beat stays old): either way nothing is lost.
+    pub fn request_heartbeat(&self) {
+        let _ = self.tx.try_send(Command::Heartbeat);
+    }
+
     /// Read access to the state (queries). Hold it briefly: the writer waits for it.
     pub fn state(&self) -> RwLockReadGuard<'_, State> {
         self.shared.state.read()
@@ -229,6 +242,7 @@ struct Writer {
 impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         while let Some(first) = rx.blocking_recv() {
+            heartbeat::beat(&self.shared.stats.last_beat);
             let mut group: Vec<(Vec<(u32, Fact)>, Reply)> = Vec::new();
             let mut events = 0usize;
             let mut tick = false;
@@ -241,6 +255,7 @@ impl Writer {
                         group.push((facts, reply));
                     }
                     Command::Tick => tick = true,
+                    Command::Heartbeat => {}
                     Command::Shutdown { reply } => {
                         shutdown = Some(reply);
                         break;
