@@ -243,7 +243,12 @@ impl Config {
             return Err(invalid("revenue.window", "must be positive"));
         }
         crate::ingest::currency::CurrencyTable::from_config(&self.revenue)?;
-        crate::service::settings::validate(&self.metrics, &self.auth, &self.tls)?;
+        crate::service::settings::validate(
+            self.server.listen,
+            &self.metrics,
+            &self.auth,
+            &self.tls,
+        )?;
         Ok(())
     }
 }

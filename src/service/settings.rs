@@ -59,11 +59,17 @@ pub struct TlsConfig {
 
 /// Checks the three sections for consistency (file contents are read at `serve` time).
 pub fn validate(
+    server_listen: SocketAddr,
     metrics: &MetricsConfig,
     auth: &AuthConfig,
     tls: &TlsConfig,
 ) -> Result<(), ConfigError> {
-    let _ = metrics;
+    if metrics.enabled && metrics.listen.port() != 0 && metrics.listen == server_listen {
+        return Err(ConfigError::invalid(
+            "metrics.listen",
+            "is the same address as server.listen",
+        ));
+    }
     if auth.enabled {
         for (key, file) in [
             ("auth.ingest_token_file", &auth.ingest_token_file),
@@ -121,6 +127,15 @@ mod tests {
     fn auth_needs_every_token_file() {
         let err = Config::parse("[auth]\nenabled = true\ningest_token_file = \"i\"\n").unwrap_err();
         assert!(err.to_string().contains("auth.query_token_file"), "{err}");
+    }
+
+    #[test]
+    fn metrics_and_grpc_need_different_ports() {
+        let err = Config::parse(
+            "[server]\nlisten = \"127.0.0.1:9000\"\n[metrics]\nlisten = \"127.0.0.1:9000\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("metrics.listen"), "{err}");
     }
 
     #[test]
