@@ -64,6 +64,12 @@ pub struct Config {
     pub destinations: Vec<DestinationConfig>,
     /// Log output.
     pub log: LogConfig,
+    /// Prometheus scrape endpoint.
+    pub metrics: crate::service::settings::MetricsConfig,
+    /// Bearer-token auth on gRPC.
+    pub auth: crate::service::settings::AuthConfig,
+    /// TLS / mTLS on the gRPC listener.
+    pub tls: crate::service::settings::TlsConfig,
 }
 
 /// `[server]`
@@ -598,6 +604,12 @@ impl Config {
             }
         }
         crate::ingest::currency::CurrencyTable::from_config(&self.revenue)?;
+        crate::service::settings::validate(
+            self.server.listen,
+            &self.metrics,
+            &self.auth,
+            &self.tls,
+        )?;
         Ok(())
     }
 }

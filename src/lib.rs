@@ -10,5 +10,6 @@ pub mod feed;
 pub mod ingest;
 pub mod ledger;
 pub mod proto;
+pub mod service;
 pub mod sync;
 pub mod telemetry;

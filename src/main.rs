@@ -12,6 +12,7 @@ use audiencesync::clock::{Clock, ManualClock, SharedClock, SystemClock};
 use audiencesync::config::{ClockMode, Config};
 use audiencesync::feed;
 use audiencesync::ledger::{store::Store, Ledger, LedgerOptions};
+use audiencesync::service;
 use audiencesync::sync::{engine::SyncEngine, SyncFeed};
 
 /// Remarketing audiences from your shop's events, synced to ad networks as hashed lists.
@@ -155,21 +156,42 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let sync = Arc::new(SyncEngine::start(specs, ledger.clone(), clock.clone()));
     let mut ctx = Context::new(&cfg, ledger.clone(), clock, manual_clock)?;
     ctx.sync = Some(sync.clone());
+    let guard = api::auth::Guard::from_config(&cfg.auth, cfg.server.listen)?;
+    let tls = api::tls::server_config(&cfg.tls)?;
+    if let Some(metrics_addr) = service::metrics::start(&cfg.metrics, ledger.clone()).await? {
+        tracing::info!(%metrics_addr, "metrics endpoint serving /metrics");
+        println!("audiencesync metrics on {metrics_addr}");
+    }
 
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
         .with_context(|| format!("binding {}", cfg.server.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, data_dir = %cfg.storage.data_dir.display(), "audiencesync serving");
+    tracing::info!(
+        %addr,
+        data_dir = %cfg.storage.data_dir.display(),
+        auth = guard.enabled(),
+        tls = tls.is_some(),
+        mtls = api::tls::mutual(&cfg.tls),
+        "audiencesync serving"
+    );
     // A stable line on stdout for scripts and tests that start the daemon on port 0.
     println!("audiencesync listening on {addr}");
+    service::notify::ready();
+    service::notify::spawn_watchdog(ledger.clone());
 
     // On SIGTERM/SIGINT the server stops accepting and lets in-flight calls finish, but only
     // for SHUTDOWN_GRACE: a client that keeps its connection open cannot hold the exit hostage.
     let stopping = Arc::new(tokio::sync::Notify::new());
     let signalled = stopping.clone();
-    let server = api::server::serve(listener, ctx, cfg.server.max_message_bytes, async move {
+    let opts = api::server::ServeOptions {
+        max_message_bytes: cfg.server.max_message_bytes,
+        guard,
+        tls,
+    };
+    let server = api::server::serve(listener, ctx, opts, async move {
         shutdown_signal().await;
+        service::notify::stopping();
         signalled.notify_one();
     });
     tokio::pin!(server);

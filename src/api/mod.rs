@@ -2,8 +2,11 @@
 
 pub mod admin;
 pub mod audience;
+pub mod auth;
+pub mod grpc_metrics;
 pub mod ingest;
 pub mod server;
+pub mod tls;
 
 use std::sync::Arc;
 

@@ -4,9 +4,13 @@ use std::future::Future;
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::ServerTlsConfig;
 
 use super::admin::AdminApi;
 use super::audience::AudienceApi;
+use super::auth::{Guard, Scope};
+use super::grpc_metrics::GrpcMetricsLayer;
 use super::ingest::IngestApi;
 use super::Context;
 use crate::proto::v1::admin_service_server::AdminServiceServer;
@@ -24,13 +28,25 @@ pub enum ServeError {
     Reflection(#[from] tonic_reflection::server::Error),
 }
 
+/// How the listener is protected and limited.
+pub struct ServeOptions {
+    /// Largest request message, in bytes.
+    pub max_message_bytes: usize,
+    /// Bearer-token checks per service.
+    pub guard: Guard,
+    /// TLS (and mTLS) settings; `None` is plaintext.
+    pub tls: Option<ServerTlsConfig>,
+}
+
 /// Serves every service on `listener` until `shutdown` resolves, then finishes in-flight calls.
 pub async fn serve(
     listener: TcpListener,
     ctx: Context,
-    max_message_bytes: usize,
+    opts: ServeOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    let max_message_bytes = opts.max_message_bytes;
+    let guard = opts.guard;
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<IngestServiceServer<IngestApi>>()
@@ -49,23 +65,37 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
+    let metrics = GrpcMetricsLayer::new(&[
+        crate::proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ]);
 
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = opts.tls {
+        builder = builder.tls_config(tls)?;
+    }
+    builder
+        .layer(metrics)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(
+        .add_service(InterceptedService::new(
             IngestServiceServer::new(IngestApi::new(ctx.clone()))
                 .max_decoding_message_size(max_message_bytes),
-        )
-        .add_service(
+            guard.require(Scope::Ingest),
+        ))
+        .add_service(InterceptedService::new(
             AudienceServiceServer::new(AudienceApi::new(ctx.clone()))
                 .max_decoding_message_size(max_message_bytes),
-        )
-        .add_service(
+            guard.require(Scope::Query),
+        ))
+        .add_service(InterceptedService::new(
             AdminServiceServer::new(AdminApi::new(ctx))
                 .max_decoding_message_size(max_message_bytes),
-        )
+            guard.require(Scope::Admin),
+        ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())

@@ -8,12 +8,13 @@
 //! trees and trims the log.
 
 pub mod facts;
+pub mod heartbeat;
 pub mod records;
 pub mod state;
 pub mod store;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -67,6 +68,9 @@ pub struct Stats {
     pub groups: AtomicU64,
     /// Membership changes since start.
     pub membership_changes: AtomicU64,
+    /// When the writer last went round its loop ([`heartbeat::now_ms`]); the watchdog's proof
+    /// of life.
+    pub last_beat: AtomicI64,
 }
 
 /// Everything the writer owns: the facts and the memberships derived from them.
@@ -156,6 +160,8 @@ enum Command {
     Tick {
         reply: Option<oneshot::Sender<()>>,
     },
+    /// Only makes the writer beat (see [`heartbeat`]).
+    Heartbeat,
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -249,6 +255,7 @@ impl Ledger {
             stats: Stats::default(),
         });
         shared.stats.wal_seq.store(rec.last_seq, Ordering::Relaxed);
+        heartbeat::beat(&shared.stats.last_beat);
         shared
             .stats
             .checkpoint_seq
@@ -334,6 +341,12 @@ impl Ledger {
         self.shared.db.read()
     }
 
+    /// Asks the writer to beat; never waits. A full queue means the writer is busy (and beats
+    /// as it drains it) or wedged (and the beat stays old): either way nothing is lost.
+    pub fn request_heartbeat(&self) {
+        let _ = self.tx.try_send(Command::Heartbeat);
+    }
+
     /// Counters.
     pub fn stats(&self) -> &Stats {
         &self.shared.stats
@@ -361,6 +374,7 @@ struct Writer {
 impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         while let Some(first) = rx.blocking_recv() {
+            heartbeat::beat(&self.shared.stats.last_beat);
             let mut group: Vec<(Vec<(u32, Fact)>, Reply)> = Vec::new();
             let mut events = 0usize;
             let mut tick = false;
@@ -377,6 +391,7 @@ impl Writer {
                         tick = true;
                         tick_replies.extend(reply);
                     }
+                    Command::Heartbeat => {}
                     Command::Shutdown { reply } => {
                         shutdown = Some(reply);
                         break;

@@ -18,6 +18,8 @@ use tonic::transport::Channel;
 pub struct Daemon {
     child: Option<Child>,
     pub addr: SocketAddr,
+    /// The Prometheus endpoint, when `[metrics]` is enabled.
+    pub metrics: Option<SocketAddr>,
     pub dir: PathBuf,
     pub log: PathBuf,
 }
@@ -29,17 +31,7 @@ impl Daemon {
     }
 
     pub fn start_env(dir: &Path, extra_toml: &str, env: &[(&str, &str)]) -> Self {
-        std::fs::create_dir_all(dir).expect("test dir");
-        let cfg = dir.join("audiencesync.toml");
-        let data = dir.join("data");
-        std::fs::write(
-            &cfg,
-            format!(
-                "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n{extra_toml}\n",
-                data.display()
-            ),
-        )
-        .expect("write config");
+        let cfg = write_config(dir, extra_toml);
         let log = dir.join(format!(
             "daemon-{}.log",
             std::time::SystemTime::now()
@@ -61,8 +53,16 @@ impl Daemon {
         let mut child = cmd.spawn().expect("spawn audiencesync");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
+        let metrics = std::sync::Arc::new(std::sync::Mutex::new(None::<SocketAddr>));
+        let metrics_seen = metrics.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // The metrics line comes first, so it is known once the listen line arrives.
+                if let Some(addr) = line.strip_prefix("audiencesync metrics on ") {
+                    if let Ok(mut m) = metrics_seen.lock() {
+                        *m = addr.trim().parse().ok();
+                    }
+                }
                 if let Some(addr) = line.strip_prefix("audiencesync listening on ") {
                     let _ = tx.send(addr.trim().to_string());
                 }
@@ -78,12 +78,49 @@ impl Daemon {
                 );
             }
         };
+        let metrics = metrics.lock().ok().and_then(|m| *m);
         Self {
             child: Some(child),
             addr,
+            metrics,
             dir: dir.to_path_buf(),
             log,
         }
+    }
+
+    /// Runs `serve` on a config expected to be refused; returns the exit status and stderr.
+    pub fn start_failing(dir: &Path, extra_toml: &str) -> (ExitStatus, String) {
+        let cfg = write_config(dir, extra_toml);
+        let out = Command::new(env!("CARGO_BIN_EXE_audiencesync"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&cfg)
+            .output()
+            .expect("run audiencesync");
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Sends SIGTERM without waiting (see [`Daemon::wait_exit`]).
+    pub fn sigterm(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+    }
+
+    /// One `GET /metrics` over a plain TCP socket.
+    pub fn scrape(&self) -> String {
+        use std::io::{Read, Write};
+        let addr = self.metrics.expect("metrics enabled");
+        let mut conn = std::net::TcpStream::connect(addr).expect("connect metrics");
+        conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("send");
+        let mut out = String::new();
+        conn.read_to_string(&mut out).expect("read metrics");
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        out
     }
 
     pub fn url(&self) -> String {
@@ -115,11 +152,14 @@ impl Daemon {
     }
 
     /// SIGTERM and wait (bounded) for a clean exit.
-    pub fn stop(mut self) -> ExitStatus {
+    pub fn stop(self) -> ExitStatus {
+        self.sigterm();
+        self.wait_exit()
+    }
+
+    /// Waits (bounded) for the daemon to exit after a signal.
+    pub fn wait_exit(mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -152,6 +192,43 @@ impl Drop for Daemon {
             let _ = c.wait();
         }
     }
+}
+
+/// Writes `dir/audiencesync.toml`: loopback port 0 for gRPC and metrics, sled in `dir/data`,
+/// then `extra_toml` (which continues the `[storage]` table unless it opens another).
+pub fn write_config(dir: &Path, extra_toml: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("test dir");
+    let cfg = dir.join("audiencesync.toml");
+    let data = dir.join("data");
+    let metrics = if extra_toml.contains("[metrics]") {
+        ""
+    } else {
+        "[metrics]\nlisten = \"127.0.0.1:0\"\n"
+    };
+    let server = if extra_toml.contains("[server]") {
+        String::new()
+    } else {
+        "[server]\nlisten = \"127.0.0.1:0\"\n".to_string()
+    };
+    std::fs::write(
+        &cfg,
+        format!(
+            "{metrics}{server}[storage]\ndata_dir = \"{}\"\n{extra_toml}\n",
+            data.display()
+        ),
+    )
+    .expect("write config");
+    cfg
+}
+
+/// Adds `authorization: Bearer <token>` to a request.
+pub fn authed<T>(msg: T, token: &str) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("metadata value"),
+    );
+    req
 }
 
 pub fn ts(secs: i64) -> Option<prost_types::Timestamp> {

@@ -1,0 +1,6 @@
+//! Running as a service: systemd notifications, Prometheus metrics, and the config sections
+//! for metrics, auth and TLS.
+
+pub mod metrics;
+pub mod notify;
+pub mod settings;
