@@ -246,7 +246,7 @@ async fn malformed_events_are_rejected_by_field_and_nothing_else_is_lost() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unbuilt_rpcs_answer_unimplemented_and_unknown_names_not_found() {
+async fn unknown_names_are_not_found_and_the_system_clock_cannot_be_set() {
     let tmp = tempfile::tempdir().expect("tmp");
     let d = Daemon::start(tmp.path(), "");
     let mut aud = d.audience().await;
@@ -268,10 +268,14 @@ async fn unbuilt_rpcs_answer_unimplemented_and_unknown_names_not_found() {
     assert!(err.message().contains("nobody"));
     let mut admin = d.admin().await;
     let err = admin
-        .trigger_resync(v1::TriggerResyncRequest::default())
+        .trigger_resync(v1::TriggerResyncRequest {
+            destination: "nowhere".into(),
+            ..Default::default()
+        })
         .await
-        .expect_err("unimplemented");
-    assert_eq!(err.code(), tonic::Code::Unimplemented);
+        .expect_err("no such destination");
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    assert!(err.message().contains("nowhere"));
     let err = admin
         .set_clock(v1::SetClockRequest {
             now: None,

@@ -56,7 +56,7 @@ pub struct GoogleDestination {
 impl GoogleDestination {
     /// A client; no request is made until the first push.
     pub fn new(s: GoogleSettings) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder().timeout(s.timeout).build()?;
+        let http = super::http_client(s.timeout)?;
         Ok(Self {
             s,
             http,

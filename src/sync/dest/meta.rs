@@ -77,7 +77,7 @@ fn row_bytes(m: &RemoteMember) -> usize {
 impl MetaDestination {
     /// A client; no request is made until the first push.
     pub fn new(s: MetaSettings) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder().timeout(s.timeout).build()?;
+        let http = super::http_client(s.timeout)?;
         Ok(Self {
             token: Mutex::new(s.access_token.clone()),
             s,

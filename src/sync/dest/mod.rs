@@ -10,6 +10,14 @@ use std::time::Duration;
 
 use super::member::RemoteMember;
 
+/// An HTTPS client for a network API. The process uses one TLS crypto provider (ring, shared
+/// with the gRPC listener's TLS); installing it here makes every client agree on it.
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    // Already installed is fine: the same provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().timeout(timeout).build()
+}
+
 /// The remote list one audience maps to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListRef {
