@@ -185,7 +185,9 @@ impl FakeApi for GoogleState {
         match fault {
             Fault::FieldViolation { .. } => path.ends_with(":ingest") || path.ends_with(":remove"),
             Fault::RequestFailed => {
-                path.ends_with(":ingest") || path.ends_with(":remove") || path.ends_with(":removeAll")
+                path.ends_with(":ingest")
+                    || path.ends_with(":remove")
+                    || path.ends_with(":removeAll")
             }
             Fault::MetaThrottle { .. } | Fault::MetaError { .. } => false,
             _ => true,
@@ -196,7 +198,8 @@ impl FakeApi for GoogleState {
         let respond = |e: ApiError| FaultAction::Respond(e.into_response());
         match fault {
             Fault::Status(code) => {
-                let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let status =
+                    StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 let (canonical, message) = canonical(status);
                 respond(ApiError::rpc(status, canonical, message, vec![]))
             }
@@ -290,8 +293,10 @@ impl ApiError {
             StatusCode::UNAUTHORIZED,
             "UNAUTHENTICATED",
             message,
-            vec![json!({"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason,
-                        "domain": "googleapis.com", "metadata": {"service": DOMAIN}})],
+            vec![
+                json!({"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason,
+                        "domain": "googleapis.com", "metadata": {"service": DOMAIN}}),
+            ],
         );
         error.headers.push((
             header::WWW_AUTHENTICATE,
@@ -318,11 +323,17 @@ fn violation(field: String, description: &str, reason: &str) -> Value {
 fn canonical(status: StatusCode) -> (&'static str, &'static str) {
     match status.as_u16() {
         400 => ("INVALID_ARGUMENT", "There was a problem with the request."),
-        401 => ("UNAUTHENTICATED", "Request had invalid authentication credentials."),
+        401 => (
+            "UNAUTHENTICATED",
+            "Request had invalid authentication credentials.",
+        ),
         403 => ("PERMISSION_DENIED", "The caller does not have permission"),
         404 => ("NOT_FOUND", "Requested entity was not found."),
         409 => ("ABORTED", "The operation was aborted."),
-        429 => ("RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota)."),
+        429 => (
+            "RESOURCE_EXHAUSTED",
+            "Resource has been exhausted (e.g. check quota).",
+        ),
         499 => ("CANCELLED", "The operation was cancelled."),
         501 => ("UNIMPLEMENTED", "Operation is not implemented."),
         503 => ("UNAVAILABLE", "The service is currently unavailable."),
@@ -457,7 +468,12 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 
 async fn token(State(state): State<Arc<GoogleState>>, body: Bytes) -> Response {
     let params: HashMap<String, String> = form_pairs(&body).into_iter().collect();
-    let param = |name: &str| params.get(name).map(String::as_str).filter(|v| !v.is_empty());
+    let param = |name: &str| {
+        params
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    };
     match param("grant_type") {
         None => oauth_error(
             StatusCode::BAD_REQUEST,
@@ -567,9 +583,7 @@ impl<'a> Obj<'a> {
             Some(map) => Ok(Obj { map, path }),
             None => Err(ApiError::payload(
                 &path,
-                format!(
-                    "Invalid JSON payload received. Expected an object at '{path}': {value}."
-                ),
+                format!("Invalid JSON payload received. Expected an object at '{path}': {value}."),
             )),
         }
     }
@@ -699,7 +713,11 @@ struct Destination {
     reference: Option<String>,
 }
 
-fn product_account(obj: &Obj, field: &str, required_field: bool) -> Result<Option<Value>, ApiError> {
+fn product_account(
+    obj: &Obj,
+    field: &str,
+    required_field: bool,
+) -> Result<Option<Value>, ApiError> {
     let Some(account) = obj.object(field)? else {
         return if required_field {
             Err(required(obj.field_path(field)))
@@ -708,7 +726,9 @@ fn product_account(obj: &Obj, field: &str, required_field: bool) -> Result<Optio
         };
     };
     account.known(&["accountType", "accountId", "product"])?;
-    let Some(account_type) = account.enumeration("accountType", "ProductAccount.AccountType", ACCOUNT_TYPES)? else {
+    let Some(account_type) =
+        account.enumeration("accountType", "ProductAccount.AccountType", ACCOUNT_TYPES)?
+    else {
         return Err(required(account.field_path("accountType")));
     };
     let account_id = account.string("accountId")?.unwrap_or("");
@@ -722,7 +742,9 @@ fn product_account(obj: &Obj, field: &str, required_field: bool) -> Result<Optio
             "INVALID_NUMBER_FORMAT",
         )]));
     }
-    Ok(Some(json!({"accountType": account_type, "accountId": account_id})))
+    Ok(Some(
+        json!({"accountType": account_type, "accountId": account_id}),
+    ))
 }
 
 fn destinations(root: &Obj) -> Result<Vec<Destination>, ApiError> {
@@ -740,7 +762,13 @@ fn destinations(root: &Obj) -> Result<Vec<Destination>, ApiError> {
     let mut out: Vec<Destination> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let dest = Obj::of(item, format!("destinations[{i}]"))?;
-        dest.known(&["reference", "operatingAccount", "loginAccount", "linkedAccount", "productDestinationId"])?;
+        dest.known(&[
+            "reference",
+            "operatingAccount",
+            "loginAccount",
+            "linkedAccount",
+            "productDestinationId",
+        ])?;
         let mut echo = Map::new();
         echo.insert(
             "operatingAccount".into(),
@@ -820,7 +848,13 @@ const DATA_FIELDS: &[&str] = &[
 fn parse_upload(body: &[u8], kind: Kind) -> Result<Upload, ApiError> {
     let value = parse_body(body)?;
     let root = Obj::of(&value, String::new())?;
-    let common = ["destinations", "audienceMembers", "validateOnly", "encoding", "encryptionInfo"];
+    let common = [
+        "destinations",
+        "audienceMembers",
+        "validateOnly",
+        "encoding",
+        "encryptionInfo",
+    ];
     match kind {
         Kind::Ingest => root.known(&[&common[..], &["consent", "termsOfService"]].concat())?,
         Kind::Remove => root.known(&common)?,
@@ -844,7 +878,11 @@ fn parse_upload(body: &[u8], kind: Kind) -> Result<Upload, ApiError> {
             "INVALID_ARGUMENT",
         )]));
     }
-    let encoding = root.enumeration("encoding", "Encoding", &["ENCODING_UNSPECIFIED", "HEX", "BASE64"])?;
+    let encoding = root.enumeration(
+        "encoding",
+        "Encoding",
+        &["ENCODING_UNSPECIFIED", "HEX", "BASE64"],
+    )?;
     let Some(encoding) = encoding else {
         return Err(required("encoding".into()));
     };
@@ -857,7 +895,11 @@ fn parse_upload(body: &[u8], kind: Kind) -> Result<Upload, ApiError> {
                     tos.enumeration(
                         "customerMatchTermsOfServiceStatus",
                         "TermsOfServiceStatus",
-                        &["TERMS_OF_SERVICE_STATUS_UNSPECIFIED", "ACCEPTED", "REJECTED"],
+                        &[
+                            "TERMS_OF_SERVICE_STATUS_UNSPECIFIED",
+                            "ACCEPTED",
+                            "REJECTED",
+                        ],
                     )?
                 }
                 None => None,
@@ -884,7 +926,11 @@ fn parse_upload(body: &[u8], kind: Kind) -> Result<Upload, ApiError> {
     for (i, item) in items.iter().enumerate() {
         let member = Obj::of(item, format!("audience_members[{i}]"))?;
         member.known(&[DATA_FIELDS, &["consent", "destinationReferences"]].concat())?;
-        let present: Vec<&str> = DATA_FIELDS.iter().copied().filter(|f| member.get(f).is_some()).collect();
+        let present: Vec<&str> = DATA_FIELDS
+            .iter()
+            .copied()
+            .filter(|f| member.get(f).is_some())
+            .collect();
         let field = match present[..] {
             [field] => field,
             [] => {
@@ -916,7 +962,9 @@ fn parse_upload(body: &[u8], kind: Kind) -> Result<Upload, ApiError> {
             "userData" => member.object("userData")?,
             "compositeData" => {
                 upload.composite = true;
-                let composite = member.object("compositeData")?.ok_or_else(|| required(member.field_path(field)))?;
+                let composite = member
+                    .object("compositeData")?
+                    .ok_or_else(|| required(member.field_path(field)))?;
                 composite.known(&["userData", "ipData"])?;
                 composite.object("userData")?
             }
@@ -942,7 +990,11 @@ fn parse_upload(body: &[u8], kind: Kind) -> Result<Upload, ApiError> {
             .map(|r| r.as_str().unwrap_or_default().to_owned())
             .collect::<Vec<_>>();
         for (k, reference) in references.iter().enumerate() {
-            if !upload.destinations.iter().any(|d| d.reference.as_ref() == Some(reference)) {
+            if !upload
+                .destinations
+                .iter()
+                .any(|d| d.reference.as_ref() == Some(reference))
+            {
                 return Err(ApiError::invalid(vec![violation(
                     format!("audience_members.audience_members[{i}].destination_references[{k}]"),
                     "The destination reference does not match any destination.",
@@ -957,7 +1009,11 @@ fn parse_upload(body: &[u8], kind: Kind) -> Result<Upload, ApiError> {
                 member_consent.1.or(request_consent.1),
             ),
         };
-        upload.members.push(Member { identifiers, rejected, references });
+        upload.members.push(Member {
+            identifiers,
+            rejected,
+            references,
+        });
     }
     Ok(upload)
 }
@@ -977,7 +1033,10 @@ fn consent<'a>(root: &Obj<'a>) -> Result<(Option<&'a str>, Option<&'a str>), Api
     }
 }
 
-fn consent_rejection(user_data: Option<&str>, personalization: Option<&str>) -> Option<&'static str> {
+fn consent_rejection(
+    user_data: Option<&str>,
+    personalization: Option<&str>,
+) -> Option<&'static str> {
     match (user_data, personalization) {
         (Some("CONSENT_GRANTED"), Some("CONSENT_GRANTED")) => None,
         (Some("CONSENT_DENIED"), _) | (_, Some("CONSENT_DENIED")) => {
@@ -1052,7 +1111,15 @@ fn address(id: &Obj, encoding: &str, field: &str) -> Result<String, ApiError> {
     let Some(address) = id.object("address")? else {
         return Err(required(field.to_owned()));
     };
-    address.known(&["givenName", "familyName", "regionCode", "postalCode", "addressLine", "city", "administrativeArea"])?;
+    address.known(&[
+        "givenName",
+        "familyName",
+        "regionCode",
+        "postalCode",
+        "addressLine",
+        "city",
+        "administrativeArea",
+    ])?;
     let mut parts = Vec::with_capacity(4);
     for name in ["givenName", "familyName"] {
         let value = address.string(name)?.unwrap_or("");
@@ -1091,14 +1158,25 @@ fn hash(value: &str, encoding: &str, field: &str) -> Result<String, ApiError> {
     let hex = if encoding == "BASE64" {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(value)
-            .map_err(|_| fail("The BASE64 encoded value is malformed.", "INVALID_BASE64_ENCODING"))?;
+            .map_err(|_| {
+                fail(
+                    "The BASE64 encoded value is malformed.",
+                    "INVALID_BASE64_ENCODING",
+                )
+            })?;
         if bytes.len() != 32 {
-            return Err(fail("The value is not a valid SHA-256 hash.", "INVALID_SHA256_FORMAT"));
+            return Err(fail(
+                "The value is not a valid SHA-256 hash.",
+                "INVALID_SHA256_FORMAT",
+            ));
         }
         hex::encode(bytes)
     } else {
         if !value.bytes().all(|b| b.is_ascii_hexdigit()) || value.is_empty() {
-            return Err(fail("The HEX encoded value is malformed.", "INVALID_HEX_ENCODING"));
+            return Err(fail(
+                "The HEX encoded value is malformed.",
+                "INVALID_HEX_ENCODING",
+            ));
         }
         if value.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(fail(
@@ -1107,7 +1185,10 @@ fn hash(value: &str, encoding: &str, field: &str) -> Result<String, ApiError> {
             ));
         }
         if value.len() != 64 {
-            return Err(fail("The value is not a valid SHA-256 hash.", "INVALID_SHA256_FORMAT"));
+            return Err(fail(
+                "The value is not a valid SHA-256 hash.",
+                "INVALID_SHA256_FORMAT",
+            ));
         }
         value.to_owned()
     };
@@ -1168,7 +1249,8 @@ impl Operation {
                     .filter(|(_, n)| *n > 0)
                     .map(|(t, n)| json!({"type": t, "count": n.to_string()}))
                     .collect();
-                let mut inner = json!({"recordCount": self.records.to_string(), "dataTypeCounts": counts});
+                let mut inner =
+                    json!({"recordCount": self.records.to_string(), "dataTypeCounts": counts});
                 let outer = if matches!(kind, OpKind::Ingest) {
                     if status != "PROCESSING" {
                         inner["uploadMatchRateRange"] = "MATCH_RATE_RANGE_NOT_ELIGIBLE".into();
@@ -1191,9 +1273,15 @@ impl Operation {
                     if status != "PROCESSING" {
                         inner["uploadMatchRateRange"] = "MATCH_RATE_RANGE_NOT_ELIGIBLE".into();
                     }
-                    ("audienceMembersIngestionStatus", json!({"userDataIngestionStatus": inner}))
+                    (
+                        "audienceMembersIngestionStatus",
+                        json!({"userDataIngestionStatus": inner}),
+                    )
                 } else {
-                    ("audienceMembersRemovalStatus", json!({"userDataRemovalStatus": inner}))
+                    (
+                        "audienceMembersRemovalStatus",
+                        json!({"userDataRemovalStatus": inner}),
+                    )
                 }
             }
         };
@@ -1235,7 +1323,11 @@ impl GoogleState {
             let targets = upload.members.iter().filter(|m| {
                 m.rejected.is_none()
                     && !m.identifiers.is_empty()
-                    && (m.references.is_empty() || destination.reference.as_ref().is_some_and(|r| m.references.contains(r)))
+                    && (m.references.is_empty()
+                        || destination
+                            .reference
+                            .as_ref()
+                            .is_some_and(|r| m.references.contains(r)))
             });
             let list = lists.entry(destination.list_id.clone()).or_default();
             match kind {
@@ -1245,7 +1337,9 @@ impl GoogleState {
                     }
                 }
                 Kind::Remove => {
-                    let removed: HashSet<&str> = targets.flat_map(|m| m.identifiers.iter().map(String::as_str)).collect();
+                    let removed: HashSet<&str> = targets
+                        .flat_map(|m| m.identifiers.iter().map(String::as_str))
+                        .collect();
                     list.retain(|stored| !stored.split('|').any(|id| removed.contains(id)));
                 }
             }
@@ -1268,8 +1362,14 @@ async fn ingest(
     injected: Injection,
     body: Bytes,
 ) -> Response {
-    upload(&state, &headers, injected_failure(&injected), &body, Kind::Ingest)
-        .unwrap_or_else(ApiError::into_response)
+    upload(
+        &state,
+        &headers,
+        injected_failure(&injected),
+        &body,
+        Kind::Ingest,
+    )
+    .unwrap_or_else(ApiError::into_response)
 }
 
 async fn remove(
@@ -1278,8 +1378,14 @@ async fn remove(
     injected: Injection,
     body: Bytes,
 ) -> Response {
-    upload(&state, &headers, injected_failure(&injected), &body, Kind::Remove)
-        .unwrap_or_else(ApiError::into_response)
+    upload(
+        &state,
+        &headers,
+        injected_failure(&injected),
+        &body,
+        Kind::Remove,
+    )
+    .unwrap_or_else(ApiError::into_response)
 }
 
 fn upload(
@@ -1343,7 +1449,10 @@ async fn remove_all(
         if !failed {
             let mut lists = state.lists.lock();
             for destination in &destinations {
-                lists.entry(destination.list_id.clone()).or_default().clear();
+                lists
+                    .entry(destination.list_id.clone())
+                    .or_default()
+                    .clear();
             }
         }
         Ok(state.accept(Operation {
@@ -1401,7 +1510,8 @@ async fn create_user_list(
     let result = (|| {
         state.authorize(&headers)?;
         state.take_quota("ManagementMutateRequestsPerMinutePerProject")?;
-        if !ACCOUNT_TYPES.contains(&account_type.as_str()) || account_type.ends_with("UNSPECIFIED") {
+        if !ACCOUNT_TYPES.contains(&account_type.as_str()) || account_type.ends_with("UNSPECIFIED")
+        {
             return Err(ApiError::invalid(vec![violation(
                 "parent".into(),
                 "The account type is invalid.",
@@ -1418,9 +1528,20 @@ async fn create_user_list(
         let value = parse_body(&body)?;
         let list = Obj::of(&value, "user_list".into())?;
         list.known(&[
-            "name", "id", "readOnly", "displayName", "description", "membershipStatus",
-            "integrationCode", "membershipDuration", "closingReason", "accessReason",
-            "accountAccessStatus", "sizeInfo", "targetNetworkInfo", "ingestedUserListInfo",
+            "name",
+            "id",
+            "readOnly",
+            "displayName",
+            "description",
+            "membershipStatus",
+            "integrationCode",
+            "membershipDuration",
+            "closingReason",
+            "accessReason",
+            "accountAccessStatus",
+            "sizeInfo",
+            "targetNetworkInfo",
+            "ingestedUserListInfo",
         ])?;
         let display_name = list.string("displayName")?.unwrap_or("").to_owned();
         if display_name.is_empty() {
@@ -1442,10 +1563,13 @@ async fn create_user_list(
             state.list_names.lock().insert(key);
             state.lists.lock().entry(id.clone()).or_default();
         }
-        let info = list.get("ingestedUserListInfo").cloned().unwrap_or_else(|| {
-            json!({"uploadKeyTypes": ["CONTACT_ID"],
+        let info = list
+            .get("ingestedUserListInfo")
+            .cloned()
+            .unwrap_or_else(|| {
+                json!({"uploadKeyTypes": ["CONTACT_ID"],
                    "contactIdInfo": {"dataSourceType": "DATA_SOURCE_TYPE_FIRST_PARTY"}})
-        });
+            });
         Ok(json_response(
             StatusCode::OK,
             &json!({

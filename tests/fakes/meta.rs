@@ -54,15 +54,42 @@ const SINGLE_KEYS: &[&str] = &[
     "UID",
 ];
 const MULTI_KEYS: &[&str] = &[
-    "EXTERN_ID", "EMAIL", "PHONE", "GEN", "DOBY", "DOBM", "DOBD", "LN", "FN", "FI", "CT", "ST",
-    "ZIP", "MADID", "COUNTRY", "LOOKALIKE_VALUE", "DATA_PROCESSING_OPTIONS",
-    "DATA_PROCESSING_OPTIONS_COUNTRY", "DATA_PROCESSING_OPTIONS_STATE", "PAGEUID", "APPUID",
-    "EMAIL_SHA256", "PHONE_SHA256",
+    "EXTERN_ID",
+    "EMAIL",
+    "PHONE",
+    "GEN",
+    "DOBY",
+    "DOBM",
+    "DOBD",
+    "LN",
+    "FN",
+    "FI",
+    "CT",
+    "ST",
+    "ZIP",
+    "MADID",
+    "COUNTRY",
+    "LOOKALIKE_VALUE",
+    "DATA_PROCESSING_OPTIONS",
+    "DATA_PROCESSING_OPTIONS_COUNTRY",
+    "DATA_PROCESSING_OPTIONS_STATE",
+    "PAGEUID",
+    "APPUID",
+    "EMAIL_SHA256",
+    "PHONE_SHA256",
 ];
 /// Columns sent as is, not hashed.
 const UNHASHED: &[&str] = &[
-    "EXTERN_ID", "MADID", "MOBILE_ADVERTISER_ID", "UID", "PAGEUID", "APPUID", "LOOKALIKE_VALUE",
-    "DATA_PROCESSING_OPTIONS", "DATA_PROCESSING_OPTIONS_COUNTRY", "DATA_PROCESSING_OPTIONS_STATE",
+    "EXTERN_ID",
+    "MADID",
+    "MOBILE_ADVERTISER_ID",
+    "UID",
+    "PAGEUID",
+    "APPUID",
+    "LOOKALIKE_VALUE",
+    "DATA_PROCESSING_OPTIONS",
+    "DATA_PROCESSING_OPTIONS_COUNTRY",
+    "DATA_PROCESSING_OPTIONS_STATE",
 ];
 
 /// A running fake Graph API; stops when dropped.
@@ -193,7 +220,8 @@ impl FakeApi for MetaState {
     fn fault_action(&self, fault: &Fault, _parts: &Parts) -> FaultAction {
         let error = match fault {
             Fault::Status(code) => {
-                let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let status =
+                    StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 let code = match status.as_u16() {
                     503 => 2,
                     403 => 10,
@@ -204,8 +232,15 @@ impl FakeApi for MetaState {
                 error.transient = Some(code != 10);
                 error
             }
-            Fault::MetaThrottle { code, regain_minutes } => throttle(*code, *regain_minutes),
-            Fault::MetaError { code, subcode, transient } => {
+            Fault::MetaThrottle {
+                code,
+                regain_minutes,
+            } => throttle(*code, *regain_minutes),
+            Fault::MetaError {
+                code,
+                subcode,
+                transient,
+            } => {
                 let mut error = MetaError::new(*code, *subcode, message(*code, *subcode));
                 error.transient = Some(*transient);
                 error.user_text(*subcode);
@@ -238,8 +273,10 @@ impl FakeApi for MetaState {
 // ---------------------------------------------------------------------------------------------
 // Errors
 
-/// An error in the Graph envelope.
-struct MetaError {
+/// An error in the Graph envelope (boxed: it travels in every `Result` of the handlers).
+struct MetaError(Box<ErrorData>);
+
+struct ErrorData {
     status: StatusCode,
     code: i64,
     subcode: Option<i64>,
@@ -251,9 +288,22 @@ struct MetaError {
     headers: Vec<(HeaderName, String)>,
 }
 
+impl std::ops::Deref for MetaError {
+    type Target = ErrorData;
+    fn deref(&self) -> &ErrorData {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for MetaError {
+    fn deref_mut(&mut self) -> &mut ErrorData {
+        &mut self.0
+    }
+}
+
 impl MetaError {
     fn new(code: i64, subcode: Option<i64>, message: String) -> Self {
-        MetaError {
+        MetaError(Box::new(ErrorData {
             status: StatusCode::BAD_REQUEST,
             code,
             subcode,
@@ -263,7 +313,7 @@ impl MetaError {
             user_title: None,
             user_msg: None,
             headers: vec![],
-        }
+        }))
     }
 
     fn invalid(message: impl Into<String>) -> Self {
@@ -297,27 +347,28 @@ impl MetaError {
     }
 
     fn into_response(self) -> Response {
+        let data = *self.0;
         let mut error = Map::new();
-        error.insert("message".into(), self.message.into());
-        error.insert("type".into(), self.kind.into());
-        error.insert("code".into(), self.code.into());
-        if let Some(subcode) = self.subcode {
+        error.insert("message".into(), data.message.into());
+        error.insert("type".into(), data.kind.into());
+        error.insert("code".into(), data.code.into());
+        if let Some(subcode) = data.subcode {
             error.insert("error_subcode".into(), subcode.into());
         }
-        if let Some(transient) = self.transient {
+        if let Some(transient) = data.transient {
             error.insert("is_transient".into(), transient.into());
         }
-        if let Some(title) = self.user_title {
+        if let Some(title) = data.user_title {
             error.insert("error_user_title".into(), title.into());
         }
-        if let Some(msg) = self.user_msg {
+        if let Some(msg) = data.user_msg {
             error.insert("error_user_msg".into(), msg.into());
         }
         error.insert("fbtrace_id".into(), fbtrace_id().into());
-        let mut response = json_response(self.status, &json!({ "error": error }));
+        let mut response = json_response(data.status, &json!({ "error": error }));
         let headers = response.headers_mut();
         headers.insert("facebook-api-version", HeaderValue::from_static(VERSION));
-        if self.code == 190 {
+        if data.code == 190 {
             headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(
@@ -325,7 +376,7 @@ impl MetaError {
                 ),
             );
         }
-        for (name, value) in self.headers {
+        for (name, value) in data.headers {
             if let Ok(value) = HeaderValue::from_str(&value) {
                 headers.insert(name, value);
             }
@@ -419,41 +470,37 @@ fn params(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Params, MetaErr
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+        .unwrap_or("");
+    let mime = content_type.to_ascii_lowercase();
     if body.is_empty() {
         return Ok(params);
     }
-    if content_type.starts_with("application/json") {
+    if mime.starts_with("application/json") {
         let value: Value = serde_json::from_slice(body)
             .map_err(|_| MetaError::invalid("Invalid JSON in the request body"))?;
         let Value::Object(map) = value else {
-            return Err(MetaError::invalid("The JSON request body must be an object"));
+            return Err(MetaError::invalid(
+                "The JSON request body must be an object",
+            ));
         };
         params.extend(map);
-    } else if content_type.starts_with("multipart/form-data") {
+    } else if mime.starts_with("multipart/form-data") {
+        // The boundary is case-sensitive: take it from the original header.
         let boundary = content_type
             .split(';')
-            .filter_map(|p| p.trim().strip_prefix("boundary="))
-            .next()
-            .map(|b| b.trim_matches('"'))
+            .map(str::trim)
+            .find(|p| p.len() > 9 && p[..9].eq_ignore_ascii_case("boundary="))
+            .map(|p| p[9..].trim_matches('"'))
             .ok_or_else(|| MetaError::invalid("Missing multipart boundary"))?;
-        // The boundary is case-sensitive: take it from the original header.
-        let original = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.find(boundary).map(|_| boundary.to_owned()).or_else(|| {
-                let lower = v.to_ascii_lowercase();
-                lower.find(boundary).map(|at| v[at..at + boundary.len()].to_owned())
-            }))
-            .unwrap_or_else(|| boundary.to_owned());
-        for (name, value) in multipart(body, &original)
-            .ok_or_else(|| MetaError::invalid("Malformed multipart body"))?
-        {
-            params.insert(name, Value::String(value));
-        }
+        let fields = multipart(body, boundary)
+            .ok_or_else(|| MetaError::invalid("Malformed multipart body"))?;
+        params.extend(fields.into_iter().map(|(k, v)| (k, Value::String(v))));
     } else {
-        params.extend(form_pairs(body).into_iter().map(|(k, v)| (k, Value::String(v))));
+        params.extend(
+            form_pairs(body)
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v))),
+        );
     }
     Ok(params)
 }
@@ -501,7 +548,13 @@ fn string_param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
 
 impl MetaState {
     /// Version, size, parameters and credentials: what every endpoint checks first.
-    fn prelude(&self, version: &str, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Params, MetaError> {
+    fn prelude(
+        &self,
+        version: &str,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Params, MetaError> {
         let valid_version = version
             .strip_prefix('v')
             .and_then(|v| v.split_once('.'))
@@ -523,20 +576,24 @@ impl MetaState {
             Some(_) => {
                 return Err(MetaError::new(190, None, message(190, None)));
             }
-            None => {
-                return Err(MetaError::new(
-                    190,
-                    None,
-                    "An active access token must be used to query information about the current user."
-                        .into(),
-                ))
-            }
+            None => return Err(MetaError::new(
+                190,
+                None,
+                "An active access token must be used to query information about the current user."
+                    .into(),
+            )),
         }
         if let Some(secret) = &self.app_secret {
             let mut error = match string_param(&params, "appsecret_proof") {
-                None => MetaError::invalid("API calls from the server require an appsecret_proof argument"),
-                Some(proof) if proof == appsecret_proof(secret, &self.access_token) => return Ok(params),
-                Some(_) => MetaError::invalid("Invalid appsecret_proof provided in the API argument"),
+                None => MetaError::invalid(
+                    "API calls from the server require an appsecret_proof argument",
+                ),
+                Some(proof) if proof == appsecret_proof(secret, &self.access_token) => {
+                    return Ok(params)
+                }
+                Some(_) => {
+                    MetaError::invalid("Invalid appsecret_proof provided in the API argument")
+                }
             };
             error.message = error.message.replace("(#100) ", "");
             error.kind = "GraphMethodException";
@@ -590,7 +647,9 @@ fn payload(params: &Params) -> Result<Payload, MetaError> {
         return Err(MetaError::invalid("The parameter payload is required"));
     };
     let (schema, multi_key) = match payload.get("schema") {
-        Some(Value::String(key)) if SINGLE_KEYS.contains(&key.as_str()) => (vec![key.clone()], false),
+        Some(Value::String(key)) if SINGLE_KEYS.contains(&key.as_str()) => {
+            (vec![key.clone()], false)
+        }
         Some(Value::Array(keys)) if !keys.is_empty() => {
             let mut schema = Vec::with_capacity(keys.len());
             for key in keys {
@@ -627,7 +686,11 @@ fn payload(params: &Params) -> Result<Payload, MetaError> {
         let values: Vec<&Value> = match row {
             Value::Array(values) => values.iter().collect(),
             value if !out.multi_key => vec![value],
-            _ => return Err(MetaError::invalid(format!("payload.data[{index}] must be an array"))),
+            _ => {
+                return Err(MetaError::invalid(format!(
+                    "payload.data[{index}] must be an array"
+                )))
+            }
         };
         if values.len() != out.schema.len() {
             return Err(MetaError::invalid(format!(
@@ -658,12 +721,15 @@ fn row_text(schema: &[String], values: &[&Value]) -> Result<String, String> {
             other => other.to_string(),
         };
         if !UNHASHED.contains(&key.as_str()) && !text.is_empty() {
-            let hex = text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            let hex =
+                text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
             if !hex {
                 return Err(format!("{key}: not a lowercase hex SHA-256: {text}"));
             }
             if text == EMPTY_SHA256 {
-                return Err(format!("{key}: SHA-256 of an empty string; send \"\" instead"));
+                return Err(format!(
+                    "{key}: SHA-256 of an empty string; send \"\" instead"
+                ));
             }
         }
         texts.push(text);
@@ -699,9 +765,17 @@ fn session(params: &Params) -> Result<Option<Session>, MetaError> {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
-        Some(_) => return Err(MetaError::invalid("session.last_batch_flag must be a boolean")),
+        Some(_) => {
+            return Err(MetaError::invalid(
+                "session.last_batch_flag must be a boolean",
+            ))
+        }
     };
-    Ok(Some(Session { id, batch_seq, last }))
+    Ok(Some(Session {
+        id,
+        batch_seq,
+        last,
+    }))
 }
 
 /// The payload's rows in `schema` order; `None` when the column sets differ.
@@ -709,8 +783,8 @@ fn reorder(payload: &Payload, schema: &[String]) -> Option<Vec<String>> {
     if payload.schema == schema {
         return Some(payload.rows.clone());
     }
-    let same_set = payload.schema.len() == schema.len()
-        && schema.iter().all(|k| payload.schema.contains(k));
+    let same_set =
+        payload.schema.len() == schema.len() && schema.iter().all(|k| payload.schema.contains(k));
     if !same_set {
         return None;
     }
@@ -724,15 +798,28 @@ fn reorder(payload: &Payload, schema: &[String]) -> Option<Vec<String>> {
             .iter()
             .map(|row| {
                 let values: Vec<&str> = row.split('|').collect();
-                order.iter().map(|&i| values.get(i).copied().unwrap_or("")).collect::<Vec<_>>().join("|")
+                order
+                    .iter()
+                    .map(|&i| values.get(i).copied().unwrap_or(""))
+                    .collect::<Vec<_>>()
+                    .join("|")
             })
             .collect(),
     )
 }
 
 fn schema_mismatch(recorded: &[String], payload: &Payload) -> MetaError {
-    let source = |multi: bool| if multi { "FILE_IMPORTED.MULTI_HASHES" } else { "FILE_IMPORTED.HASHES_OR_USER_IDS" };
-    let recorded_multi = recorded.len() > 1 || MULTI_KEYS.contains(&recorded[0].as_str()) && !SINGLE_KEYS.contains(&recorded[0].as_str());
+    let source = |multi: bool| {
+        if multi {
+            "FILE_IMPORTED.MULTI_HASHES"
+        } else {
+            "FILE_IMPORTED.HASHES_OR_USER_IDS"
+        }
+    };
+    let recorded_multi = recorded.len() > 1
+        || recorded
+            .first()
+            .is_some_and(|k| !SINGLE_KEYS.contains(&k.as_str()));
     MetaError::audience(
         None,
         &format!(
@@ -747,18 +834,24 @@ fn schema_mismatch(recorded: &[String], payload: &Payload) -> MetaError {
 }
 
 /// Identifying `(column, value)` pairs of a row: what Meta matches people on.
-fn identities<'a>(schema: &'a [String], row: &'a str) -> impl Iterator<Item = (&'static str, &'a str)> + 'a {
-    schema.iter().zip(row.split('|')).filter_map(|(key, value)| {
-        let key = match key.as_str() {
-            "EMAIL" | "EMAIL_SHA256" => "EMAIL",
-            "PHONE" | "PHONE_SHA256" => "PHONE",
-            "MADID" | "MOBILE_ADVERTISER_ID" => "MADID",
-            "EXTERN_ID" => "EXTERN_ID",
-            "UID" => "UID",
-            _ => return None,
-        };
-        (!value.is_empty()).then_some((key, value))
-    })
+fn identities<'a>(
+    schema: &'a [String],
+    row: &'a str,
+) -> impl Iterator<Item = (&'static str, &'a str)> + 'a {
+    schema
+        .iter()
+        .zip(row.split('|'))
+        .filter_map(|(key, value)| {
+            let key = match key.as_str() {
+                "EMAIL" | "EMAIL_SHA256" => "EMAIL",
+                "PHONE" | "PHONE_SHA256" => "PHONE",
+                "MADID" | "MOBILE_ADVERTISER_ID" => "MADID",
+                "EXTERN_ID" => "EXTERN_ID",
+                "UID" => "UID",
+                _ => return None,
+            };
+            (!value.is_empty()).then_some((key, value))
+        })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -822,7 +915,9 @@ impl MetaState {
         let remove = method == Method::DELETE
             || string_param(&params, "method").is_some_and(|m| m.eq_ignore_ascii_case("DELETE"));
         let mut audiences = self.audiences.lock();
-        let audience = audiences.get_mut(node).ok_or_else(|| unsupported_post(node))?;
+        let audience = audiences
+            .get_mut(node)
+            .ok_or_else(|| unsupported_post(node))?;
         let payload = payload(&params)?;
         let session = session(&params)?;
         if audience.replace.is_some() {
@@ -836,8 +931,12 @@ impl MetaState {
                 remove_rows(&mut audience.rows, schema, &payload);
             }
         } else {
-            let schema = audience.schema.get_or_insert_with(|| payload.schema.clone()).clone();
-            let rows = reorder(&payload, &schema).ok_or_else(|| schema_mismatch(&schema, &payload))?;
+            let schema = audience
+                .schema
+                .get_or_insert_with(|| payload.schema.clone())
+                .clone();
+            let rows =
+                reorder(&payload, &schema).ok_or_else(|| schema_mismatch(&schema, &payload))?;
             audience.rows.extend(rows);
         }
         let (session_id, received) = match session {
@@ -862,13 +961,18 @@ impl MetaState {
     ) -> Result<Response, MetaError> {
         let params = self.prelude(version, uri, headers, body)?;
         let mut audiences = self.audiences.lock();
-        let audience = audiences.get_mut(node).ok_or_else(|| unsupported_post(node))?;
+        let audience = audiences
+            .get_mut(node)
+            .ok_or_else(|| unsupported_post(node))?;
         let Some(session) = session(&params)? else {
             return Err(MetaError::invalid("The parameter session is required"));
         };
         let payload = payload(&params)?;
         if audience.finished_sessions.contains(&session.id) {
-            return Err(MetaError::audience(Some(1870159), "the replace session has already finished."));
+            return Err(MetaError::audience(
+                Some(1870159),
+                "the replace session has already finished.",
+            ));
         }
         let active = audience.replace.as_ref().map(|r| (r.session_id, r.started));
         match active {
@@ -880,7 +984,10 @@ impl MetaState {
             }
             Some((_, started)) if started.elapsed() > REPLACE_WINDOW => {
                 finish_replace(audience);
-                return Err(MetaError::audience(Some(1870158), "the replace session timed out."));
+                return Err(MetaError::audience(
+                    Some(1870158),
+                    "the replace session timed out.",
+                ));
             }
             Some(_) => {}
             None if session.batch_seq != 1 => {
@@ -898,7 +1005,10 @@ impl MetaState {
                 audience.replace = Some(Replace {
                     session_id: session.id,
                     started: Instant::now(),
-                    schema: audience.schema.clone().unwrap_or_else(|| payload.schema.clone()),
+                    schema: audience
+                        .schema
+                        .clone()
+                        .unwrap_or_else(|| payload.schema.clone()),
                     rows: BTreeSet::new(),
                     received: 0,
                 });
@@ -938,13 +1048,18 @@ fn finish_replace(audience: &mut Audience) {
 }
 
 fn remove_rows(rows: &mut BTreeSet<String>, schema: &[String], payload: &Payload) {
-    let exact: HashSet<String> = reorder(payload, schema).unwrap_or_default().into_iter().collect();
+    let exact: HashSet<String> = reorder(payload, schema)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     let removed: HashSet<(&str, &str)> = payload
         .rows
         .iter()
         .flat_map(|row| identities(&payload.schema, row))
         .collect();
-    rows.retain(|row| !exact.contains(row) && !identities(schema, row).any(|id| removed.contains(&id)));
+    rows.retain(|row| {
+        !exact.contains(row) && !identities(schema, row).any(|id| removed.contains(&id))
+    });
 }
 
 async fn create(
@@ -964,9 +1079,12 @@ async fn create(
         }
         let subtype = string_param(&params, "subtype").unwrap_or("CUSTOM");
         if subtype == "CUSTOM" && string_param(&params, "customer_file_source").is_none() {
-            return Err(MetaError::invalid("Missing parameter(s): customer_file_source"));
+            return Err(MetaError::invalid(
+                "Missing parameter(s): customer_file_source",
+            ));
         }
-        let id = (23_851_234_567_000_000 + state.next_id.fetch_add(1, Ordering::SeqCst)).to_string();
+        let id =
+            (23_851_234_567_000_000 + state.next_id.fetch_add(1, Ordering::SeqCst)).to_string();
         state.audiences.lock().entry(id.clone()).or_default();
         Ok(json_response(StatusCode::OK, &json!({ "id": id })))
     })();

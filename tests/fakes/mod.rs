@@ -150,7 +150,9 @@ pub(crate) async fn fault_layer<A: FakeApi>(
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let (mut parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, MAX_BODY).await.unwrap_or_default();
+    let body = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .unwrap_or_default();
     let members = api.count_members(&parts, &body);
     let fault = api
         .journal()

@@ -252,11 +252,18 @@ fn refused_members(err: &Value) -> Vec<usize> {
         .flatten()
         .flat_map(|d| d["fieldViolations"].as_array().into_iter().flatten())
         .filter_map(|v| {
+            // "audience_members[3]", "audience_members.audience_members[3].user_data…" or
+            // camelCase: the index follows the last `audience_members[` / `audienceMembers[`.
             let field = v["field"].as_str()?;
-            let rest = field
-                .strip_prefix("audience_members[")
-                .or_else(|| field.strip_prefix("audienceMembers["))?;
-            rest.split(']').next()?.parse().ok()
+            let at = field
+                .rfind("audience_members[")
+                .map(|i| i + "audience_members[".len())
+                .or_else(|| {
+                    field
+                        .rfind("audienceMembers[")
+                        .map(|i| i + "audienceMembers[".len())
+                })?;
+            field[at..].split(']').next()?.parse().ok()
         })
         .collect();
     out.sort_unstable();
@@ -271,6 +278,22 @@ fn transport(e: reqwest::Error) -> PushError {
         } else {
             format!("transport: {e}")
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_member_indices_from_every_documented_field_path() {
+        let err = json!({"details": [{"fieldViolations": [
+            {"field": "audience_members.audience_members[3].user_data.user_identifiers[1]"},
+            {"field": "audience_members[7]"},
+            {"field": "audienceMembers[3]"},
+            {"field": "destinations[0]"},
+        ]}]});
+        assert_eq!(refused_members(&err), vec![3, 7]);
     }
 }
 

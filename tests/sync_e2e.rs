@@ -1,0 +1,525 @@
+//! Destination sync end to end: the real daemon pushes to local servers that speak the Data
+//! Manager and Marketing API shapes (`tests/fakes`), and the remote lists must equal the
+//! audiences' eligible hashed members through faults, throttling, consent withdrawal,
+//! erasure, full resyncs and a kill -9.
+
+mod common;
+mod fakes;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use audiencesync::ingest::identity::{hex_lower, Normalizer};
+use audiencesync::proto::v1;
+use audiencesync::sync::dest::meta;
+use audiencesync::sync::member::RemoteMember;
+use common::*;
+use fakes::{FakeGoogle, FakeMeta, Fault};
+
+const META_TOKEN: &str = "meta-system-user-token";
+const META_SECRET: &str = "meta-app-secret";
+
+/// A customer upsert with a name and postal code of its own: Google matches removals on any
+/// shared identifier, so two test people must never share an address.
+fn person(id: &str, email: &str, phone: &str, granted: bool) -> v1::event::Kind {
+    let consent = if granted {
+        v1::ConsentStatus::Granted
+    } else {
+        v1::ConsentStatus::Denied
+    } as i32;
+    v1::event::Kind::CustomerUpserted(v1::CustomerUpserted {
+        customer_id: id.into(),
+        email: Some(email.into()),
+        phone: Some(phone.into()),
+        first_name: Some(format!("Given{id}")),
+        last_name: Some(format!("Family{id}")),
+        country: Some("US".into()),
+        postal_code: Some(postal(id)),
+        registered_at: ts(1_600_000_000),
+        ad_user_data: Some(consent),
+        ad_personalization: Some(consent),
+    })
+}
+
+fn postal(id: &str) -> String {
+    format!("9{:04}", id.bytes().map(u32::from).sum::<u32>() % 10_000)
+}
+
+/// The member the test expects a network to hold for a customer made by `person`.
+fn member(id: &str, email: &str, phone: &str) -> RemoteMember {
+    let n = Normalizer::new("US").expect("normalizer");
+    RemoteMember {
+        email: Some(n.email(email).expect("email")),
+        phone: Some(n.phone(phone, Some("US")).expect("phone")),
+        first_name: Some(n.first_name(&format!("Given{id}")).expect("fn")),
+        last_name: Some(n.last_name(&format!("Family{id}")).expect("ln")),
+        country: Some("US".into()),
+        postal_code: Some(postal(id).into()),
+    }
+}
+
+/// Google fake's canonical form: identifiers sorted and joined.
+fn google_form(m: &RemoteMember) -> String {
+    let mut ids = [
+        format!("email:{}", hex_lower(&m.email.expect("e").google)),
+        format!("phone:{}", hex_lower(&m.phone.expect("p").google)),
+        format!(
+            "address:{},{},US,{}",
+            hex_lower(&m.first_name.expect("f").google),
+            hex_lower(&m.last_name.expect("l").google),
+            m.postal_code.as_deref().unwrap_or_default()
+        ),
+    ];
+    ids.sort();
+    ids.join("|")
+}
+
+fn meta_form(m: &RemoteMember) -> String {
+    meta::row(m).join("|")
+}
+
+struct Shop {
+    /// (customer id, email, phone, granted, revenue cents)
+    customers: Vec<(String, String, String, bool, i64)>,
+}
+
+impl Shop {
+    /// Eight buyers: the top quarter by revenue (ties included) is c0..c3; c3 has no consent.
+    fn vip_shape() -> Self {
+        let revenues = [10_000, 5_000, 5_000, 5_000, 1_000, 1_000, 500, 100];
+        Self {
+            customers: revenues
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    (
+                        format!("c{i}"),
+                        format!("person.{i}@example.com"),
+                        format!("+1212555{:04}", 100 + i),
+                        i != 3,
+                        *r,
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn events(&self, now: i64) -> Vec<v1::Event> {
+        let mut out = Vec::new();
+        for (id, email, phone, granted, revenue) in &self.customers {
+            out.push(ev(
+                &format!("u-{id}"),
+                now - 30 * DAY,
+                person(id, email, phone, *granted),
+            ));
+            out.push(ev(
+                &format!("o-{id}"),
+                now - 10 * DAY,
+                order(&format!("o-{id}"), id, *revenue, "USD"),
+            ));
+        }
+        out
+    }
+
+    fn expected(&self, ids: &[&str], form: fn(&RemoteMember) -> String) -> BTreeSet<String> {
+        self.customers
+            .iter()
+            .filter(|c| ids.contains(&c.0.as_str()))
+            .map(|c| form(&member(&c.0, &c.1, &c.2)))
+            .collect()
+    }
+}
+
+/// Config for a daemon pushing `vip` to both fakes (and a CSV directory).
+fn config(
+    dir: &Path,
+    g: &FakeGoogle,
+    m: &FakeMeta,
+    extra_google: &str,
+    extra_meta: &str,
+) -> String {
+    let creds = dir.join("google-oauth.json");
+    std::fs::write(
+        &creds,
+        format!(
+            r#"{{"client_id":"cid","client_secret":"csecret","refresh_token":"{}"}}"#,
+            g.valid_refresh_token()
+        ),
+    )
+    .expect("google creds");
+    std::fs::write(dir.join("meta-token"), META_TOKEN).expect("meta token");
+    std::fs::write(dir.join("meta-secret"), META_SECRET).expect("meta secret");
+    format!(
+        r#"
+[[destinations]]
+name = "google"
+kind = "google"
+api_base = "{gb}"
+token_url = "{gt}"
+operating_account_id = "1234567890"
+credentials_file = "{creds}"
+linger = "100ms"
+status_poll_interval = "200ms"
+lists = [{{ audience = "vip", list_id = "111" }}]
+{extra_google}
+
+[[destinations]]
+name = "meta"
+kind = "meta"
+api_base = "{mb}"
+access_token_file = "{mt}"
+app_secret_file = "{ms}"
+linger = "100ms"
+lists = [{{ audience = "vip", list_id = "222" }}]
+{extra_meta}
+"#,
+        gb = g.base_url,
+        gt = g.token_url,
+        creds = creds.display(),
+        mb = m.base_url,
+        mt = dir.join("meta-token").display(),
+        ms = dir.join("meta-secret").display(),
+    )
+}
+
+async fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn status(d: &Daemon) -> Vec<v1::SyncState> {
+    d.admin()
+        .await
+        .get_sync_status(v1::GetSyncStatusRequest::default())
+        .await
+        .expect("status")
+        .into_inner()
+        .states
+}
+
+async fn fakes() -> (FakeGoogle, FakeMeta) {
+    let g = FakeGoogle::start().await;
+    let m = FakeMeta::start(META_TOKEN, Some(META_SECRET)).await;
+    m.create_audience("222");
+    m.create_audience("223");
+    (g, m)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_converge_and_follow_consent_withdrawal_and_erasure() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (g, m) = fakes().await;
+    let shop = Shop::vip_shape();
+    let d = Daemon::start(tmp.path(), &config(tmp.path(), &g, &m, "", ""));
+    let now = now_secs();
+    stream(&d, vec![shop.events(now)]).await;
+
+    let want_g = shop.expected(&["c0", "c1", "c2"], google_form);
+    let want_m = shop.expected(&["c0", "c1", "c2"], meta_form);
+    wait_until("google vip list", 30, || g.list("111") == want_g).await;
+    wait_until("meta vip list", 30, || m.audience("222") == want_m).await;
+    assert_eq!(
+        m.schema("222"),
+        Some(meta::SCHEMA.iter().map(|s| s.to_string()).collect())
+    );
+
+    // Consent withdrawn: removed everywhere. Erased: removed, and its hashes leave the ledger.
+    stream(
+        &d,
+        vec![vec![
+            ev("w1", now - 60, consent("c1", false)),
+            ev("x2", now - 60, erase("c2")),
+        ]],
+    )
+    .await;
+    let want_g = shop.expected(&["c0"], google_form);
+    let want_m = shop.expected(&["c0"], meta_form);
+    wait_until("google removals", 30, || g.list("111") == want_g).await;
+    wait_until("meta removals", 30, || m.audience("222") == want_m).await;
+    let mut confirmed = Vec::new();
+    wait_until_async(&d, &mut confirmed).await;
+    assert!(
+        confirmed
+            .iter()
+            .all(|s| s.confirmed_size == 1 && s.last_error.is_empty()),
+        "{confirmed:?}"
+    );
+
+    // A restart changes nothing remotely (the confirmed ledger survives).
+    assert!(d.stop().success());
+    let before = g.requests().len();
+    let d = Daemon::start(tmp.path(), &config(tmp.path(), &g, &m, "", ""));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(g.list("111"), want_g);
+    let mutations = g.requests()[before..]
+        .iter()
+        .filter(|r| r.path.contains("audienceMembers"))
+        .count();
+    assert_eq!(mutations, 0, "nothing to send after a restart");
+    d.stop();
+}
+
+/// Polls until the sync status reports both lists settled.
+async fn wait_until_async(d: &Daemon, out: &mut Vec<v1::SyncState>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        *out = status(d).await;
+        if out.len() == 2
+            && out
+                .iter()
+                .all(|s| s.pending_adds == 0 && s.pending_removes == 0 && s.confirmed_size == 1)
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "status never settled: {out:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_faults_still_converge_exactly() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (g, m) = fakes().await;
+    for f in [
+        Fault::TooManyRequests {
+            retry_after_secs: Some(1),
+        },
+        Fault::Status(500),
+        Fault::Status(503),
+        Fault::Reset,
+        Fault::MalformedJson,
+        Fault::ExpireToken,
+        Fault::RequestFailed,
+    ] {
+        g.inject(f);
+    }
+    let shop = Shop::vip_shape();
+    let d = Daemon::start(tmp.path(), &config(tmp.path(), &g, &m, "", ""));
+    stream(&d, vec![shop.events(now_secs())]).await;
+    let want = shop.expected(&["c0", "c1", "c2"], google_form);
+    wait_until("google list after faults", 60, || g.list("111") == want).await;
+    let statuses: Vec<u16> = g.requests().iter().map(|r| r.status).collect();
+    for code in [429, 500, 503, 0, 401] {
+        assert!(
+            statuses.contains(&code),
+            "fault {code} was exercised: {statuses:?}"
+        );
+    }
+    assert!(
+        g.requests()
+            .iter()
+            .filter(|r| r.path.contains("token"))
+            .count()
+            >= 2,
+        "the expired token was refreshed"
+    );
+    d.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_fail_400_sets_one_member_aside_and_sends_the_rest() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (g, m) = fakes().await;
+    g.inject(Fault::FieldViolation { member_index: 0 });
+    let shop = Shop::vip_shape();
+    let d = Daemon::start(tmp.path(), &config(tmp.path(), &g, &m, "", ""));
+    stream(&d, vec![shop.events(now_secs())]).await;
+    wait_until("two of three vips", 30, || g.list("111").len() == 2).await;
+    let all = shop.expected(&["c0", "c1", "c2"], google_form);
+    assert!(g.list("111").is_subset(&all));
+    let mut st = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !st
+        .iter()
+        .any(|s: &v1::SyncState| s.destination == "google" && s.last_error.contains("refused"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "refusal visible in status: {st:?}"
+        );
+        st = status(&d).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    d.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meta_throttling_transient_errors_and_a_parked_permanent_error() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (g, m) = fakes().await;
+    m.inject(Fault::MetaThrottle {
+        code: 80003,
+        regain_minutes: 0,
+    });
+    m.inject(Fault::MetaError {
+        code: 2,
+        subcode: None,
+        transient: true,
+    });
+    m.inject(Fault::Status(500));
+    m.inject(Fault::ExpireToken);
+    let shop = Shop::vip_shape();
+    let d = Daemon::start(tmp.path(), &config(tmp.path(), &g, &m, "", ""));
+    stream(&d, vec![shop.events(now_secs())]).await;
+    let want = shop.expected(&["c0", "c1", "c2"], meta_form);
+    wait_until("meta list after faults", 60, || m.audience("222") == want).await;
+
+    // Terms not accepted: parked with the fix shown, no retry loop; a resync resumes.
+    m.inject(Fault::MetaError {
+        code: 200,
+        subcode: Some(1870090),
+        transient: false,
+    });
+    stream(
+        &d,
+        vec![vec![ev("w0", now_secs() - 30, consent("c0", false))]],
+    )
+    .await;
+    let mut parked = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while parked.is_none() {
+        assert!(Instant::now() < deadline, "never parked");
+        parked = status(&d)
+            .await
+            .into_iter()
+            .find(|s| s.destination == "meta" && s.parked);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let p = parked.expect("parked");
+    assert!(p.advice.contains("terms"), "{p:?}");
+    let calls = m.requests().len();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(m.requests().len(), calls, "a parked list is not retried");
+    d.admin()
+        .await
+        .trigger_resync(v1::TriggerResyncRequest {
+            destination: "meta".into(),
+            audience: "vip".into(),
+            mode: v1::ResyncMode::Delta as i32,
+        })
+        .await
+        .expect("resync");
+    let want = shop.expected(&["c1", "c2"], meta_form);
+    wait_until("meta list after resync", 30, || m.audience("222") == want).await;
+    d.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_resync_replaces_the_remote_lists() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (g, m) = fakes().await;
+    let shop = Shop::vip_shape();
+    let d = Daemon::start(tmp.path(), &config(tmp.path(), &g, &m, "", ""));
+    stream(&d, vec![shop.events(now_secs())]).await;
+    let want_g = shop.expected(&["c0", "c1", "c2"], google_form);
+    let want_m = shop.expected(&["c0", "c1", "c2"], meta_form);
+    wait_until("google", 30, || g.list("111") == want_g).await;
+    wait_until("meta", 30, || m.audience("222") == want_m).await;
+    let job = d
+        .admin()
+        .await
+        .trigger_resync(v1::TriggerResyncRequest {
+            destination: String::new(),
+            audience: "vip".into(),
+            mode: v1::ResyncMode::Full as i32,
+        })
+        .await
+        .expect("resync")
+        .into_inner()
+        .job_id;
+    assert!(job.starts_with("resync-"));
+    wait_until("removeAll + usersreplace", 30, || {
+        g.requests()
+            .iter()
+            .any(|r| r.path.ends_with(":removeAll") && r.status == 200)
+            && m.requests()
+                .iter()
+                .any(|r| r.path.ends_with("/usersreplace") && r.status == 200)
+    })
+    .await;
+    wait_until("google after replace", 30, || g.list("111") == want_g).await;
+    wait_until("meta after replace", 30, || m.audience("222") == want_m).await;
+    d.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_rate_never_exceeds_the_quota_and_batches_respect_meta_limits() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (g, m) = fakes().await;
+    // 600 lapsed buyers to one Meta list, at 120 requests/min (one per 500 ms).
+    let cfg = config(tmp.path(), &g, &m, "", "quota_per_minute = 120").replace(
+        r#"lists = [{ audience = "vip", list_id = "222" }]"#,
+        r#"lists = [{ audience = "lapsed_90", list_id = "223" }]"#,
+    );
+    let d = Daemon::start(tmp.path(), &cfg);
+    let now = now_secs();
+    let mut events = Vec::new();
+    for i in 0..600 {
+        let id = format!("l{i}");
+        events.push(ev(
+            &format!("u{i}"),
+            now - 200 * DAY,
+            person(
+                &id,
+                &format!("lapsed{i}@example.com"),
+                &format!("+1415555{:04}", i % 10_000),
+                true,
+            ),
+        ));
+        events.push(ev(
+            &format!("o{i}"),
+            now - 100 * DAY,
+            order(&format!("o{i}"), &id, 1_000, "USD"),
+        ));
+    }
+    stream(&d, vec![events]).await;
+    wait_until("600 rows at meta", 60, || m.audience("223").len() == 600).await;
+    let adds: Vec<_> = m
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/users") && r.status == 200)
+        .collect();
+    assert!(
+        adds.len() >= 4,
+        "600 rows need several ~60 KB requests: {}",
+        adds.len()
+    );
+    assert!(adds.iter().all(|r| r.members <= meta::MAX_ROWS));
+    let all: Vec<_> = m.requests();
+    for w in all.windows(2) {
+        let gap = w[1].at.duration_since(w[0].at);
+        assert!(
+            gap >= Duration::from_millis(450),
+            "requests {gap:?} apart exceed 120/min"
+        );
+    }
+    d.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_mid_push_then_restart_converges_exactly() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (g, m) = fakes().await;
+    g.inject(Fault::Delay(Duration::from_secs(3)));
+    let shop = Shop::vip_shape();
+    let d = Daemon::start(tmp.path(), &config(tmp.path(), &g, &m, "", ""));
+    stream(&d, vec![shop.events(now_secs())]).await;
+    wait_until("a google push in flight", 20, || {
+        g.requests()
+            .iter()
+            .any(|r| r.path.contains("audienceMembers"))
+            || !g.list("111").is_empty()
+    })
+    .await;
+    d.kill9();
+    let d = Daemon::start(tmp.path(), &config(tmp.path(), &g, &m, "", ""));
+    let want_g = shop.expected(&["c0", "c1", "c2"], google_form);
+    let want_m = shop.expected(&["c0", "c1", "c2"], meta_form);
+    wait_until("google after restart", 30, || g.list("111") == want_g).await;
+    wait_until("meta after restart", 30, || m.audience("222") == want_m).await;
+    d.stop();
+}
