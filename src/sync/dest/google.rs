@@ -281,22 +281,6 @@ fn transport(e: reqwest::Error) -> PushError {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refused_member_indices_from_every_documented_field_path() {
-        let err = json!({"details": [{"fieldViolations": [
-            {"field": "audience_members.audience_members[3].user_data.user_identifiers[1]"},
-            {"field": "audience_members[7]"},
-            {"field": "audienceMembers[3]"},
-            {"field": "destinations[0]"},
-        ]}]});
-        assert_eq!(refused_members(&err), vec![3, 7]);
-    }
-}
-
 #[async_trait::async_trait]
 impl Destination for GoogleDestination {
     fn max_batch(&self) -> usize {
@@ -391,5 +375,21 @@ impl Destination for GoogleDestination {
             "validateOnly": true,
         });
         self.post("audienceMembers:remove", &body).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_member_indices_from_every_documented_field_path() {
+        let err = json!({"details": [{"fieldViolations": [
+            {"field": "audience_members.audience_members[3].user_data.user_identifiers[1]"},
+            {"field": "audience_members[7]"},
+            {"field": "audienceMembers[3]"},
+            {"field": "destinations[0]"},
+        ]}]});
+        assert_eq!(refused_members(&err), vec![3, 7]);
     }
 }
