@@ -125,12 +125,8 @@ impl Db {
             customers,
             orders,
             carts,
-            dedup_put: dirty
-                .dedup_added
-                .into_iter()
-                .map(|(k, t)| (key_bytes(k), t))
-                .collect(),
-            dedup_del: dirty.dedup_removed.into_iter().map(key_bytes).collect(),
+            dedup_added: dirty.dedup_added,
+            dedup_pruned_before: dirty.dedup_pruned_before,
         }
     }
 
@@ -145,7 +141,7 @@ impl Db {
             && d.orders.is_empty()
             && d.carts.is_empty()
             && d.dedup_added.is_empty()
-            && d.dedup_removed.is_empty()
+            && d.dedup_pruned_before.is_none()
             && self.audiences.dirty.is_empty()
     }
 }
@@ -610,15 +606,35 @@ impl Writer {
         }
     }
 
-    /// Waits for a running checkpoint, then writes the rest synchronously.
+    /// Writes the last checkpoint at shutdown, but only when it is quick: the WAL already holds
+    /// every acknowledged fact, so a large checkpoint is left to the next start's replay
+    /// rather than holding up the stop (systemd's stop timeout, an operator's patience).
     fn final_checkpoint(&mut self) {
+        let waited = Instant::now();
         while self.checkpointer.busy.load(Ordering::Acquire) {
+            if waited.elapsed() > FINAL_CHECKPOINT_WAIT {
+                tracing::info!(
+                    "a checkpoint is still being written; the next start replays the log"
+                );
+                return;
+            }
             std::thread::sleep(Duration::from_millis(5));
         }
         let cp = {
             let mut db = self.shared.db.write();
-            if self.checkpointer.failed.swap(false, Ordering::AcqRel) {
-                db.mark_all_dirty();
+            if self.checkpointer.failed.load(Ordering::Acquire) {
+                tracing::info!("the last checkpoint failed; the next start replays the log");
+                return;
+            }
+            let d = &db.facts.dirty;
+            let pending =
+                d.customers.len() + d.orders.len() + d.carts.len() + db.audiences.dirty.len();
+            if pending > FINAL_CHECKPOINT_MAX_ENTITIES {
+                tracing::info!(
+                    pending,
+                    "many changes since the last checkpoint; the next start replays the log"
+                );
+                return;
             }
             db.take_checkpoint(self.seq)
         };
@@ -637,6 +653,11 @@ impl Writer {
     }
 }
 
+/// Longest wait for a background checkpoint at shutdown.
+const FINAL_CHECKPOINT_WAIT: Duration = Duration::from_secs(2);
+/// Most dirty entities written synchronously at shutdown (~14 µs each in sled).
+const FINAL_CHECKPOINT_MAX_ENTITIES: usize = 50_000;
+
 impl State {
     /// Marks every entity dirty, so the next checkpoint rewrites all of them.
     pub fn mark_all_dirty(&mut self) {
@@ -644,5 +665,6 @@ impl State {
         self.dirty.orders = self.orders.keys().copied().collect();
         self.dirty.carts = self.carts.keys().copied().collect();
         self.dirty.dedup_added = self.dedup.iter().map(|(k, t)| (*k, *t)).collect();
+        self.dirty.dedup_pruned_before = None;
     }
 }

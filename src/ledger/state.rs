@@ -268,8 +268,8 @@ pub struct Dirty {
     pub carts: HashSet<Key>,
     /// Event keys remembered since the last checkpoint.
     pub dedup_added: Vec<(Key, i64)>,
-    /// Event keys forgotten (past retention) since the last checkpoint.
-    pub dedup_removed: Vec<Key>,
+    /// Ids first received before this second were forgotten (past retention).
+    pub dedup_pruned_before: Option<i64>,
 }
 
 /// All customer facts.
@@ -328,14 +328,8 @@ impl State {
     /// Forgets event ids first received before `cutoff_secs`.
     pub fn prune_dedup(&mut self, cutoff_secs: i64) -> usize {
         let before = self.dedup.len();
-        let removed = &mut self.dirty.dedup_removed;
-        self.dedup.retain(|k, t| {
-            let keep = *t >= cutoff_secs;
-            if !keep {
-                removed.push(*k);
-            }
-            keep
-        });
+        self.dedup.retain(|_, t| *t >= cutoff_secs);
+        self.dirty.dedup_pruned_before = Some(cutoff_secs);
         before - self.dedup.len()
     }
 

@@ -6,7 +6,7 @@
 //! | `customers` | the shop's customer id      | [`CustomerRecord`]             |
 //! | `orders`    | key of the order id (16 B)  | [`OrderRecord`]                |
 //! | `carts`     | key of the cart id (16 B)   | [`CartRecord`]                 |
-//! | `dedup`     | key of the event id (16 B)  | first-received second (i64 BE) |
+//! | `dedup`     | newest second (i64 BE) + WAL seq + chunk | up to 4,096 event-id keys (16 B each) |
 //! | `changes`   | change sequence (u64 BE)    | membership changes of a group  |
 //! | `meta`      | `schema`, `checkpoint_seq`  | u64 BE                         |
 
@@ -21,6 +21,8 @@ use crate::ledger::state::State;
 pub const SCHEMA_VERSION: u64 = 1;
 const META_SCHEMA: &[u8] = b"schema";
 const META_CHECKPOINT: &[u8] = b"checkpoint_seq";
+/// Event ids per dedup chunk (64 KiB values, under sled's blob threshold).
+const DEDUP_CHUNK: usize = 4_096;
 /// Most entries per sled batch: larger ones balloon sled's memory (see STACK.md).
 const MAX_SLED_BATCH: usize = 1_000;
 
@@ -80,10 +82,10 @@ pub struct Checkpoint {
     pub orders: Vec<([u8; 16], Vec<u8>)>,
     /// (cart key, record)
     pub carts: Vec<([u8; 16], Vec<u8>)>,
-    /// (event key, first-received second)
-    pub dedup_put: Vec<([u8; 16], i64)>,
-    /// event keys past retention
-    pub dedup_del: Vec<[u8; 16]>,
+    /// (event key, first-received second) remembered since the last checkpoint.
+    pub dedup_added: Vec<(crate::ledger::state::Key, i64)>,
+    /// Chunks whose newest id was received before this second are past retention.
+    pub dedup_pruned_before: Option<i64>,
 }
 
 /// What start-up recovered.
@@ -253,8 +255,16 @@ impl Store {
         }
         for item in self.dedup.iter() {
             let (k, v) = item?;
-            let key = key_from(&k).ok_or_else(|| corrupt("dedup", &k, CodecError::Empty))?;
-            state.dedup.insert(key, u64_from(&v) as i64);
+            if k.len() != 24 || v.len() % 16 != 0 {
+                return Err(corrupt("dedup", &k, CodecError::Empty));
+            }
+            let newest = u64_from(&k[..8]) as i64;
+            for id in v.chunks_exact(16) {
+                if let Some(key) = key_from(id) {
+                    // The chunk's newest second: retention may keep an id slightly longer.
+                    state.dedup.entry(key).or_insert(newest);
+                }
+            }
         }
         state.dirty = Default::default();
         state.touched.clear();
@@ -310,20 +320,29 @@ impl Store {
                 tree.apply_batch(b)?;
             }
         }
-        // Forget before remember: an id pruned and seen again in one interval stays.
-        for chunk in cp.dedup_del.chunks(MAX_SLED_BATCH) {
+        // Dedup ids are packed: one sled value per 4,096 ids (a sled insert per event id would
+        // cost more than everything else an event needs). A chunk is keyed by the newest
+        // second in it, so retention drops whole chunks whose newest id is too old.
+        if let Some(cutoff) = cp.dedup_pruned_before {
             let mut b = sled::Batch::default();
-            for k in chunk {
-                b.remove(k);
+            for item in self.dedup.range(..cutoff.to_be_bytes().to_vec()) {
+                b.remove(item?.0);
             }
             self.dedup.apply_batch(b)?;
         }
-        for chunk in cp.dedup_put.chunks(MAX_SLED_BATCH) {
-            let mut b = sled::Batch::default();
-            for (k, t) in chunk {
-                b.insert(k, &t.to_be_bytes());
+        let mut added = cp.dedup_added.clone();
+        added.sort_unstable_by_key(|(_, t)| *t);
+        for (i, chunk) in added.chunks(DEDUP_CHUNK).enumerate() {
+            let newest = chunk.last().map_or(0, |(_, t)| *t);
+            let mut key = Vec::with_capacity(24);
+            key.extend_from_slice(&newest.to_be_bytes());
+            key.extend_from_slice(&cp.seq.to_be_bytes());
+            key.extend_from_slice(&(i as u64).to_be_bytes());
+            let mut value = Vec::with_capacity(chunk.len() * 16);
+            for (k, _) in chunk {
+                value.extend_from_slice(&k.to_be_bytes());
             }
-            self.dedup.apply_batch(b)?;
+            self.dedup.insert(key, value)?;
         }
         self.sync_blobs()?;
         self.sync()?;
