@@ -148,7 +148,7 @@ impl Default for IngestConfig {
 }
 
 /// `[revenue]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RevenueConfig {
     /// ISO 4217 code all revenue is converted to.
@@ -486,15 +486,6 @@ impl DestinationConfig {
             DestinationKind::Meta => 600,
             DestinationKind::Csv => 6_000,
         })
-    }
-}
-
-/// Resolves a credential file name: relative names live in `$CREDENTIALS_DIRECTORY` when
-/// systemd provides one, so secrets never sit in the config file or the unit.
-pub fn credential_path(p: &Path) -> PathBuf {
-    match std::env::var_os("CREDENTIALS_DIRECTORY") {
-        Some(dir) if p.is_relative() => PathBuf::from(dir).join(p),
-        _ => p.to_path_buf(),
     }
 }
 

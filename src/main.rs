@@ -136,7 +136,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         cfg.server.listen = listen;
     }
-    if let Some(dir) = args.data_dir {
+    if let Some(dir) = args.data_dir.clone() {
         cfg.storage.data_dir = dir;
     }
     audiencesync::telemetry::init(&cfg.log);
@@ -153,8 +153,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let feed = SyncFeed::new(cfg.destinations.len());
     let specs = audiencesync::sync::build_workers(&cfg, &store, &feed)?;
     let mut opts = LedgerOptions::from_config(&cfg)?;
-    opts.sync_feed = feed;
-    let (ledger, writer) = Ledger::start(store, opts, clock.clone())?;
+    opts.sync_feed = feed.clone();
+    let (ledger, writer) = Ledger::start(store.clone(), opts, clock.clone())?;
     let sync = Arc::new(SyncEngine::start(specs, ledger.clone(), clock.clone()));
     let mut ctx = Context::new(&cfg, ledger.clone(), clock, manual_clock)?;
     ctx.sync = Some(sync.clone());
@@ -181,6 +181,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("audiencesync listening on {addr}");
     service::notify::ready();
     service::notify::spawn_watchdog(ledger.clone());
+    let reloader = service::reload::Reloader {
+        path: args.config.clone(),
+        listen_override: args.listen,
+        data_dir_override: args.data_dir.clone(),
+        running: parking_lot::Mutex::new(cfg.clone()),
+        ctx: ctx.clone(),
+        guard: guard.clone(),
+        sync: sync.clone(),
+        store: store.clone(),
+        feed,
+    };
+    tokio::spawn(reloader.run_on_sighup());
 
     // On SIGTERM/SIGINT the server stops accepting and lets in-flight calls finish, but only
     // for SHUTDOWN_GRACE: a client that keeps its connection open cannot hold the exit hostage.

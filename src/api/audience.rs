@@ -221,7 +221,8 @@ impl AudienceService for AudienceApi {
         let (idx, c) = state
             .customer(&id)
             .ok_or_else(|| Status::not_found(format!("customer `{id}` not found")))?;
-        let s = state.summary(idx, now, self.ctx.window_secs, &self.ctx.currencies);
+        let settings = self.ctx.settings();
+        let s = state.summary(idx, now, settings.window_secs, &settings.currencies);
         let p = &c.profile;
         fn has<T>(slot: &Option<Lww<Option<T>>>) -> bool {
             slot.as_ref().is_some_and(|l| l.value.is_some())
@@ -247,7 +248,7 @@ impl AudienceService for AudienceApi {
             last_order_at: s.last_order_at.map(timestamp),
             revenue_minor: s.revenue_minor,
             revenue_in_window_minor: s.revenue_in_window_minor,
-            revenue_currency: self.ctx.currencies.revenue_currency().as_str().to_string(),
+            revenue_currency: settings.currencies.revenue_currency().as_str().to_string(),
             open_carts: s.open_carts,
             erased_at: c.erased_at.map(timestamp),
         };

@@ -69,10 +69,13 @@ fn digest(token: &[u8]) -> TokenDigest {
     Sha256::digest(token).into()
 }
 
-/// The three token digests, or none when auth is off.
+type Tokens = Option<Arc<[(Scope, TokenDigest); 3]>>;
+
+/// The three token digests, or none when auth is off. Clones share them, so a config reload
+/// ([`Guard::replace_with`]) rotates the tokens of every running interceptor at once.
 #[derive(Clone)]
 pub struct Guard {
-    tokens: Option<Arc<[(Scope, TokenDigest); 3]>>,
+    tokens: Arc<parking_lot::RwLock<Tokens>>,
 }
 
 impl Guard {
@@ -106,19 +109,29 @@ impl Guard {
                 }
             }
         }
-        Ok(Self {
-            tokens: Some(Arc::new(tokens.map(|(s, d, _)| (s, d)))),
-        })
+        Ok(Self::with(Some(Arc::new(tokens.map(|(s, d, _)| (s, d))))))
+    }
+
+    fn with(tokens: Tokens) -> Self {
+        Self {
+            tokens: Arc::new(parking_lot::RwLock::new(tokens)),
+        }
     }
 
     /// A guard that lets everything through (auth disabled).
     pub fn open() -> Self {
-        Self { tokens: None }
+        Self::with(None)
     }
 
     /// Whether tokens are required.
     pub fn enabled(&self) -> bool {
-        self.tokens.is_some()
+        self.tokens.read().is_some()
+    }
+
+    /// Takes over `other`'s tokens (config reload: rotated or newly enabled tokens).
+    pub fn replace_with(&self, other: &Guard) {
+        let new = other.tokens.read().clone();
+        *self.tokens.write() = new;
     }
 
     /// The interceptor for a service that needs `scope`.
@@ -132,7 +145,7 @@ impl Guard {
     /// UNAUTHENTICATED without a known token, PERMISSION_DENIED for a known token of
     /// another scope.
     fn check(&self, presented: Option<&[u8]>, needed: Scope) -> Result<(), Status> {
-        let Some(tokens) = &self.tokens else {
+        let Some(tokens) = self.tokens.read().clone() else {
             return Ok(());
         };
         let Some(presented) = presented else {
@@ -222,13 +235,11 @@ mod tests {
     use super::*;
 
     fn guard() -> Guard {
-        Guard {
-            tokens: Some(Arc::new([
-                (Scope::Ingest, digest(b"ingest-token-0123456789")),
-                (Scope::Query, digest(b"query-token-0123456789")),
-                (Scope::Admin, digest(b"admin-token-0123456789")),
-            ])),
-        }
+        Guard::with(Some(Arc::new([
+            (Scope::Ingest, digest(b"ingest-token-0123456789")),
+            (Scope::Query, digest(b"query-token-0123456789")),
+            (Scope::Admin, digest(b"admin-token-0123456789")),
+        ])))
     }
 
     #[test]

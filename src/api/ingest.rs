@@ -37,11 +37,12 @@ struct Checked {
 }
 
 fn check(ctx: &Context, batch: v1::EventBatch) -> Result<Checked, Status> {
-    if batch.events.len() > ctx.max_batch_events {
+    let settings = ctx.settings();
+    if batch.events.len() > settings.max_batch_events {
         return Err(Status::invalid_argument(format!(
             "events: batch of {} events exceeds the limit of {}",
             batch.events.len(),
-            ctx.max_batch_events
+            settings.max_batch_events
         )));
     }
     let now = ctx.clock.now();
@@ -49,7 +50,7 @@ fn check(ctx: &Context, batch: v1::EventBatch) -> Result<Checked, Status> {
     let mut rejected = Vec::new();
     for (i, ev) in batch.events.iter().enumerate() {
         let idx = u32::try_from(i).unwrap_or(u32::MAX);
-        match ctx.validator.validate(ev, now) {
+        match settings.validator.validate(ev, now) {
             Ok(f) => facts.push((idx, f)),
             Err(e) => rejected.push(v1::Rejection {
                 index: idx,

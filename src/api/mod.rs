@@ -16,25 +16,42 @@ use crate::ingest::currency::CurrencyTable;
 use crate::ingest::validate::Validator;
 use crate::ledger::Ledger;
 
+/// Settings a config reload may change, swapped as one.
+pub struct Settings {
+    /// Event validation.
+    pub validator: Validator,
+    /// Revenue conversion.
+    pub currencies: Arc<CurrencyTable>,
+    /// VIP / revenue window in whole seconds.
+    pub window_secs: i64,
+    /// Most events per batch.
+    pub max_batch_events: usize,
+}
+
+impl Settings {
+    /// Builds the settings from a validated config.
+    pub fn from_config(cfg: &Config) -> Result<Self, ConfigError> {
+        Ok(Self {
+            validator: Validator::new(cfg)?,
+            currencies: Arc::new(CurrencyTable::from_config(&cfg.revenue)?),
+            window_secs: i64::try_from(cfg.audiences.vip_window.as_secs()).unwrap_or(i64::MAX),
+            max_batch_events: cfg.server.max_batch_events,
+        })
+    }
+}
+
 /// What the services share.
 #[derive(Clone)]
 pub struct Context {
     /// The single writer and the state it owns.
     pub ledger: Ledger,
-    /// Event validation under the current config.
-    pub validator: Arc<Validator>,
-    /// Revenue conversion under the current config.
-    pub currencies: Arc<CurrencyTable>,
-    /// VIP / revenue window in whole seconds.
-    pub window_secs: i64,
+    /// Time source.
+    pub clock: SharedClock,
     /// The manual clock, when `[clock] mode = "manual"`.
     pub manual_clock: Option<crate::clock::ManualClock>,
     /// The sync engine, once started.
     pub sync: Option<Arc<crate::sync::engine::SyncEngine>>,
-    /// Time source.
-    pub clock: SharedClock,
-    /// Most events per batch.
-    pub max_batch_events: usize,
+    settings: Arc<parking_lot::RwLock<Arc<Settings>>>,
 }
 
 impl Context {
@@ -47,14 +64,23 @@ impl Context {
     ) -> Result<Self, ConfigError> {
         Ok(Self {
             ledger,
-            validator: Arc::new(Validator::new(cfg)?),
-            currencies: Arc::new(CurrencyTable::from_config(&cfg.revenue)?),
-            window_secs: i64::try_from(cfg.audiences.vip_window.as_secs()).unwrap_or(i64::MAX),
+            clock,
             manual_clock,
             sync: None,
-            clock,
-            max_batch_events: cfg.server.max_batch_events,
+            settings: Arc::new(parking_lot::RwLock::new(Arc::new(Settings::from_config(
+                cfg,
+            )?))),
         })
+    }
+
+    /// The settings in force (cheap: one `Arc` clone).
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.read().clone()
+    }
+
+    /// Puts new settings in force for every request that starts from now on.
+    pub fn replace_settings(&self, s: Settings) {
+        *self.settings.write() = Arc::new(s);
     }
 }
 

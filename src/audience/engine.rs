@@ -106,6 +106,20 @@ impl Audiences {
         }
     }
 
+    /// Puts new rules in force and re-evaluates everyone under them alone (never a mix):
+    /// the differences become ordinary membership changes.
+    pub fn reconfigure(
+        &mut self,
+        params: AudienceParams,
+        currencies: Arc<CurrencyTable>,
+        facts: &State,
+        now: Nanos,
+    ) {
+        self.params = params;
+        self.currencies = currencies;
+        self.recompute_all(facts, now);
+    }
+
     /// The parameters in force.
     pub fn params(&self) -> &AudienceParams {
         &self.params

@@ -156,6 +156,11 @@ enum Command {
     Tick {
         reply: Option<oneshot::Sender<()>>,
     },
+    Reconfigure {
+        params: AudienceParams,
+        currencies: Arc<CurrencyTable>,
+        reply: oneshot::Sender<()>,
+    },
     /// Only makes the writer beat (see [`heartbeat`]).
     Heartbeat,
     Shutdown {
@@ -332,6 +337,25 @@ impl Ledger {
         rx.await.map_err(|_| LedgerError::Stopped)
     }
 
+    /// Puts new audience rules in force (config reload) and returns once every membership was
+    /// recomputed under them.
+    pub async fn reconfigure(
+        &self,
+        params: AudienceParams,
+        currencies: Arc<CurrencyTable>,
+    ) -> Result<(), LedgerError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Reconfigure {
+                params,
+                currencies,
+                reply,
+            })
+            .await
+            .map_err(|_| LedgerError::Stopped)?;
+        rx.await.map_err(|_| LedgerError::Stopped)
+    }
+
     /// Read access to facts and memberships (queries). Hold it briefly: the writer waits.
     pub fn read(&self) -> RwLockReadGuard<'_, Db> {
         self.shared.db.read()
@@ -388,6 +412,18 @@ impl Writer {
                         tick_replies.extend(reply);
                     }
                     Command::Heartbeat => {}
+                    Command::Reconfigure {
+                        params,
+                        currencies,
+                        reply,
+                    } => {
+                        // Commit what is queued under the old rules first, then switch.
+                        if !group.is_empty() {
+                            self.commit(std::mem::take(&mut group));
+                        }
+                        self.reconfigure(params, currencies);
+                        let _ = reply.send(());
+                    }
                     Command::Shutdown { reply } => {
                         shutdown = Some(reply);
                         break;
@@ -493,6 +529,23 @@ impl Writer {
                 .fetch_add(out.duplicates.len() as u64, Ordering::Relaxed);
             let _ = reply.send(Ok(out));
         }
+    }
+
+    fn reconfigure(&mut self, params: AudienceParams, currencies: Arc<CurrencyTable>) {
+        let now = self.clock.now();
+        let started = Instant::now();
+        {
+            let mut db = self.shared.db.write();
+            let Db { facts, audiences } = &mut *db;
+            audiences.reconfigure(params.clone(), currencies.clone(), facts, now);
+        }
+        self.opts.audiences = params;
+        self.opts.currencies = currencies;
+        tracing::info!(
+            ms = started.elapsed().as_millis() as u64,
+            "audiences recomputed under the reloaded rules"
+        );
+        self.log_changes();
     }
 
     /// Applies the time-driven membership changes that are due.

@@ -3,4 +3,5 @@
 
 pub mod metrics;
 pub mod notify;
+pub mod reload;
 pub mod settings;

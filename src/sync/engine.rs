@@ -87,10 +87,19 @@ pub struct ResyncRequest {
 
 /// Handles to the running workers.
 pub struct SyncEngine {
-    workers: Vec<(String, Vec<String>, mpsc::Sender<ResyncRequest>)>,
+    workers: Mutex<Workers>,
     /// Status of every destination × audience.
     pub status: Arc<StatusBoard>,
-    stop: watch::Sender<bool>,
+    ledger: Ledger,
+    clock: SharedClock,
+}
+
+/// One generation of workers (replaced whole by a config reload).
+#[derive(Default)]
+struct Workers {
+    handles: Vec<(String, Vec<String>, mpsc::Sender<ResyncRequest>)>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    stop: Option<watch::Sender<bool>>,
 }
 
 /// Why a resync request was refused.
@@ -120,8 +129,9 @@ pub struct WorkerSpec {
     pub reconcile_every: Duration,
     /// Async result polling period.
     pub poll_interval: Duration,
-    /// Its confirmed ledger.
-    pub confirmed: Confirmed,
+    /// Its confirmed ledger's tree, loaded when the worker starts (after any predecessor
+    /// from before a config reload has stopped writing to it).
+    pub confirmed: sled::Tree,
     /// Its dirty set.
     pub dirty: Arc<DirtySet>,
     /// Its accepted-but-unfinished requests (sled tree `outstanding.<name>`).
@@ -132,12 +142,25 @@ impl SyncEngine {
     /// Starts one worker per destination. Each begins with a full reconciliation, which
     /// also repairs whatever a crash left between a push and its confirmation.
     pub fn start(specs: Vec<WorkerSpec>, ledger: Ledger, clock: SharedClock) -> Self {
-        let status = Arc::new(StatusBoard::default());
+        let engine = Self {
+            workers: Mutex::new(Workers::default()),
+            status: Arc::new(StatusBoard::default()),
+            ledger,
+            clock,
+        };
+        *engine.workers.lock() = engine.spawn(specs);
+        engine
+    }
+
+    fn spawn(&self, specs: Vec<WorkerSpec>) -> Workers {
         let (stop, stopped) = watch::channel(false);
-        let mut workers = Vec::new();
+        let mut workers = Workers {
+            stop: Some(stop),
+            ..Workers::default()
+        };
         for spec in specs {
             let (tx, rx) = mpsc::channel(16);
-            workers.push((
+            workers.handles.push((
                 spec.name.clone(),
                 spec.lists.iter().map(|l| l.audience.clone()).collect(),
                 tx,
@@ -155,23 +178,59 @@ impl SyncEngine {
                     crate::ledger::records::decode::<Outstanding>(&v).ok()
                 })
                 .collect();
-            let worker = Worker {
-                spec,
-                ledger: ledger.clone(),
-                clock: clock.clone(),
-                status: status.clone(),
-                limiter,
-                outstanding,
-                set_aside: Default::default(),
-                parked: HashSet::new(),
-            };
-            tokio::spawn(worker.run(rx, stopped.clone()));
+            let ledger = self.ledger.clone();
+            let clock = self.clock.clone();
+            let status = self.status.clone();
+            let stopped = stopped.clone();
+            workers.tasks.push(tokio::spawn(async move {
+                let confirmed = match Confirmed::load(spec.confirmed.clone()) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!(destination = %spec.name, error = %e, "cannot load the confirmed ledger; destination not started");
+                        return;
+                    }
+                };
+                let worker = Worker {
+                    spec,
+                    confirmed,
+                    ledger,
+                    clock,
+                    status,
+                    limiter,
+                    outstanding,
+                    set_aside: Default::default(),
+                    parked: HashSet::new(),
+                };
+                worker.run(rx, stopped).await;
+            }));
         }
-        Self {
-            workers,
-            status,
-            stop,
+        workers
+    }
+
+    /// Replaces every worker (config reload): the old ones stop between requests (a request
+    /// cut short is simply sent again, adds and removes being idempotent), then the new ones
+    /// start from their confirmed ledgers with a full comparison.
+    pub async fn reload(&self, specs: Vec<WorkerSpec>) {
+        let old = std::mem::take(&mut *self.workers.lock());
+        if let Some(stop) = &old.stop {
+            let _ = stop.send(true);
         }
+        for task in old.tasks {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+        let keep: HashSet<(String, String)> = specs
+            .iter()
+            .flat_map(|s| s.lists.iter().map(|l| (s.name.clone(), l.audience.clone())))
+            .collect();
+        self.status.lists.lock().retain(|k, _| keep.contains(k));
+        let new = self.spawn(specs);
+        *self.workers.lock() = new;
     }
 
     /// Queues a resync; returns the job id.
@@ -181,8 +240,9 @@ impl SyncEngine {
         audience: Option<&str>,
         full: bool,
     ) -> Result<String, ResyncError> {
-        let targets: Vec<_> = self
-            .workers
+        let workers = self.workers.lock();
+        let targets: Vec<_> = workers
+            .handles
             .iter()
             .filter(|(n, _, _)| destination.is_none_or(|d| d == n))
             .collect();
@@ -210,7 +270,9 @@ impl SyncEngine {
 
     /// Stops the workers between requests (confirmations are never half-written).
     pub fn shutdown(&self) {
-        let _ = self.stop.send(true);
+        if let Some(stop) = &self.workers.lock().stop {
+            let _ = stop.send(true);
+        }
     }
 }
 
@@ -227,6 +289,7 @@ pub struct Outstanding {
 
 struct Worker {
     spec: WorkerSpec,
+    confirmed: Confirmed,
     ledger: Ledger,
     clock: SharedClock,
     status: Arc<StatusBoard>,
@@ -348,7 +411,7 @@ impl Worker {
             };
             let desired =
                 desired.filter(|m| !self.set_aside.contains(&(list.audience.clone(), m.clone())));
-            let confirmed = self.spec.confirmed.get(&list.audience, &cust.id);
+            let confirmed = self.confirmed.get(&list.audience, &cust.id);
             if desired.as_ref() == confirmed {
                 return;
             }
@@ -372,7 +435,6 @@ impl Worker {
                 consider(c);
             }
             let confirmed_ids: Vec<Box<str>> = self
-                .spec
                 .confirmed
                 .list(&list.audience)
                 .map(|(id, _)| id.clone())
@@ -420,7 +482,6 @@ impl Worker {
             }
             if changed {
                 let all: Vec<RemoteMember> = self
-                    .spec
                     .confirmed
                     .list(&list.audience)
                     .map(|(_, m)| m.clone())
@@ -429,7 +490,7 @@ impl Worker {
                     self.record_error(&list.audience, &e);
                 }
             }
-            let confirmed = self.spec.confirmed.len(&list.audience) as u64;
+            let confirmed = self.confirmed.len(&list.audience) as u64;
             self.status
                 .update(&self.spec.name, &list.audience, |s| s.confirmed = confirmed);
         }
@@ -468,7 +529,7 @@ impl Worker {
                         .iter()
                         .map(|o| (o.id.clone(), add.then(|| o.member.clone())))
                         .collect();
-                    if let Err(e) = self.spec.confirmed.apply(&list.audience, &changes) {
+                    if let Err(e) = self.confirmed.apply(&list.audience, &changes) {
                         tracing::error!(error = %e, "confirmed ledger write failed");
                     }
                     if let Some(request_id) = accepted.request_id {
@@ -580,7 +641,7 @@ impl Worker {
                     {
                         let db = self.ledger.read();
                         for (id, added, member) in o.entries {
-                            let now = self.spec.confirmed.get(&o.audience, &id);
+                            let now = self.confirmed.get(&o.audience, &id);
                             if added && now == Some(&member) {
                                 revert.push((id.clone(), None));
                             } else if !added && now.is_none() {
@@ -591,7 +652,7 @@ impl Worker {
                             }
                         }
                     }
-                    if let Err(e) = self.spec.confirmed.apply(&o.audience, &revert) {
+                    if let Err(e) = self.confirmed.apply(&o.audience, &revert) {
                         tracing::error!(error = %e, "confirmed ledger write failed");
                     }
                     let _ = self.spec.outstanding.remove(o.request_id.as_bytes());
@@ -636,11 +697,11 @@ impl Worker {
             let result = self.replace_list(&list, &members).await;
             match result {
                 Ok(()) => {
-                    if let Err(e) = self.spec.confirmed.replace(&list.audience, desired) {
+                    if let Err(e) = self.confirmed.replace(&list.audience, desired) {
                         tracing::error!(error = %e, "confirmed ledger write failed");
                     }
                     let now = self.clock.now();
-                    let n = self.spec.confirmed.len(&list.audience) as u64;
+                    let n = self.confirmed.len(&list.audience) as u64;
                     self.status.update(&self.spec.name, &list.audience, |s| {
                         s.confirmed = n;
                         s.desired = n;

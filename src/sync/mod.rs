@@ -22,12 +22,12 @@ use crate::ledger::state::CustomerIdx;
 /// The dirty sets of every destination, written by the ledger writer after each change.
 #[derive(Clone, Default)]
 pub struct SyncFeed {
-    targets: Vec<Arc<DirtySet>>,
+    targets: Arc<parking_lot::RwLock<Vec<Arc<DirtySet>>>>,
 }
 
 impl std::fmt::Debug for SyncFeed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SyncFeed({} destinations)", self.targets.len())
+        write!(f, "SyncFeed({} destinations)", self.targets.read().len())
     }
 }
 
@@ -43,14 +43,26 @@ pub struct DirtySet {
 impl SyncFeed {
     /// One dirty set per destination.
     pub fn new(destinations: usize) -> Self {
-        Self {
-            targets: (0..destinations).map(|_| Arc::default()).collect(),
-        }
+        let feed = Self::default();
+        feed.reset(destinations);
+        feed
+    }
+
+    /// Fresh dirty sets for a new set of destinations (config reload; new workers start with a
+    /// full comparison, so nothing marked before is needed).
+    pub fn reset(&self, destinations: usize) {
+        *self.targets.write() = (0..destinations).map(|_| Arc::default()).collect();
+    }
+
+    /// Takes over `other`'s dirty sets: the ledger then feeds the workers built with `other`.
+    pub fn adopt(&self, other: &SyncFeed) {
+        let new = other.targets.read().clone();
+        *self.targets.write() = new;
     }
 
     /// The dirty set of destination `i`.
     pub fn target(&self, i: usize) -> Arc<DirtySet> {
-        self.targets[i].clone()
+        self.targets.read().get(i).cloned().unwrap_or_default()
     }
 
     /// Marks customers dirty for every destination.
@@ -58,7 +70,7 @@ impl SyncFeed {
         if customers.is_empty() {
             return;
         }
-        for t in &self.targets {
+        for t in self.targets.read().iter() {
             t.customers.lock().extend(customers.iter().copied());
             t.notify.notify_one();
         }
@@ -109,7 +121,7 @@ pub enum SetupError {
 }
 
 fn read_secret(index: usize, key: &'static str, p: &std::path::Path) -> Result<String, SetupError> {
-    let path = crate::config::credential_path(p);
+    let path = crate::service::settings::credential_path(p);
     let text = std::fs::read_to_string(&path).map_err(|source| SetupError::Credential {
         index,
         key,
@@ -179,7 +191,9 @@ pub fn build_workers(
                             .clone()
                             .unwrap_or_else(|| "https://graph.facebook.com/v26.0".into()),
                         access_token,
-                        access_token_file: Some(crate::config::credential_path(&token_file)),
+                        access_token_file: Some(crate::service::settings::credential_path(
+                            &token_file,
+                        )),
                         app_secret,
                         timeout: d.timeout,
                     })
@@ -187,10 +201,8 @@ pub fn build_workers(
                 )
             }
         };
-        let tree = store
+        let confirmed = store
             .open_tree(&format!("confirmed.{}", d.name))
-            .map_err(|source| SetupError::Store { index, source })?;
-        let confirmed = confirmed::Confirmed::load(tree)
             .map_err(|source| SetupError::Store { index, source })?;
         let outstanding = store
             .open_tree(&format!("outstanding.{}", d.name))
