@@ -229,3 +229,71 @@ impl Destination for CsvDestination {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::identity::Normalizer;
+
+    fn sha(s: &str) -> String {
+        hex_lower(&sha256(s))
+    }
+
+    #[tokio::test]
+    async fn files_follow_each_networks_columns_and_normalization() {
+        let n = Normalizer::new("US").expect("normalizer");
+        let m = RemoteMember {
+            email: Some(n.email(" Cloudy.SanFrancisco+shopping@gmail.com ").expect("email")),
+            phone: Some(n.phone("(800) 555-0100", Some("US")).expect("phone")),
+            first_name: Some(n.first_name("Mary").expect("fn")),
+            last_name: Some(n.last_name("Smith").expect("ln")),
+            country: Some("US".into()),
+            postal_code: Some("94105-1234".into()),
+        };
+        let dir = tempfile::tempdir().expect("tmp");
+        let dest = CsvDestination::new(dir.path().to_path_buf());
+        let list = ListRef {
+            audience: "vip".into(),
+            list_id: String::new(),
+        };
+        dest.add(&list, std::slice::from_ref(&m)).await.expect("add");
+        dest.snapshot(&list, std::slice::from_ref(&m)).await.expect("snapshot");
+
+        let google = std::fs::read_to_string(dir.path().join("vip/google.csv")).expect("google");
+        let mut lines = google.lines();
+        assert_eq!(lines.next(), Some(GOOGLE_HEADER));
+        let row: Vec<&str> = lines.next().expect("row").split(',').collect();
+        // Google: gmail dots and +tag removed, E.164 with '+', names hashed, country and zip clear.
+        assert_eq!(row[0], "223ebda6f6889b1494551ba902d9d381daf2f642bae055888e96343d53e9f9c4");
+        assert_eq!(row[1], "fb4f73a6ec5fdb7077d564cdd22c3554b43ce49168550c3b12c547b78c517b30");
+        assert_eq!(row[2], sha("mary"));
+        assert_eq!(row[3], sha("smith"));
+        assert_eq!(row[4], "US");
+        assert!(row[5].starts_with("94105"), "{}", row[5]);
+
+        let meta = std::fs::read_to_string(dir.path().join("vip/meta.csv")).expect("meta");
+        let mut lines = meta.lines();
+        assert_eq!(lines.next(), Some(META_HEADER));
+        let row: Vec<&str> = lines.next().expect("row").split(',').collect();
+        // Meta: email only trimmed and lowercased, phone digits without '+', zip and country hashed.
+        assert_eq!(row[0], sha("cloudy.sanfrancisco+shopping@gmail.com"));
+        assert_eq!(row[1], sha("18005550100"));
+        assert_eq!(row[2], sha("mary"));
+        assert_eq!(row[3], sha("smith"));
+        assert_eq!(row[4], sha("94105"));
+        assert_eq!(row[5], sha("us"));
+
+        // The delta files of the add exist in both formats, and nothing is half-written.
+        let deltas: Vec<String> = std::fs::read_dir(dir.path().join("vip/deltas"))
+            .expect("deltas")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(deltas.iter().any(|f| f.ends_with("-add-google.csv")));
+        assert!(deltas.iter().any(|f| f.ends_with("-add-meta.csv")));
+        assert!(!deltas.iter().any(|f| f.contains(".tmp")));
+        // A restart continues the delta numbering instead of overwriting.
+        let again = CsvDestination::new(dir.path().to_path_buf());
+        assert_eq!(again.seq.load(Ordering::SeqCst), 1);
+    }
+}
