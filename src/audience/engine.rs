@@ -214,10 +214,18 @@ impl Audiences {
         }
     }
 
-    /// Evaluates customer `c`: per-customer rules, VIP metric, eligibility.
-    fn measure(&self, facts: &State, c: CustomerIdx, now: Nanos) -> (Evaluation, i64, bool) {
+    /// Evaluates customer `c`: per-customer rules, VIP metric, eligibility. `view` is scratch
+    /// space, reused across customers so the full recompute allocates nothing per customer.
+    fn measure(
+        &self,
+        facts: &State,
+        c: CustomerIdx,
+        now: Nanos,
+        view: &mut CustomerView,
+    ) -> (Evaluation, i64, bool) {
         let cust = &facts.customers[c as usize];
-        let mut view = CustomerView::default();
+        view.order_times.clear();
+        view.carts.clear();
         let mut metric = 0i64;
         let mut window_due = NO_DUE;
         let window = self.params.vip_window_secs;
@@ -254,7 +262,7 @@ impl Audiences {
         if !present {
             return (Evaluation::default(), 0, false);
         }
-        let mut eval = rules::evaluate(&view, now, &self.params.rules);
+        let mut eval = rules::evaluate(view, now, &self.params.rules);
         if window_due != NO_DUE && window_due > now {
             eval.next_due = Some(eval.next_due.map_or(window_due, |d| d.min(window_due)));
         }
@@ -278,7 +286,7 @@ impl Audiences {
     /// Re-evaluates customer `c` after its facts changed or it came due.
     pub fn update(&mut self, facts: &State, c: CustomerIdx, now: Nanos) {
         self.grow(facts.customers.len());
-        let (eval, metric, eligible) = self.measure(facts, c, now);
+        let (eval, metric, eligible) = self.measure(facts, c, now, &mut CustomerView::default());
         self.set_eligible(c, eligible);
         self.set_due(c, eval.next_due);
         let old_metric = self.metric[c as usize];
@@ -392,33 +400,51 @@ impl Audiences {
     }
 
     /// Evaluates everyone from scratch and changes memberships where they differ from what
-    /// is held now (at start-up: what was stored).
+    /// is held now (at start-up: what was stored). The evaluation, pure and read-only, runs on
+    /// every core; applying the results is sequential.
     pub fn recompute_all(&mut self, facts: &State, now: Nanos) {
+        use rayon::prelude::*;
         let n = facts.customers.len();
         self.grow(n);
-        let mut vip = VipIndex::new(self.params.vip_fraction.0, self.params.vip_fraction.1);
-        let mut masks = Vec::with_capacity(n);
+        let results: Vec<(Evaluation, i64, bool)> = {
+            let this = &*self;
+            (0..n as CustomerIdx)
+                .into_par_iter()
+                .map_init(CustomerView::default, |view, c| {
+                    this.measure(facts, c, now, view)
+                })
+                .collect()
+        };
         self.eligible.clear();
         self.due.clear();
         self.due_of.iter_mut().for_each(|d| *d = NO_DUE);
-        for c in 0..n as CustomerIdx {
-            let (eval, metric, eligible) = self.measure(facts, c, now);
-            self.set_eligible(c, eligible);
-            self.set_due(c, eval.next_due);
-            self.metric[c as usize] = metric;
-            vip.update(c, 0, metric);
-            masks.push(eval.mask);
-        }
-        vip.rebuild();
-        self.vip = vip;
-        for (c, mask) in masks.into_iter().enumerate() {
+        let mut buyers = Vec::new();
+        for (c, (eval, metric, eligible)) in results.iter().enumerate() {
             let c = c as CustomerIdx;
-            let vip_bit = if self.vip.is_vip(self.metric[c as usize]) {
+            if *eligible {
+                self.eligible.insert(c);
+            }
+            if let Some(t) = eval.next_due {
+                self.due.insert((t, c));
+                self.due_of[c as usize] = t;
+            }
+            self.metric[c as usize] = *metric;
+            if *metric > 0 {
+                buyers.push((*metric, c));
+            }
+        }
+        self.vip = VipIndex::from_values(
+            self.params.vip_fraction.0,
+            self.params.vip_fraction.1,
+            buyers,
+        );
+        for (c, (eval, metric, _)) in results.into_iter().enumerate() {
+            let vip_bit = if self.vip.is_vip(metric) {
                 Audience::Vip.bit()
             } else {
                 0
             };
-            self.set_mask(c, mask | vip_bit, now);
+            self.set_mask(c as CustomerIdx, eval.mask | vip_bit, now);
         }
     }
 

@@ -28,6 +28,38 @@ impl VipIndex {
         }
     }
 
+    /// An index over `(value, customer)` pairs (values > 0), built in bulk (sorted input
+    /// builds the trees without rebalancing).
+    pub fn from_values(num: u64, den: u64, mut values: Vec<(i64, CustomerIdx)>) -> Self {
+        values.retain(|(v, _)| *v > 0);
+        values.sort_unstable();
+        let mut counts = BTreeMap::new();
+        let mut run: Option<(i64, u64)> = None;
+        for &(v, _) in &values {
+            match &mut run {
+                Some((rv, n)) if *rv == v => *n += 1,
+                _ => {
+                    if let Some((rv, n)) = run.take() {
+                        counts.insert(rv, n);
+                    }
+                    run = Some((v, 1));
+                }
+            }
+        }
+        if let Some((rv, n)) = run {
+            counts.insert(rv, n);
+        }
+        let mut index = Self {
+            num,
+            den: den.max(1),
+            members: values.into_iter().collect(),
+            counts,
+            cursor: None,
+        };
+        index.rebuild();
+        index
+    }
+
     /// Number of buyers (values > 0).
     pub fn len(&self) -> u64 {
         self.members.len() as u64
@@ -190,6 +222,21 @@ mod tests {
         v.update(0, 100, 2);
         assert!(!v.is_vip(2));
         assert_eq!(v.threshold(), Some(50));
+    }
+
+    #[test]
+    fn bulk_build_equals_incremental() {
+        let values: Vec<(i64, u32)> = (0..500u32).map(|c| (i64::from(c % 37) - 3, c)).collect();
+        let bulk = VipIndex::from_values(1, 4, values.clone());
+        let mut inc = VipIndex::new(1, 4);
+        for (v, c) in values {
+            inc.update(c, 0, v);
+        }
+        assert_eq!(bulk.threshold(), inc.threshold());
+        assert_eq!(
+            bulk.vips().collect::<Vec<_>>(),
+            inc.vips().collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -243,7 +243,10 @@ mod tests {
     async fn files_follow_each_networks_columns_and_normalization() {
         let n = Normalizer::new("US").expect("normalizer");
         let m = RemoteMember {
-            email: Some(n.email(" Cloudy.SanFrancisco+shopping@gmail.com ").expect("email")),
+            email: Some(
+                n.email(" Cloudy.SanFrancisco+shopping@gmail.com ")
+                    .expect("email"),
+            ),
             phone: Some(n.phone("(800) 555-0100", Some("US")).expect("phone")),
             first_name: Some(n.first_name("Mary").expect("fn")),
             last_name: Some(n.last_name("Smith").expect("ln")),
@@ -256,16 +259,26 @@ mod tests {
             audience: "vip".into(),
             list_id: String::new(),
         };
-        dest.add(&list, std::slice::from_ref(&m)).await.expect("add");
-        dest.snapshot(&list, std::slice::from_ref(&m)).await.expect("snapshot");
+        dest.add(&list, std::slice::from_ref(&m))
+            .await
+            .expect("add");
+        dest.snapshot(&list, std::slice::from_ref(&m))
+            .await
+            .expect("snapshot");
 
         let google = std::fs::read_to_string(dir.path().join("vip/google.csv")).expect("google");
         let mut lines = google.lines();
         assert_eq!(lines.next(), Some(GOOGLE_HEADER));
         let row: Vec<&str> = lines.next().expect("row").split(',').collect();
         // Google: gmail dots and +tag removed, E.164 with '+', names hashed, country and zip clear.
-        assert_eq!(row[0], "223ebda6f6889b1494551ba902d9d381daf2f642bae055888e96343d53e9f9c4");
-        assert_eq!(row[1], "fb4f73a6ec5fdb7077d564cdd22c3554b43ce49168550c3b12c547b78c517b30");
+        assert_eq!(
+            row[0],
+            "223ebda6f6889b1494551ba902d9d381daf2f642bae055888e96343d53e9f9c4"
+        );
+        assert_eq!(
+            row[1],
+            "fb4f73a6ec5fdb7077d564cdd22c3554b43ce49168550c3b12c547b78c517b30"
+        );
         assert_eq!(row[2], sha("mary"));
         assert_eq!(row[3], sha("smith"));
         assert_eq!(row[4], "US");
