@@ -23,23 +23,8 @@ const META_SECRET: &str = "meta-app-secret";
 /// A customer upsert with a name and postal code of its own: Google matches removals on any
 /// shared identifier, so two test people must never share an address.
 fn person(id: &str, email: &str, phone: &str, granted: bool) -> v1::event::Kind {
-    let consent = if granted {
-        v1::ConsentStatus::Granted
-    } else {
-        v1::ConsentStatus::Denied
-    } as i32;
-    v1::event::Kind::CustomerUpserted(v1::CustomerUpserted {
-        customer_id: id.into(),
-        email: Some(email.into()),
-        phone: Some(phone.into()),
-        first_name: Some(format!("Given{id}")),
-        last_name: Some(format!("Family{id}")),
-        country: Some("US".into()),
-        postal_code: Some(postal(id)),
-        registered_at: ts(1_600_000_000),
-        ad_user_data: Some(consent),
-        ad_personalization: Some(consent),
-    })
+    let (first, last, zip) = (format!("Given{id}"), format!("Family{id}"), postal(id));
+    customer_named(id, email, phone, granted, (&first, &last, &zip))
 }
 
 fn postal(id: &str) -> String {

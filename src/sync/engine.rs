@@ -312,6 +312,22 @@ enum Stop {
     Parked,
 }
 
+/// Whether to send a failed request again, and after how long: throttling always (after the
+/// network's hint, or backoff), transient failures and an expired token a bounded number of
+/// times, anything else never.
+fn retry_pause(e: &PushError, attempt: &mut u32) -> Option<Duration> {
+    *attempt += 1;
+    match e {
+        PushError::Throttled { wait, .. } => Some(wait.unwrap_or_else(|| backoff(*attempt))),
+        PushError::Transient { .. } | PushError::TokenExpired
+            if *attempt <= MAX_TRANSIENT_ATTEMPTS =>
+        {
+            Some(backoff(*attempt))
+        }
+        _ => None,
+    }
+}
+
 fn backoff(attempt: u32) -> Duration {
     let base = Duration::from_secs(1u64 << attempt.min(6)).min(MAX_BACKOFF);
     // Full jitter: spread retries of many daemons over the interval.
@@ -727,10 +743,17 @@ impl Worker {
         list: &ListRef,
         members: &[RemoteMember],
     ) -> Result<(), PushError> {
-        self.limiter.until_ready().await;
-        let mut session = self
-            .with_retries(|d| Box::pin(d.begin_replace(list)))
-            .await?;
+        let mut attempt = 0;
+        let mut session = loop {
+            self.limiter.until_ready().await;
+            match self.spec.dest.begin_replace(list).await {
+                Ok(session) => break session,
+                Err(e) => match retry_pause(&e, &mut attempt) {
+                    Some(pause) => tokio::time::sleep(pause).await,
+                    None => return Err(e),
+                },
+            }
+        };
         let mut i = 0;
         loop {
             let n = self.spec.dest.fit(&members[i..]).min(members.len() - i);
@@ -746,49 +769,15 @@ impl Worker {
                     .await
                 {
                     Ok(_) => break,
-                    Err(PushError::Throttled { wait, .. }) => {
-                        attempt += 1;
-                        tokio::time::sleep(wait.unwrap_or_else(|| backoff(attempt))).await;
-                    }
-                    Err(PushError::Transient { .. } | PushError::TokenExpired)
-                        if attempt < MAX_TRANSIENT_ATTEMPTS =>
-                    {
-                        attempt += 1;
-                        tokio::time::sleep(backoff(attempt)).await;
-                    }
-                    Err(e) => return Err(e),
+                    Err(e) => match retry_pause(&e, &mut attempt) {
+                        Some(pause) => tokio::time::sleep(pause).await,
+                        None => return Err(e),
+                    },
                 }
             }
             i += n;
             if last {
                 return Ok(());
-            }
-        }
-    }
-
-    async fn with_retries<'a, T>(
-        &'a self,
-        f: impl Fn(
-            &'a dyn Destination,
-        ) -> std::pin::Pin<
-            Box<dyn std::future::Future<Output = Result<T, PushError>> + Send + 'a>,
-        >,
-    ) -> Result<T, PushError> {
-        let mut attempt = 0;
-        loop {
-            match f(self.spec.dest.as_ref()).await {
-                Ok(v) => return Ok(v),
-                Err(PushError::Throttled { wait, .. }) => {
-                    attempt += 1;
-                    tokio::time::sleep(wait.unwrap_or_else(|| backoff(attempt))).await;
-                }
-                Err(PushError::Transient { .. } | PushError::TokenExpired)
-                    if attempt < MAX_TRANSIENT_ATTEMPTS =>
-                {
-                    attempt += 1;
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                Err(e) => return Err(e),
             }
         }
     }

@@ -256,6 +256,23 @@ pub fn ev(id: &str, at: i64, kind: v1::event::Kind) -> v1::Event {
 }
 
 pub fn customer(id: &str, email: &str, phone: &str, granted: bool) -> v1::event::Kind {
+    customer_named(
+        id,
+        email,
+        phone,
+        granted,
+        ("Mary-Jane", "O'Connor", "94105"),
+    )
+}
+
+/// A customer upsert with its own (first name, last name, postal code), US, both consents set.
+pub fn customer_named(
+    id: &str,
+    email: &str,
+    phone: &str,
+    granted: bool,
+    (first, last, postal): (&str, &str, &str),
+) -> v1::event::Kind {
     let consent = if granted {
         v1::ConsentStatus::Granted
     } else {
@@ -265,10 +282,10 @@ pub fn customer(id: &str, email: &str, phone: &str, granted: bool) -> v1::event:
         customer_id: id.into(),
         email: Some(email.into()),
         phone: Some(phone.into()),
-        first_name: Some("Mary-Jane".into()),
-        last_name: Some("O'Connor".into()),
+        first_name: Some(first.into()),
+        last_name: Some(last.into()),
         country: Some("US".into()),
-        postal_code: Some("94105".into()),
+        postal_code: Some(postal.into()),
         registered_at: ts(1_600_000_000),
         ad_user_data: Some(consent),
         ad_personalization: Some(consent),

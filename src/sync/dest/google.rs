@@ -82,9 +82,9 @@ impl GoogleDestination {
             ])
             .send()
             .await
-            .map_err(transport)?;
+            .map_err(super::transport_error)?;
         let status = resp.status();
-        let body: Value = resp.json().await.map_err(transport)?;
+        let body: Value = resp.json().await.map_err(super::transport_error)?;
         if !status.is_success() {
             let err = body["error"].as_str().unwrap_or("unknown").to_string();
             return Err(if status.is_server_error() {
@@ -131,7 +131,7 @@ impl GoogleDestination {
             .json(body)
             .send()
             .await
-            .map_err(transport)?;
+            .map_err(super::transport_error)?;
         self.read(resp).await
     }
 
@@ -143,7 +143,7 @@ impl GoogleDestination {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let text = resp.text().await.map_err(transport)?;
+        let text = resp.text().await.map_err(super::transport_error)?;
         if status.is_success() {
             return serde_json::from_str(&text).map_err(|_| PushError::Transient {
                 reason: format!("HTTP {status} with a body that is not JSON"),
@@ -271,16 +271,6 @@ fn refused_members(err: &Value) -> Vec<usize> {
     out
 }
 
-fn transport(e: reqwest::Error) -> PushError {
-    PushError::Transient {
-        reason: if e.is_timeout() {
-            "request timed out".to_string()
-        } else {
-            format!("transport: {e}")
-        },
-    }
-}
-
 #[async_trait::async_trait]
 impl Destination for GoogleDestination {
     fn max_batch(&self) -> usize {
@@ -343,7 +333,7 @@ impl Destination for GoogleDestination {
             .bearer_auth(&token)
             .send()
             .await
-            .map_err(transport)?;
+            .map_err(super::transport_error)?;
         let v = self.read(resp).await?;
         let per_dest = v["requestStatusPerDestination"].as_array();
         let statuses: Vec<&str> = per_dest

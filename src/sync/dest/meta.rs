@@ -113,14 +113,14 @@ impl MetaDestination {
             .form(&form)
             .send()
             .await
-            .map_err(transport)?;
+            .map_err(super::transport_error)?;
         let status = resp.status();
         let usage_wait = resp
             .headers()
             .get("x-business-use-case-usage")
             .and_then(|v| v.to_str().ok())
             .and_then(regain_wait);
-        let text = resp.text().await.map_err(transport)?;
+        let text = resp.text().await.map_err(super::transport_error)?;
         let body: Value = match serde_json::from_str(&text) {
             Ok(v) => v,
             Err(_) => {
@@ -198,16 +198,6 @@ fn regain_wait(header: &str) -> Option<Duration> {
         .filter_map(|e| e["estimated_time_to_regain_access"].as_u64())
         .max()?;
     (minutes > 0).then(|| Duration::from_secs(minutes * 60))
-}
-
-fn transport(e: reqwest::Error) -> PushError {
-    PushError::Transient {
-        reason: if e.is_timeout() {
-            "request timed out".to_string()
-        } else {
-            format!("transport: {e}")
-        },
-    }
 }
 
 #[async_trait::async_trait]
@@ -299,9 +289,9 @@ impl Destination for MetaDestination {
             .query(&q)
             .send()
             .await
-            .map_err(transport)?;
+            .map_err(super::transport_error)?;
         let status = resp.status();
-        let body: Value = resp.json().await.map_err(transport)?;
+        let body: Value = resp.json().await.map_err(super::transport_error)?;
         if body.get("error").is_some() || !status.is_success() {
             return Err(self.classify(status.as_u16(), &body["error"], None));
         }

@@ -18,6 +18,17 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error>
     reqwest::Client::builder().timeout(timeout).build()
 }
 
+/// A failure below HTTP (connect, reset, timeout, unreadable body): always worth a retry.
+pub fn transport_error(e: reqwest::Error) -> PushError {
+    PushError::Transient {
+        reason: if e.is_timeout() {
+            "request timed out".to_string()
+        } else {
+            format!("transport: {e}")
+        },
+    }
+}
+
 /// The remote list one audience maps to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListRef {
