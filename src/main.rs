@@ -160,7 +160,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     ctx.sync = Some(sync.clone());
     let guard = api::auth::Guard::from_config(&cfg.auth, cfg.server.listen)?;
     let tls = api::tls::server_config(&cfg.tls)?;
-    if let Some(metrics_addr) = service::metrics::start(&cfg.metrics, ledger.clone()).await? {
+    if let Some(metrics_addr) =
+        service::metrics::start(&cfg.metrics, ledger.clone(), Some(sync.status.clone())).await?
+    {
         tracing::info!(%metrics_addr, "metrics endpoint serving /metrics");
         println!("audiencesync metrics on {metrics_addr}");
     }

@@ -234,6 +234,19 @@ async fn lists_converge_and_follow_consent_withdrawal_and_erasure() {
         "{confirmed:?}"
     );
 
+    // The metrics endpoint shows the pushes, the lists and the audience sizes.
+    let text = d.scrape();
+    for needle in [
+        r#"audiencesync_sync_requests_total{destination="google",op="add",outcome="ok"}"#,
+        r#"audiencesync_sync_members_sent_total{destination="meta",audience="vip",op="remove"} 2"#,
+        r#"audiencesync_sync_confirmed_members{destination="google",audience="vip"} 1"#,
+        r#"audiencesync_audience_members{audience="vip"}"#,
+        "audiencesync_sync_rate_limit_wait_seconds_count",
+    ] {
+        assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
+    }
+    assert!(!text.contains("example.com"), "no PII in metrics");
+
     // A restart changes nothing remotely (the confirmed ledger survives).
     assert!(d.stop().success());
     let before = g.requests().len();

@@ -14,8 +14,12 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use std::sync::Arc;
+
+use crate::audience::Audience;
 use crate::ledger::{heartbeat, Ledger};
 use crate::service::settings::MetricsConfig;
+use crate::sync::engine::StatusBoard;
 
 /// Metric names, in one place so dashboards and `docs/OPERATIONS.md` stay in step.
 pub mod names {
@@ -31,6 +35,29 @@ pub mod names {
     pub const CHECKPOINT_SEQUENCE: &str = "audiencesync_checkpoint_sequence";
     /// Counter: group commits (one WAL write + fsync each).
     pub const GROUP_COMMITS: &str = "audiencesync_group_commits_total";
+    /// Gauge: members per audience (label `audience`).
+    pub const AUDIENCE_MEMBERS: &str = "audiencesync_audience_members";
+    /// Gauge: members eligible for push per audience.
+    pub const AUDIENCE_ELIGIBLE: &str = "audiencesync_audience_eligible_members";
+    /// Counter: membership changes (entries and exits) since start.
+    pub const MEMBERSHIP_CHANGES: &str = "audiencesync_membership_changes_total";
+    /// Counter: requests to ad networks by `destination`, `op` and `outcome`.
+    pub const SYNC_REQUESTS: &str = "audiencesync_sync_requests_total";
+    /// Histogram: ad-network request duration by `destination`.
+    pub const SYNC_REQUEST_DURATION: &str = "audiencesync_sync_request_duration_seconds";
+    /// Counter: members confirmed sent, by `destination`, `audience`, `op` (`add`, `remove`).
+    pub const SYNC_MEMBERS_SENT: &str = "audiencesync_sync_members_sent_total";
+    /// Histogram: each wait for the quota or a network's throttle, by `destination`
+    /// (`_sum` is the total time waited).
+    pub const SYNC_RATE_LIMIT_WAIT: &str = "audiencesync_sync_rate_limit_wait_seconds";
+    /// Gauge: adds / removes found and not yet confirmed (`destination`, `audience`, `op`).
+    pub const SYNC_PENDING: &str = "audiencesync_sync_pending_members";
+    /// Gauge: confirmed members per remote list.
+    pub const SYNC_CONFIRMED: &str = "audiencesync_sync_confirmed_members";
+    /// Gauge: 1 while a destination × audience is parked on a permanent error.
+    pub const SYNC_PARKED: &str = "audiencesync_sync_parked";
+    /// Gauge: Unix time of the last confirmed push.
+    pub const SYNC_LAST_SUCCESS: &str = "audiencesync_sync_last_success_timestamp_seconds";
     /// Gauge: seconds since the ledger writer last went round its loop.
     pub const WRITER_HEARTBEAT_AGE: &str = "audiencesync_ledger_heartbeat_age_seconds";
     /// Counter: finished gRPC calls, labels `method` and `code`.
@@ -69,12 +96,17 @@ pub enum MetricsError {
 pub async fn start(
     cfg: &MetricsConfig,
     ledger: Ledger,
+    sync: Option<Arc<StatusBoard>>,
 ) -> Result<Option<SocketAddr>, MetricsError> {
     if !cfg.enabled {
         return Ok(None);
     }
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(names::GRPC_DURATION.into()), DURATION_BUCKETS)?
+        .set_buckets_for_metric(
+            Matcher::Full(names::SYNC_REQUEST_DURATION.into()),
+            DURATION_BUCKETS,
+        )?
         .install_recorder()?;
     describe();
     metrics::gauge!(names::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
@@ -88,7 +120,7 @@ pub async fn start(
         addr: cfg.listen,
         source,
     })?;
-    tokio::spawn(accept_loop(listener, handle, ledger));
+    tokio::spawn(accept_loop(listener, handle, Sources { ledger, sync }));
     Ok(Some(addr))
 }
 
@@ -129,11 +161,97 @@ fn describe() {
         Unit::Seconds,
         "gRPC call duration by method and status code (whole stream for streaming calls)."
     );
+    describe_gauge!(names::AUDIENCE_MEMBERS, "Members per audience.");
+    describe_gauge!(
+        names::AUDIENCE_ELIGIBLE,
+        "Members eligible for push per audience."
+    );
+    describe_counter!(names::MEMBERSHIP_CHANGES, "Audience entries and exits.");
+    describe_counter!(
+        names::SYNC_REQUESTS,
+        "Ad-network requests by destination, op and outcome."
+    );
+    describe_histogram!(
+        names::SYNC_REQUEST_DURATION,
+        Unit::Seconds,
+        "Ad-network request duration by destination."
+    );
+    describe_counter!(
+        names::SYNC_MEMBERS_SENT,
+        "Members in requests the network accepted, by destination, audience and op."
+    );
+    describe_histogram!(
+        names::SYNC_RATE_LIMIT_WAIT,
+        Unit::Seconds,
+        "Waits for the request quota or a network's throttling, by destination."
+    );
+    describe_gauge!(
+        names::SYNC_PENDING,
+        "Adds and removes found and not yet confirmed."
+    );
+    describe_gauge!(
+        names::SYNC_CONFIRMED,
+        "Members the network confirmed, per list."
+    );
+    describe_gauge!(
+        names::SYNC_PARKED,
+        "1 while a destination x audience is parked on a permanent error."
+    );
+    describe_gauge!(
+        names::SYNC_LAST_SUCCESS,
+        Unit::Seconds,
+        "Unix time of the last confirmed push."
+    );
 }
 
-/// Copies the ledger's counters into the registry right before a scrape.
-fn refresh(ledger: &Ledger) {
+/// What a scrape reads.
+#[derive(Clone)]
+struct Sources {
+    ledger: Ledger,
+    sync: Option<Arc<StatusBoard>>,
+}
+
+/// Copies the ledger's counters, audience sizes and sync state into the registry right
+/// before a scrape.
+fn refresh(src: &Sources) {
+    let ledger = &src.ledger;
     let s = ledger.stats();
+    metrics::counter!(names::MEMBERSHIP_CHANGES)
+        .absolute(s.membership_changes.load(Ordering::Relaxed));
+    {
+        let db = ledger.read();
+        for a in Audience::ALL {
+            let members = db.audiences.members(a);
+            let name = db.audiences.name(a);
+            metrics::gauge!(names::AUDIENCE_MEMBERS, "audience" => name.clone())
+                .set(members.len() as f64);
+            metrics::gauge!(names::AUDIENCE_ELIGIBLE, "audience" => name)
+                .set(members.intersection_len(db.audiences.eligible()) as f64);
+        }
+    }
+    if let Some(board) = &src.sync {
+        for ((d, a), st) in board.snapshot() {
+            let labels = [("destination", d.clone()), ("audience", a.clone())];
+            metrics::gauge!(names::SYNC_CONFIRMED, &labels).set(st.confirmed as f64);
+            metrics::gauge!(names::SYNC_PARKED, &labels).set(f64::from(u8::from(st.parked)));
+            let add = [
+                ("destination", d.clone()),
+                ("audience", a.clone()),
+                ("op", "add".to_string()),
+            ];
+            metrics::gauge!(names::SYNC_PENDING, &add).set(st.pending_adds as f64);
+            let remove = [
+                ("destination", d),
+                ("audience", a),
+                ("op", "remove".to_string()),
+            ];
+            metrics::gauge!(names::SYNC_PENDING, &remove).set(st.pending_removes as f64);
+            if let Some(t) = st.last_success_at {
+                metrics::gauge!(names::SYNC_LAST_SUCCESS, &labels)
+                    .set(t as f64 / crate::clock::NANOS_PER_SEC as f64);
+            }
+        }
+    }
     metrics::counter!(names::EVENTS_INGESTED).absolute(s.applied.load(Ordering::Relaxed));
     metrics::counter!(names::EVENTS_REJECTED).absolute(s.rejected.load(Ordering::Relaxed));
     metrics::counter!(names::EVENTS_DUPLICATE).absolute(s.duplicates.load(Ordering::Relaxed));
@@ -144,7 +262,7 @@ fn refresh(ledger: &Ledger) {
     metrics::gauge!(names::WRITER_HEARTBEAT_AGE).set(heartbeat::age(&s.last_beat).as_secs_f64());
 }
 
-async fn accept_loop(listener: TcpListener, handle: PrometheusHandle, ledger: Ledger) {
+async fn accept_loop(listener: TcpListener, handle: PrometheusHandle, src: Sources) {
     loop {
         let (conn, _) = match listener.accept().await {
             Ok(c) => c,
@@ -155,11 +273,11 @@ async fn accept_loop(listener: TcpListener, handle: PrometheusHandle, ledger: Le
             }
         };
         let handle = handle.clone();
-        let ledger = ledger.clone();
+        let src = src.clone();
         tokio::spawn(async move {
             // A scraper that stalls cannot hold a task forever.
             let _ =
-                tokio::time::timeout(Duration::from_secs(10), answer(conn, &handle, &ledger)).await;
+                tokio::time::timeout(Duration::from_secs(10), answer(conn, &handle, &src)).await;
         });
     }
 }
@@ -168,7 +286,7 @@ async fn accept_loop(listener: TcpListener, handle: PrometheusHandle, ledger: Le
 const MAX_HEAD: usize = 8 * 1024;
 
 /// One HTTP/1.x request per connection: `GET /metrics` gets the text format, anything else 404.
-async fn answer(mut conn: TcpStream, handle: &PrometheusHandle, ledger: &Ledger) {
+async fn answer(mut conn: TcpStream, handle: &PrometheusHandle, src: &Sources) {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -185,7 +303,7 @@ async fn answer(mut conn: TcpStream, handle: &PrometheusHandle, ledger: &Ledger)
     let method = parts.next().unwrap_or_default();
     let path = parts.next().unwrap_or_default();
     let (status, ctype, body) = if method == b"GET" && (path == b"/metrics" || path == b"/") {
-        refresh(ledger);
+        refresh(src);
         handle.run_upkeep();
         (
             "200 OK",

@@ -10,6 +10,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use parking_lot::Mutex;
 use rand::Rng;
 use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
 
 use super::confirmed::Confirmed;
 use super::dest::{Destination, ListRef, PushError, RequestState};
@@ -201,7 +202,8 @@ impl SyncEngine {
                     set_aside: Default::default(),
                     parked: HashSet::new(),
                 };
-                worker.run(rx, stopped).await;
+                let span = tracing::info_span!("sync", destination = %worker.spec.name);
+                worker.run(rx, stopped).instrument(span).await;
             }));
         }
         workers
@@ -312,6 +314,33 @@ enum Stop {
     Parked,
 }
 
+/// The `outcome` label of a request's result.
+fn outcome<T>(r: &Result<T, PushError>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(PushError::Throttled { .. }) => "throttled",
+        Err(PushError::Transient { .. }) => "transient",
+        Err(PushError::TokenExpired) => "token_expired",
+        Err(PushError::MembersRefused { .. }) => "members_refused",
+        Err(PushError::Permanent { .. }) => "permanent",
+    }
+}
+
+/// Counts and times one request to a network.
+fn record_request<T>(dest: &str, op: &'static str, started: Instant, r: &Result<T, PushError>) {
+    use crate::service::metrics::names;
+    metrics::counter!(names::SYNC_REQUESTS, "destination" => dest.to_string(), "op" => op, "outcome" => outcome(r))
+        .increment(1);
+    metrics::histogram!(names::SYNC_REQUEST_DURATION, "destination" => dest.to_string())
+        .record(started.elapsed().as_secs_f64());
+}
+
+/// Records time spent waiting for the quota or a network's throttle.
+fn record_wait(dest: &str, waited: Duration) {
+    metrics::histogram!(crate::service::metrics::names::SYNC_RATE_LIMIT_WAIT, "destination" => dest.to_string())
+        .record(waited.as_secs_f64());
+}
+
 /// Whether to send a failed request again, and after how long: throttling always (after the
 /// network's hint, or backoff), transient failures and an expired token a bounded number of
 /// times, anything else never.
@@ -336,6 +365,13 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 impl Worker {
+    /// Waits for the quota (every request goes through here).
+    async fn pace(&self) {
+        let started = Instant::now();
+        self.limiter.until_ready().await;
+        record_wait(&self.spec.name, started.elapsed());
+    }
+
     async fn run(
         mut self,
         mut requests: mpsc::Receiver<ResyncRequest>,
@@ -475,6 +511,11 @@ impl Worker {
         if !full && dirty.is_empty() {
             return;
         }
+        let span = tracing::debug_span!("sync_cycle", full, dirty = dirty.len());
+        self.cycle_lists(full, dirty).instrument(span).await;
+    }
+
+    async fn cycle_lists(&mut self, full: bool, dirty: roaring::RoaringBitmap) {
         let lists = self.spec.lists.clone();
         for list in &lists {
             if self.parked.contains(&list.audience) {
@@ -531,12 +572,20 @@ impl Worker {
         while !ops.is_empty() {
             let members: Vec<RemoteMember> = ops.iter().map(|o| o.member.clone()).collect();
             let n = self.spec.dest.fit(&members).max(1).min(ops.len());
-            self.limiter.until_ready().await;
+            self.pace().await;
+            let started = Instant::now();
             let result = if add {
                 self.spec.dest.add(list, &members[..n]).await
             } else {
                 self.spec.dest.remove(list, &members[..n]).await
             };
+            let op = if add { "add" } else { "remove" };
+            record_request(&self.spec.name, op, started, &result);
+            if result.is_ok() {
+                metrics::counter!(crate::service::metrics::names::SYNC_MEMBERS_SENT,
+                    "destination" => self.spec.name.clone(), "audience" => list.audience.clone(), "op" => op)
+                    .increment(n as u64);
+            }
             match result {
                 Ok(accepted) => {
                     attempt = 0;
@@ -644,8 +693,11 @@ impl Worker {
     async fn poll_outstanding(&mut self) {
         let mut still = Vec::new();
         for o in std::mem::take(&mut self.outstanding) {
-            self.limiter.until_ready().await;
-            match self.spec.dest.poll(&o.request_id).await {
+            self.pace().await;
+            let started = Instant::now();
+            let polled = self.spec.dest.poll(&o.request_id).await;
+            record_request(&self.spec.name, "poll", started, &polled);
+            match polled {
                 Ok(RequestState::Succeeded) => {
                     let _ = self.spec.outstanding.remove(o.request_id.as_bytes());
                 }
@@ -745,8 +797,11 @@ impl Worker {
     ) -> Result<(), PushError> {
         let mut attempt = 0;
         let mut session = loop {
-            self.limiter.until_ready().await;
-            match self.spec.dest.begin_replace(list).await {
+            self.pace().await;
+            let started = Instant::now();
+            let begun = self.spec.dest.begin_replace(list).await;
+            record_request(&self.spec.name, "replace", started, &begun);
+            match begun {
                 Ok(session) => break session,
                 Err(e) => match retry_pause(&e, &mut attempt) {
                     Some(pause) => tokio::time::sleep(pause).await,
@@ -761,13 +816,15 @@ impl Worker {
             let chunk = &members[i..i + n];
             let mut attempt = 0;
             loop {
-                self.limiter.until_ready().await;
-                match self
+                self.pace().await;
+                let started = Instant::now();
+                let sent = self
                     .spec
                     .dest
                     .replace_batch(list, &mut session, chunk, last)
-                    .await
-                {
+                    .await;
+                record_request(&self.spec.name, "replace", started, &sent);
+                match sent {
                     Ok(_) => break,
                     Err(e) => match retry_pause(&e, &mut attempt) {
                         Some(pause) => tokio::time::sleep(pause).await,
