@@ -120,6 +120,7 @@ pub async fn status(t: &Target, json: bool) -> Result<(), CliError> {
                     "desired": s.desired_size, "confirmed": s.confirmed_size,
                     "pending_adds": s.pending_adds, "pending_removes": s.pending_removes,
                     "last_success_at": when(&s.last_success_at), "parked": s.parked,
+                    "list_id": s.list_id, "match_rate": s.match_rate,
                     "last_error": s.last_error, "advice": s.advice,
                 })
             })
@@ -206,8 +207,14 @@ pub async fn check_destinations(config: &std::path::Path) -> Result<(), CliError
                         "FAILED  {} / {} ({}): {e}",
                         spec.name, list.audience, list.list_id
                     );
-                    if let crate::sync::dest::PushError::Permanent { advice, .. } = &e {
-                        println!("        fix: {advice}");
+                    match &e {
+                        crate::sync::dest::PushError::Permanent { advice, .. } => {
+                            println!("        fix: {advice}");
+                        }
+                        crate::sync::dest::PushError::TokenExpired => {
+                            println!("        fix: the access token was refused: renew the credential file");
+                        }
+                        _ => {}
                     }
                 }
             }

@@ -375,6 +375,8 @@ pub struct DestinationConfig {
     /// google: JSON file with `client_id`, `client_secret`, `refresh_token`; a relative path
     /// is looked up in `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`).
     pub credentials_file: Option<PathBuf>,
+    /// meta: the ad account (digits, without `act_`) in which audiences are created.
+    pub ad_account_id: Option<String>,
     /// meta: file holding the system-user access token (relative: `$CREDENTIALS_DIRECTORY`).
     pub access_token_file: Option<PathBuf>,
     /// meta: file holding the app secret, for `appsecret_proof` (optional).
@@ -415,6 +417,10 @@ pub struct ListConfig {
     /// Google user list id / Meta custom audience id; not used by csv.
     #[serde(default)]
     pub list_id: String,
+    /// Let the daemon create the remote list on first start (instead of naming `list_id`);
+    /// the new id is kept in the data directory, so it is created once.
+    #[serde(default)]
+    pub create: bool,
 }
 
 impl DestinationConfig {
@@ -450,13 +456,32 @@ impl DestinationConfig {
                     ),
                 ));
             }
-            if self.kind != DestinationKind::Csv
-                && (l.list_id.is_empty() || !l.list_id.chars().all(|c| c.is_ascii_digit()))
-            {
-                return Err(invalid(
-                    &key(&format!("lists[{j}].list_id")),
-                    "must be the network's numeric list id",
-                ));
+            if self.kind != DestinationKind::Csv {
+                let field = key(&format!("lists[{j}].list_id"));
+                match (l.list_id.is_empty(), l.create) {
+                    (true, false) => {
+                        return Err(invalid(
+                            &field,
+                            "name the network's list id, or set create = true",
+                        ))
+                    }
+                    (false, true) => {
+                        return Err(invalid(
+                            &field,
+                            "set either list_id or create = true, not both",
+                        ))
+                    }
+                    (false, false) if !l.list_id.chars().all(|c| c.is_ascii_digit()) => {
+                        return Err(invalid(&field, "must be the network's numeric list id"))
+                    }
+                    _ => {}
+                }
+                if l.create && self.kind == DestinationKind::Meta && self.ad_account_id.is_none() {
+                    return Err(invalid(
+                        &key("ad_account_id"),
+                        "is required to create Meta audiences",
+                    ));
+                }
             }
         }
         let need = |field: &str, present: bool| {

@@ -521,3 +521,111 @@ async fn kill9_mid_push_then_restart_converges_exactly() {
     wait_until("meta after restart", 30, || m.audience("222") == want_m).await;
     d.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_are_created_once_and_the_match_rate_is_reported() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (g, m) = fakes().await;
+    let cfg = config(tmp.path(), &g, &m, "", r#"ad_account_id = "555000""#)
+        .replace(
+            r#"lists = [{ audience = "vip", list_id = "111" }]"#,
+            r#"lists = [{ audience = "vip", create = true }]"#,
+        )
+        .replace(
+            r#"lists = [{ audience = "vip", list_id = "222" }]"#,
+            r#"lists = [{ audience = "vip", create = true }]"#,
+        );
+    let shop = Shop::vip_shape();
+    let d = Daemon::start(tmp.path(), &cfg);
+    stream(&d, vec![shop.events(now_secs())]).await;
+    let want_g = shop.expected(&["c0", "c1", "c2"], google_form);
+    let want_m = shop.expected(&["c0", "c1", "c2"], meta_form);
+    let mut ids;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = status(&d).await;
+        let id = |dest: &str| {
+            st.iter()
+                .find(|s| s.destination == dest)
+                .map(|s| s.list_id.clone())
+                .unwrap_or_default()
+        };
+        ids = (id("google"), id("meta"));
+        let google_done = !ids.0.is_empty() && g.list(&ids.0) == want_g;
+        let meta_done = !ids.1.is_empty() && m.audience(&ids.1) == want_m;
+        let rate = st
+            .iter()
+            .find(|s| s.destination == "google")
+            .map(|s| s.match_rate.clone())
+            .unwrap_or_default();
+        if google_done && meta_done && rate.starts_with("MATCH_RATE_RANGE_") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "lists never filled: {st:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let creations = |g: &FakeGoogle, m: &FakeMeta| {
+        g.requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/userLists"))
+            .count()
+            + m.requests()
+                .iter()
+                .filter(|r| r.path.ends_with("/customaudiences"))
+                .count()
+    };
+    assert_eq!(creations(&g, &m), 2);
+    assert!(d.stop().success());
+
+    // A restart uses the stored ids: nothing is created again.
+    let d = Daemon::start(tmp.path(), &cfg);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(creations(&g, &m), 2);
+    let st = status(&d).await;
+    assert!(
+        st.iter()
+            .any(|s| s.destination == "google" && s.list_id == ids.0),
+        "{st:?}"
+    );
+    d.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destinations_check_verifies_credentials_and_lists_without_changing_anything() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (g, m) = fakes().await;
+    let path = tmp.path().join("check.toml");
+    let check = |cfg: &str| {
+        std::fs::write(&path, cfg).expect("write");
+        std::process::Command::new(env!("CARGO_BIN_EXE_audiencesync"))
+            .args(["destinations", "check", "--config"])
+            .arg(&path)
+            .output()
+            .expect("run")
+    };
+    let good = config(tmp.path(), &g, &m, "", "");
+    let out = check(&good);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.matches("ok ").count(), 2, "{stdout}");
+    assert!(
+        g.list("111").is_empty() && m.audience("222").is_empty(),
+        "nothing changed"
+    );
+
+    // An unknown Meta audience and a wrong token: each named, with its fix, exit non-zero.
+    let bad = good.replace(r#"list_id = "222""#, r#"list_id = "999""#);
+    std::fs::write(tmp.path().join("meta-token"), "not-the-token").expect("token");
+    let out = check(&bad);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(stdout.contains("FAILED  meta / vip (999)"), "{stdout}");
+    assert!(
+        !stdout.contains("not-the-token"),
+        "the token is never printed"
+    );
+}

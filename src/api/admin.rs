@@ -66,6 +66,8 @@ impl AdminService for AdminApi {
                 last_error: s.last_error,
                 advice: s.advice,
                 parked: s.parked,
+                match_rate: s.match_rate,
+                list_id: s.list_id,
             })
             .collect();
         Ok(Response::new(v1::GetSyncStatusResponse { states }))

@@ -46,6 +46,10 @@ pub struct ListStatus {
     pub parked: bool,
     /// Members the network refused (fast-fail), kept aside until their identifiers change.
     pub set_aside: u64,
+    /// The network's reported match-rate range, when it gives one (Google).
+    pub match_rate: String,
+    /// The remote list id.
+    pub list_id: String,
 }
 
 /// Status of every destination × audience, shared with the admin API.
@@ -137,6 +141,8 @@ pub struct WorkerSpec {
     pub dirty: Arc<DirtySet>,
     /// Its accepted-but-unfinished requests (sled tree `outstanding.<name>`).
     pub outstanding: sled::Tree,
+    /// Ids of the lists the daemon created (sled tree `lists.<name>`: audience → id).
+    pub list_ids: sled::Tree,
 }
 
 impl SyncEngine {
@@ -384,6 +390,8 @@ impl Worker {
             if *stop.borrow() {
                 return;
             }
+            // Lists to create (at start, and after a resync unparked a failed creation).
+            self.resolve_lists().await;
             if let Some(req) = replace.take() {
                 self.replace(req).await;
             } else {
@@ -432,6 +440,55 @@ impl Worker {
                 _ = tokio::time::sleep_until(reconcile_at.into()) => full = true,
                 _ = tokio::time::sleep(poll) => {}
                 _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// Gives every list mapped with `create = true` its id: the one stored when the daemon
+    /// created it, or a newly created one (stored at once, so it is created only once).
+    async fn resolve_lists(&mut self) {
+        for i in 0..self.spec.lists.len() {
+            if !self.spec.lists[i].list_id.is_empty()
+                || self.parked.contains(&self.spec.lists[i].audience)
+            {
+                continue;
+            }
+            let audience = self.spec.lists[i].audience.clone();
+            if let Ok(Some(id)) = self.spec.list_ids.get(audience.as_bytes()) {
+                self.spec.lists[i].list_id = String::from_utf8_lossy(&id).into_owned();
+                continue;
+            }
+            let mut attempt = 0;
+            let created = loop {
+                self.pace().await;
+                let started = Instant::now();
+                let r = self.spec.dest.create_list(&audience).await;
+                record_request(&self.spec.name, "create_list", started, &r);
+                match r {
+                    Ok(id) => break Ok(id),
+                    Err(e) => match retry_pause(&e, &mut attempt) {
+                        Some(pause) => tokio::time::sleep(pause).await,
+                        None => break Err(e),
+                    },
+                }
+            };
+            match created {
+                Ok(id) => {
+                    let stored = self
+                        .spec
+                        .list_ids
+                        .insert(audience.as_bytes(), id.as_bytes())
+                        .and_then(|_| self.spec.list_ids.flush());
+                    if let Err(e) = stored {
+                        tracing::error!(error = %e, "created list id not stored; it will be created again");
+                    }
+                    tracing::info!(%audience, list_id = %id, "remote list created");
+                    self.spec.lists[i].list_id = id;
+                }
+                Err(e) => {
+                    let list = self.spec.lists[i].clone();
+                    self.park(&list, &e);
+                }
             }
         }
     }
@@ -524,6 +581,7 @@ impl Worker {
             let (adds, removes, desired) = self.plan(list, full, &dirty);
             let changed = !adds.is_empty() || !removes.is_empty();
             self.status.update(&self.spec.name, &list.audience, |s| {
+                s.list_id = list.list_id.clone();
                 s.desired = desired;
                 s.pending_adds = adds.len() as u64;
                 s.pending_removes = removes.len() as u64;
@@ -698,8 +756,12 @@ impl Worker {
             let polled = self.spec.dest.poll(&o.request_id).await;
             record_request(&self.spec.name, "poll", started, &polled);
             match polled {
-                Ok(RequestState::Succeeded) => {
+                Ok(RequestState::Succeeded(rate)) => {
                     let _ = self.spec.outstanding.remove(o.request_id.as_bytes());
+                    if let Some(rate) = rate {
+                        self.status
+                            .update(&self.spec.name, &o.audience, |s| s.match_rate = rate);
+                    }
                 }
                 Ok(RequestState::Processing) | Err(_) => still.push(o),
                 Ok(RequestState::Failed(why)) => {

@@ -195,6 +195,7 @@ pub fn build_workers(
                             &token_file,
                         )),
                         app_secret,
+                        ad_account_id: d.ad_account_id.clone(),
                         timeout: d.timeout,
                     })
                     .map_err(http)?,
@@ -206,6 +207,9 @@ pub fn build_workers(
             .map_err(|source| SetupError::Store { index, source })?;
         let outstanding = store
             .open_tree(&format!("outstanding.{}", d.name))
+            .map_err(|source| SetupError::Store { index, source })?;
+        let list_ids = store
+            .open_tree(&format!("lists.{}", d.name))
             .map_err(|source| SetupError::Store { index, source })?;
         specs.push(engine::WorkerSpec {
             name: d.name.clone(),
@@ -225,6 +229,7 @@ pub fn build_workers(
             confirmed,
             dirty: feed.target(index),
             outstanding,
+            list_ids,
         });
     }
     Ok(specs)

@@ -28,7 +28,7 @@ use axum::extract::{Path, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use hmac::{KeyInit, Mac};
 use parking_lot::Mutex;
@@ -116,6 +116,7 @@ impl FakeMeta {
             .route("/{version}/{node}/users", post(users).delete(users))
             .route("/{version}/{node}/usersreplace", post(users_replace))
             .route("/{version}/{node}/customaudiences", post(create))
+            .route("/{version}/{node}", get(read_audience))
             .fallback(unknown_path)
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
@@ -1087,6 +1088,29 @@ async fn create(
             (23_851_234_567_000_000 + state.next_id.fetch_add(1, Ordering::SeqCst)).to_string();
         state.audiences.lock().entry(id.clone()).or_default();
         Ok(json_response(StatusCode::OK, &json!({ "id": id })))
+    })();
+    result.unwrap_or_else(MetaError::into_response)
+}
+
+/// `GET /{audience_id}?fields=…`: the audience's id and `operation_status` (what a client
+/// reads to check credentials and the id without changing anything).
+async fn read_audience(
+    State(state): State<Arc<MetaState>>,
+    Path((version, node)): Path<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let result = (|| {
+        state.prelude(&version, &uri, &headers, &[])?;
+        if !state.audiences.lock().contains_key(&node) {
+            let mut error = unsupported_post(&node);
+            error.message = error.message.replace("Unsupported post", "Unsupported get");
+            return Err(error);
+        }
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({"id": node, "operation_status": {"code": 200, "description": "Normal"}}),
+        ))
     })();
     result.unwrap_or_else(MetaError::into_response)
 }

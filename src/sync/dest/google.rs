@@ -341,6 +341,15 @@ impl Destination for GoogleDestination {
             .flatten()
             .filter_map(|d| d["requestStatus"].as_str())
             .collect();
+        let match_rate = per_dest
+            .into_iter()
+            .flatten()
+            .find_map(|d| {
+                d["audienceMembersIngestionStatus"]["userDataIngestionStatus"]
+                    ["uploadMatchRateRange"]
+                    .as_str()
+            })
+            .map(str::to_string);
         Ok(if statuses.contains(&"FAILED") {
             RequestState::Failed(format!(
                 "request {request_id} FAILED: {}",
@@ -351,16 +360,42 @@ impl Destination for GoogleDestination {
                 .iter()
                 .all(|s| *s == "SUCCESS" || *s == "PARTIAL_SUCCESS")
         {
-            RequestState::Succeeded
+            RequestState::Succeeded(match_rate)
         } else {
             RequestState::Processing
         })
     }
 
+    async fn create_list(&self, audience: &str) -> Result<String, PushError> {
+        let body = json!({
+            "displayName": format!("audiencesync {audience}"),
+            "description": format!("Customer Match list maintained by audiencesync (audience `{audience}`)"),
+            "ingestedUserListInfo": {
+                "uploadKeyTypes": ["CONTACT_ID"],
+                "contactIdInfo": {"dataSourceType": "DATA_SOURCE_TYPE_FIRST_PARTY"}
+            }
+        });
+        let path = format!(
+            "accountTypes/GOOGLE_ADS/accounts/{}/userLists",
+            self.s.operating_account_id
+        );
+        let v = self.post(&path, &body).await?;
+        v["id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| PushError::Transient {
+                reason: "userLists create answered without an id".into(),
+            })
+    }
+
     async fn check(&self, list: &ListRef) -> Result<(), PushError> {
+        // validateOnly changes nothing; the API wants at least one (well-formed) member.
+        let probe = hex_lower(&crate::ingest::identity::sha256(
+            "audiencesync-check@example.invalid",
+        ));
         let body = json!({
             "destinations": [self.destination(list)],
-            "audienceMembers": [],
+            "audienceMembers": [{"userData": {"userIdentifiers": [{"emailAddress": probe}]}}],
             "encoding": "HEX",
             "validateOnly": true,
         });

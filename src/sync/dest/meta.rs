@@ -34,6 +34,8 @@ pub struct MetaSettings {
     pub access_token_file: Option<std::path::PathBuf>,
     /// App secret, for `appsecret_proof`.
     pub app_secret: Option<String>,
+    /// Ad account (digits) where audiences are created.
+    pub ad_account_id: Option<String>,
     /// Per-request timeout.
     pub timeout: Duration,
 }
@@ -280,6 +282,32 @@ impl Destination for MetaDestination {
         Ok(Accepted::default())
     }
 
+    async fn create_list(&self, audience: &str) -> Result<String, PushError> {
+        let account = self.s.ad_account_id.as_deref().unwrap_or_default();
+        let form = vec![
+            ("name".to_string(), format!("audiencesync {audience}")),
+            ("subtype".to_string(), "CUSTOM".to_string()),
+            (
+                "customer_file_source".to_string(),
+                "USER_PROVIDED_ONLY".to_string(),
+            ),
+            (
+                "description".to_string(),
+                format!("Customer list maintained by audiencesync (audience `{audience}`)"),
+            ),
+        ];
+        let v = self
+            .send(&format!("act_{account}/customaudiences"), form)
+            .await?;
+        match &v["id"] {
+            Value::String(id) => Ok(id.clone()),
+            Value::Number(n) => Ok(n.to_string()),
+            _ => Err(PushError::Transient {
+                reason: "customaudiences create answered without an id".into(),
+            }),
+        }
+    }
+
     async fn check(&self, list: &ListRef) -> Result<(), PushError> {
         let mut q = self.auth_params();
         q.push(("fields".into(), "id,operation_status".into()));
@@ -310,6 +338,7 @@ mod tests {
             access_token: "access_token".into(),
             access_token_file: None,
             app_secret: Some("app_secret".into()),
+            ad_account_id: None,
             timeout: Duration::from_secs(1),
         })
         .expect("client");

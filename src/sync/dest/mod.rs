@@ -99,8 +99,8 @@ pub struct ReplaceSession {
 pub enum RequestState {
     /// Still running.
     Processing,
-    /// Applied.
-    Succeeded,
+    /// Applied; with the network's match-rate range when it reports one.
+    Succeeded(Option<String>),
     /// Not applied: the members must be sent again.
     Failed(String),
 }
@@ -132,7 +132,14 @@ pub trait Destination: Send + Sync {
     ) -> Result<Accepted, PushError>;
     /// The state of an asynchronous request; destinations without them answer `Succeeded`.
     async fn poll(&self, _request_id: &str) -> Result<RequestState, PushError> {
-        Ok(RequestState::Succeeded)
+        Ok(RequestState::Succeeded(None))
+    }
+    /// Creates the remote list for `audience` and returns its id.
+    async fn create_list(&self, audience: &str) -> Result<String, PushError> {
+        Err(PushError::Permanent {
+            reason: format!("this destination cannot create a list for `{audience}`"),
+            advice: "name the list id in the config".into(),
+        })
     }
     /// Called after each cycle with the full confirmed list (CSV writes its snapshot here).
     async fn snapshot(&self, _list: &ListRef, _members: &[RemoteMember]) -> Result<(), PushError> {
