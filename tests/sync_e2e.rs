@@ -629,3 +629,43 @@ async fn destinations_check_verifies_credentials_and_lists_without_changing_anyt
         "the token is never printed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_account_key_signs_in_and_a_broken_one_stops_the_start() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (g, m) = fakes().await;
+    let key = include_str!("fixtures/test-service-account-key.pem");
+    let sa = serde_json::json!({
+        "type": "service_account",
+        "project_id": "test",
+        "private_key_id": "k1",
+        "private_key": key,
+        "client_email": "sync@test.iam.gserviceaccount.com",
+        "client_id": "123",
+        "token_uri": g.token_url,
+    });
+    let cfg = config(tmp.path(), &g, &m, "", "");
+    // Written after `config`, which writes the refresh-token file we replace here.
+    std::fs::write(tmp.path().join("google-oauth.json"), sa.to_string()).expect("sa");
+    let shop = Shop::vip_shape();
+    let d = Daemon::start(tmp.path(), &cfg);
+    stream(&d, vec![shop.events(now_secs())]).await;
+    let want = shop.expected(&["c0", "c1", "c2"], google_form);
+    wait_until("google via service account", 30, || g.list("111") == want).await;
+    d.stop();
+
+    let mut broken = sa.clone();
+    broken["private_key"] =
+        "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n".into();
+    std::fs::write(tmp.path().join("google-oauth.json"), broken.to_string()).expect("broken");
+    let (status, log) = Daemon::start_failing(tmp.path(), &cfg);
+    assert!(!status.success());
+    assert!(
+        log.contains("credentials_file") && log.contains("private_key"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("not a key"),
+        "key material is never echoed: {log}"
+    );
+}

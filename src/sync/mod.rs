@@ -174,7 +174,16 @@ pub fn build_workers(
                         credentials,
                         timeout: d.timeout,
                     })
-                    .map_err(http)?,
+                    .map_err(|e| match e {
+                        dest::google::CredentialsError::Http(source) => {
+                            SetupError::Http { index, source }
+                        }
+                        dest::google::CredentialsError::Key(reason) => SetupError::BadCredential {
+                            index,
+                            key: "credentials_file",
+                            reason,
+                        },
+                    })?,
                 )
             }
             DestinationKind::Meta => {

@@ -18,6 +18,45 @@ use crate::sync::member::RemoteMember;
 /// Most members per request.
 pub const MAX_MEMBERS: usize = 10_000;
 
+/// The OAuth scope of the Data Manager API.
+pub const SCOPE: &str = "https://www.googleapis.com/auth/datamanager";
+
+/// The credentials file: a refresh token for an OAuth client, or a service-account key
+/// (the JSON Google Cloud downloads), told apart by their fields.
+#[derive(Clone, serde::Deserialize)]
+#[serde(untagged)]
+pub enum GoogleCredentials {
+    /// A service account's key (`"type": "service_account"`).
+    ServiceAccount(ServiceAccountKey),
+    /// An OAuth client with a user's refresh token.
+    Refresh(RefreshCredentials),
+}
+
+impl std::fmt::Debug for GoogleCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print secrets.
+        match self {
+            Self::ServiceAccount(k) => write!(f, "ServiceAccount({})", k.client_email),
+            Self::Refresh(_) => write!(f, "Refresh(..)"),
+        }
+    }
+}
+
+/// The fields of a service-account key file that the JWT bearer flow needs.
+#[derive(Clone, serde::Deserialize)]
+pub struct ServiceAccountKey {
+    /// Must be `service_account`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The service account, e.g. `sync@project.iam.gserviceaccount.com`.
+    pub client_email: String,
+    /// PEM private key.
+    pub private_key: String,
+    /// Key id, sent as the JWT `kid`.
+    #[serde(default)]
+    pub private_key_id: Option<String>,
+}
+
 /// OAuth2 client credentials with a refresh token (the JSON file `LoadCredential=` provides).
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct RefreshCredentials {
@@ -41,7 +80,7 @@ pub struct GoogleSettings {
     /// A manager account with access, when the credentials belong to it.
     pub login_account_id: Option<String>,
     /// OAuth credentials.
-    pub credentials: RefreshCredentials,
+    pub credentials: GoogleCredentials,
     /// Per-request timeout.
     pub timeout: Duration,
 }
@@ -51,17 +90,88 @@ pub struct GoogleDestination {
     s: GoogleSettings,
     http: reqwest::Client,
     token: Mutex<Option<(String, Instant)>>,
+    /// The service account's signing key, parsed once.
+    signer: Option<(jsonwebtoken::EncodingKey, jsonwebtoken::Header, String)>,
+}
+
+/// Why Google credentials cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    /// The service-account key file is not usable.
+    #[error("service-account key: {0}")]
+    Key(String),
+    /// The HTTP client could not be built.
+    #[error(transparent)]
+    Http(#[from] reqwest::Error),
 }
 
 impl GoogleDestination {
-    /// A client; no request is made until the first push.
-    pub fn new(s: GoogleSettings) -> Result<Self, reqwest::Error> {
+    /// A client; no request is made until the first push. A service-account key is parsed
+    /// here, so a bad one stops the daemon at start with a clear error.
+    pub fn new(s: GoogleSettings) -> Result<Self, CredentialsError> {
         let http = super::http_client(s.timeout)?;
+        let signer = match &s.credentials {
+            GoogleCredentials::Refresh(_) => None,
+            GoogleCredentials::ServiceAccount(k) => {
+                if k.kind != "service_account" {
+                    return Err(CredentialsError::Key(format!(
+                        "\"type\" is \"{}\", expected \"service_account\"",
+                        k.kind
+                    )));
+                }
+                let key = jsonwebtoken::EncodingKey::from_rsa_pem(k.private_key.as_bytes())
+                    .map_err(|e| CredentialsError::Key(format!("private_key: {e}")))?;
+                let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+                header.kid = k.private_key_id.clone();
+                Some((key, header, k.client_email.clone()))
+            }
+        };
         Ok(Self {
             s,
             http,
             token: Mutex::new(None),
+            signer,
         })
+    }
+
+    /// The token request's form: a refresh-token grant, or a signed JWT assertion
+    /// (RFC 7523) for a service account.
+    fn token_form(&self) -> Result<Vec<(&'static str, String)>, PushError> {
+        match (&self.s.credentials, &self.signer) {
+            (_, Some((key, header, email))) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                let claims = json!({
+                    "iss": email, "scope": SCOPE, "aud": self.s.token_url,
+                    "iat": now, "exp": now + 3600,
+                });
+                let jwt = jsonwebtoken::encode(header, &claims, key).map_err(|e| {
+                    PushError::Permanent {
+                        reason: format!("cannot sign the service-account assertion: {e}"),
+                        advice: "replace the service-account key file".into(),
+                    }
+                })?;
+                Ok(vec![
+                    (
+                        "grant_type",
+                        "urn:ietf:params:oauth:grant-type:jwt-bearer".into(),
+                    ),
+                    ("assertion", jwt),
+                ])
+            }
+            (GoogleCredentials::Refresh(c), None) => Ok(vec![
+                ("grant_type", "refresh_token".into()),
+                ("client_id", c.client_id.clone()),
+                ("client_secret", c.client_secret.clone()),
+                ("refresh_token", c.refresh_token.clone()),
+            ]),
+            (GoogleCredentials::ServiceAccount(_), None) => Err(PushError::Permanent {
+                reason: "service-account key not loaded".into(),
+                advice: "restart the daemon".into(),
+            }),
+        }
     }
 
     async fn access_token(&self) -> Result<String, PushError> {
@@ -70,16 +180,11 @@ impl GoogleDestination {
                 return Ok(t.clone());
             }
         }
-        let c = &self.s.credentials;
+        let form = self.token_form()?;
         let resp = self
             .http
             .post(&self.s.token_url)
-            .form(&[
-                ("grant_type", "refresh_token"),
-                ("client_id", c.client_id.as_str()),
-                ("client_secret", c.client_secret.as_str()),
-                ("refresh_token", c.refresh_token.as_str()),
-            ])
+            .form(&form)
             .send()
             .await
             .map_err(super::transport_error)?;
@@ -93,8 +198,8 @@ impl GoogleDestination {
                 }
             } else {
                 PushError::Permanent {
-                    reason: format!("token endpoint refused the refresh token: {err}"),
-                    advice: "renew the OAuth refresh token (scope https://www.googleapis.com/auth/datamanager) and update the credentials file".into(),
+                    reason: format!("token endpoint refused the credentials: {err}"),
+                    advice: "renew the OAuth refresh token or service-account key (scope https://www.googleapis.com/auth/datamanager) and update the credentials file".into(),
                 }
             });
         }
