@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod feed;
+pub mod import;
 pub mod ingest;
 pub mod ledger;
 pub mod proto;

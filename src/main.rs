@@ -29,6 +29,8 @@ enum Command {
     Serve(ServeArgs),
     /// Stream synthetic shop events to a running daemon (demo data and load generation).
     Feed(feed::FeedArgs),
+    /// Import the shop's history (JSON Lines, Shopify orders export, mapped CSV) into a running daemon.
+    Import(audiencesync::import::ImportArgs),
     /// Show the sync state of every destination × audience of a running daemon.
     Status {
         #[command(flatten)]
@@ -101,6 +103,11 @@ fn main() -> anyhow::Result<()> {
             let json = args.json;
             let report = runtime.block_on(feed::run(args))?;
             feed::print_report(&report, json);
+            Ok(())
+        }
+        Command::Import(args) => {
+            let report = runtime.block_on(audiencesync::import::run(args))?;
+            report.print();
             Ok(())
         }
         Command::Status { target, json } => {
