@@ -288,6 +288,7 @@ async fn google_faults_still_converge_exactly() {
         },
         Fault::Status(500),
         Fault::Status(503),
+        Fault::Status(413),
         Fault::Reset,
         Fault::MalformedJson,
         Fault::ExpireToken,

@@ -328,6 +328,7 @@ fn outcome<T>(r: &Result<T, PushError>) -> &'static str {
         Err(PushError::Transient { .. }) => "transient",
         Err(PushError::TokenExpired) => "token_expired",
         Err(PushError::MembersRefused { .. }) => "members_refused",
+        Err(PushError::TooLarge) => "too_large",
         Err(PushError::Permanent { .. }) => "permanent",
     }
 }
@@ -627,9 +628,11 @@ impl Worker {
     async fn push(&mut self, list: &ListRef, mut ops: Vec<Op>, add: bool) -> Result<(), Stop> {
         let mut token_refreshed = false;
         let mut attempt = 0u32;
+        // Halved after a 413, for the rest of this push.
+        let mut cap = usize::MAX;
         while !ops.is_empty() {
             let members: Vec<RemoteMember> = ops.iter().map(|o| o.member.clone()).collect();
-            let n = self.spec.dest.fit(&members).max(1).min(ops.len());
+            let n = self.spec.dest.fit(&members).max(1).min(ops.len()).min(cap);
             self.pace().await;
             let started = Instant::now();
             let result = if add {
@@ -731,6 +734,17 @@ impl Worker {
                         s.last_error = format!("members refused: {reason}");
                         s.advice = "the refused members' identifiers are malformed at the network; they are retried when they change".into();
                     });
+                }
+                Err(PushError::TooLarge) if n > 1 => {
+                    cap = n / 2;
+                    tracing::info!(destination = %self.spec.name, batch = cap, "request too large; halving the batch");
+                }
+                Err(PushError::TooLarge) => {
+                    let e = PushError::Permanent {
+                        reason: "a single member is larger than the network accepts".into(),
+                        advice: "see the log; this member cannot be sent".into(),
+                    };
+                    return Err(self.park(list, &e));
                 }
                 Err(e @ PushError::Permanent { .. }) => return Err(self.park(list, &e)),
             }

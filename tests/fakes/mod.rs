@@ -246,6 +246,9 @@ impl Drop for Server {
 
 /// Binds `127.0.0.1:0` and serves `router`, one task per connection.
 pub(crate) async fn serve(router: Router) -> Server {
+    // A full Data Manager request (10,000 members, several identifiers each) is several MB of
+    // JSON; the real API's byte limit is undocumented, so accept what the member limit allows.
+    let router = router.layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024));
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0 for a fake server");

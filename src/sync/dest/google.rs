@@ -296,6 +296,7 @@ impl GoogleDestination {
                 reason,
                 advice: "the user list id does not exist in the operating account: fix list_id or let the daemon create the list".into(),
             },
+            413 => PushError::TooLarge,
             408 | 500..=599 => PushError::Transient { reason },
             _ => PushError::Permanent {
                 reason,

@@ -169,6 +169,7 @@ impl MetaDestination {
             _ if err["is_transient"].as_bool() == Some(true) || code == 1 || code == 2 => {
                 PushError::Transient { reason }
             }
+            _ if status == 413 => PushError::TooLarge,
             _ if status >= 500 || status == 0 => PushError::Transient { reason },
             _ => permanent("unexpected answer from the Marketing API; see the log"),
         }

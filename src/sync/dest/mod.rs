@@ -66,6 +66,9 @@ pub enum PushError {
         /// Why.
         reason: String,
     },
+    /// The request was too large for the network (HTTP 413): resend in smaller batches.
+    #[error("request too large")]
+    TooLarge,
     /// Retrying cannot help: park the destination × audience until an operator acts.
     #[error("{reason}")]
     Permanent {
