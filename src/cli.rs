@@ -57,6 +57,30 @@ type Client = AdminServiceClient<tonic::service::interceptor::InterceptedService
 #[derive(Clone)]
 pub struct Auth(Option<MetadataValue<tonic::metadata::Ascii>>);
 
+impl Auth {
+    /// Reads `authorization: Bearer <token>` from a token file (none: no header). The error
+    /// says what is wrong, never the token.
+    pub fn from_file(path: Option<&std::path::Path>) -> Result<Self, String> {
+        let Some(path) = path else {
+            return Ok(Self(None));
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+        let value = format!("Bearer {}", text.trim())
+            .parse()
+            .map_err(|_| "not a valid header value".to_string())?;
+        Ok(Self(Some(value)))
+    }
+}
+
+/// A daemon address with `http://` added when no scheme is given.
+pub fn normalize_addr(addr: &str) -> String {
+    if addr.contains("://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    }
+}
+
 impl tonic::service::Interceptor for Auth {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(v) = &self.0 {
@@ -67,28 +91,15 @@ impl tonic::service::Interceptor for Auth {
 }
 
 async fn connect(t: &Target) -> Result<Client, CliError> {
-    let token = match &t.token_file {
-        None => None,
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| CliError::Token(p.clone(), e.to_string()))?;
-            let v = format!("Bearer {}", text.trim())
-                .parse()
-                .map_err(|_| CliError::Token(p.clone(), "not a valid header value".into()))?;
-            Some(v)
-        }
-    };
-    let addr = if t.addr.contains("://") {
-        t.addr.clone()
-    } else {
-        format!("http://{}", t.addr)
-    };
+    let auth = Auth::from_file(t.token_file.as_deref())
+        .map_err(|e| CliError::Token(t.token_file.clone().unwrap_or_default(), e))?;
+    let addr = normalize_addr(&t.addr);
     let channel = Channel::from_shared(addr.clone())
         .map_err(|_| CliError::Token(PathBuf::new(), format!("invalid address {addr}")))?
         .connect()
         .await
         .map_err(|source| CliError::Connect { addr, source })?;
-    Ok(AdminServiceClient::with_interceptor(channel, Auth(token)))
+    Ok(AdminServiceClient::with_interceptor(channel, auth))
 }
 
 fn when(t: &Option<prost_types::Timestamp>) -> String {

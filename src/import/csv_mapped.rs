@@ -368,22 +368,14 @@ fn build(r: &Resolved<'_>, rec: &csv::StringRecord) -> Result<Vec<Event>, Fault>
                 })),
             });
             if refunded > 0 {
-                let full = refunded >= total.amount_minor;
-                events.push(Event {
-                    event_id: util::event_id(&[
-                        FORMAT,
-                        "orders",
-                        &order_id,
-                        "refund",
-                        &refunded.to_string(),
-                    ]),
-                    occurred_at: Some(created),
-                    kind: Some(Kind::OrderRefunded(v1::OrderRefunded {
-                        order_id,
-                        amount_minor: if full { 0 } else { refunded },
-                        full,
-                    })),
-                });
+                let parts = [FORMAT, "orders", order_id.as_str()];
+                events.push(util::refund_event(
+                    parts,
+                    order_id.clone(),
+                    refunded,
+                    total.amount_minor,
+                    created,
+                ));
             }
             Ok(events)
         }

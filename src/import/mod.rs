@@ -21,9 +21,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
-use tonic::service::Interceptor;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::proto::v1::ingest_service_client::IngestServiceClient;
@@ -268,44 +266,16 @@ fn file_name(files: &[PathBuf], idx: u32) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-/// Adds `authorization: Bearer <token>` when a token is configured.
-#[derive(Clone)]
-struct Auth(Option<MetadataValue<Ascii>>);
-
-impl Interceptor for Auth {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(token) = &self.0 {
-            req.metadata_mut().insert("authorization", token.clone());
-        }
-        Ok(req)
-    }
-}
-
-type Client = IngestServiceClient<InterceptedService<Channel, Auth>>;
+type Client = IngestServiceClient<InterceptedService<Channel, crate::cli::Auth>>;
 
 async fn connect(args: &ImportArgs) -> Result<Client, ImportError> {
-    let token = match &args.token_file {
-        None => None,
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| ImportError::Token {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
-            let value =
-                format!("Bearer {}", text.trim())
-                    .parse()
-                    .map_err(|_| ImportError::Token {
-                        path: path.clone(),
-                        reason: "not a valid header value".into(),
-                    })?;
-            Some(value)
+    let auth = crate::cli::Auth::from_file(args.token_file.as_deref()).map_err(|reason| {
+        ImportError::Token {
+            path: args.token_file.clone().unwrap_or_default(),
+            reason,
         }
-    };
-    let addr = if args.addr.contains("://") {
-        args.addr.clone()
-    } else {
-        format!("http://{}", args.addr)
-    };
+    })?;
+    let addr = crate::cli::normalize_addr(&args.addr);
     let endpoint = Endpoint::from_shared(addr.clone())
         .map_err(|e| ImportError::Args(format!("invalid address {addr:?}: {e}")))?
         .connect_timeout(Duration::from_secs(5));
@@ -313,7 +283,7 @@ async fn connect(args: &ImportArgs) -> Result<Client, ImportError> {
         addr: addr.clone(),
         detail: error_chain(&e),
     })?;
-    Ok(IngestServiceClient::with_interceptor(channel, Auth(token))
+    Ok(IngestServiceClient::with_interceptor(channel, auth)
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20))
 }

@@ -259,22 +259,14 @@ fn build(cols: &Columns, order: &Order) -> Result<Vec<Event>, Fault> {
         let at = get(cols.cancelled_at)
             .and_then(|s| util::parse_time(s).ok())
             .unwrap_or(created);
-        let full = refunded >= total.amount_minor;
-        events.push(Event {
-            event_id: util::event_id(&[
-                FORMAT,
-                "order",
-                &order_id,
-                "refund",
-                &refunded.to_string(),
-            ]),
-            occurred_at: Some(at),
-            kind: Some(Kind::OrderRefunded(v1::OrderRefunded {
-                order_id,
-                amount_minor: if full { 0 } else { refunded },
-                full,
-            })),
-        });
+        let parts = [FORMAT, "order", order_id.as_str()];
+        events.push(util::refund_event(
+            parts,
+            order_id.clone(),
+            refunded,
+            total.amount_minor,
+            at,
+        ));
     }
     Ok(events)
 }

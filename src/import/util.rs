@@ -11,6 +11,28 @@ pub(crate) fn event_id(parts: &[&str]) -> String {
     format!("imp:{}", hex::encode(digest(parts)))
 }
 
+/// The refund event of an exported order: `refunded` (minor units, > 0) of `total`; refunding
+/// it all is a full refund. The id names the amount, so a changed refund is a new fact.
+pub(crate) fn refund_event(
+    id_parts: [&str; 3],
+    order_id: String,
+    refunded: i64,
+    total_minor: i64,
+    at: prost_types::Timestamp,
+) -> v1::Event {
+    let full = refunded >= total_minor;
+    let amount = refunded.to_string();
+    v1::Event {
+        event_id: event_id(&[id_parts[0], id_parts[1], id_parts[2], "refund", &amount]),
+        occurred_at: Some(at),
+        kind: Some(v1::event::Kind::OrderRefunded(v1::OrderRefunded {
+            order_id,
+            amount_minor: if full { 0 } else { refunded },
+            full,
+        })),
+    }
+}
+
 fn digest(parts: &[&str]) -> [u8; 32] {
     let mut h = Sha256::new();
     for (i, p) in parts.iter().enumerate() {
