@@ -132,6 +132,7 @@ pub async fn status(t: &Target, json: bool) -> Result<(), CliError> {
                     "pending_adds": s.pending_adds, "pending_removes": s.pending_removes,
                     "last_success_at": when(&s.last_success_at), "parked": s.parked,
                     "list_id": s.list_id, "match_rate": s.match_rate,
+                    "throttled_until": when(&s.throttled_until),
                     "last_error": s.last_error, "advice": s.advice,
                 })
             })
@@ -146,6 +147,8 @@ pub async fn status(t: &Target, json: bool) -> Result<(), CliError> {
     for s in &states {
         let state = if s.parked {
             format!("PARKED: {} (fix: {})", s.last_error, s.advice)
+        } else if s.throttled_until.is_some() {
+            format!("throttled until {}", when(&s.throttled_until))
         } else if !s.last_error.is_empty() {
             format!("retrying: {}", s.last_error)
         } else {

@@ -364,6 +364,19 @@ async fn meta_throttling_transient_errors_and_a_parked_permanent_error() {
     let shop = Shop::vip_shape();
     let d = Daemon::start(tmp.path(), &config(tmp.path(), &g, &m, "", ""));
     stream(&d, vec![shop.events(now_secs())]).await;
+    // The throttle is visible as rate-limit state while it lasts.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !status(&d)
+        .await
+        .iter()
+        .any(|s| s.destination == "meta" && s.throttled_until.is_some())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "throttling never visible in status"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let want = shop.expected(&["c0", "c1", "c2"], meta_form);
     wait_until("meta list after faults", 60, || m.audience("222") == want).await;
 

@@ -68,6 +68,7 @@ impl AdminService for AdminApi {
                 parked: s.parked,
                 match_rate: s.match_rate,
                 list_id: s.list_id,
+                throttled_until: s.throttled_until.map(super::timestamp),
             })
             .collect();
         Ok(Response::new(v1::GetSyncStatusResponse { states }))

@@ -50,6 +50,8 @@ pub struct ListStatus {
     pub match_rate: String,
     /// The remote list id.
     pub list_id: String,
+    /// While throttled: no request to this destination before this instant.
+    pub throttled_until: Option<Nanos>,
 }
 
 /// Status of every destination × audience, shared with the admin API.
@@ -676,6 +678,7 @@ impl Worker {
                     let now = self.clock.now();
                     self.status.update(&self.spec.name, &list.audience, |s| {
                         s.last_success_at = Some(now);
+                        s.throttled_until = None;
                         if add {
                             s.pending_adds = s.pending_adds.saturating_sub(n as u64);
                         } else {
@@ -700,7 +703,13 @@ impl Worker {
                         unreachable!()
                     };
                     attempt += 1;
-                    tokio::time::sleep(wait.unwrap_or_else(|| backoff(attempt))).await;
+                    let pause = wait.unwrap_or_else(|| backoff(attempt));
+                    let until = self.clock.now().saturating_add(pause.as_nanos() as i64);
+                    self.status.update(&self.spec.name, &list.audience, |s| {
+                        s.throttled_until = Some(until)
+                    });
+                    tokio::time::sleep(pause).await;
+                    record_wait(&self.spec.name, pause);
                 }
                 Err(e @ PushError::Transient { .. }) => {
                     self.record_error(&list.audience, &e);
