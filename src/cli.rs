@@ -53,9 +53,10 @@ pub enum CliError {
 
 type Client = AdminServiceClient<tonic::service::interceptor::InterceptedService<Channel, Auth>>;
 
-/// Adds the bearer token to every call.
+/// Adds the bearer token to every call (shared by every client command: status, resync,
+/// import, feed).
 #[derive(Clone)]
-pub struct Auth(Option<MetadataValue<tonic::metadata::Ascii>>);
+pub struct Auth(pub Option<MetadataValue<tonic::metadata::Ascii>>);
 
 impl Auth {
     /// Reads `authorization: Bearer <token>` from a token file (none: no header). The error
@@ -65,9 +66,14 @@ impl Auth {
             return Ok(Self(None));
         };
         let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-        let value = format!("Bearer {}", text.trim())
+        let token = text.trim();
+        if token.is_empty() {
+            return Err("the file is empty".into());
+        }
+        let mut value: MetadataValue<tonic::metadata::Ascii> = format!("Bearer {token}")
             .parse()
-            .map_err(|_| "not a valid header value".to_string())?;
+            .map_err(|_| "it contains characters not allowed in a header".to_string())?;
+        value.set_sensitive(true);
         Ok(Self(Some(value)))
     }
 }

@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Mutex, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
-use tonic::service::Interceptor;
 use tonic::transport::Channel;
 
 use super::FeedError;
@@ -21,20 +19,7 @@ use crate::proto::v1::{Event, EventBatch};
 const REJECTION_SAMPLES: usize = 10;
 
 /// The ingest client with the optional bearer token attached to every call.
-pub(super) type Client = IngestServiceClient<InterceptedService<Channel, Auth>>;
-
-/// Adds `authorization: Bearer <token>` when a token is configured.
-#[derive(Clone)]
-pub(super) struct Auth(pub(super) Option<MetadataValue<Ascii>>);
-
-impl Interceptor for Auth {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(token) = &self.0 {
-            req.metadata_mut().insert("authorization", token.clone());
-        }
-        Ok(req)
-    }
-}
+pub(super) type Client = IngestServiceClient<InterceptedService<Channel, crate::cli::Auth>>;
 
 /// Batches come from the one generator thread; every stream pulls the next one when it may send.
 pub(super) type Source = Arc<Mutex<mpsc::Receiver<Vec<Event>>>>;

@@ -20,7 +20,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::Endpoint;
 
 use crate::proto::v1::ingest_service_client::IngestServiceClient;
-use client::{Auth, Client, StreamOutcome};
+use client::{Client, StreamOutcome};
 
 /// Command-line arguments of `audiencesync feed`.
 #[derive(Debug, Clone, clap::Args)]
@@ -195,7 +195,7 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 /// All connections are made before the first event is sent, so a wrong address fails fast.
 pub async fn run(args: FeedArgs) -> Result<FeedReport, FeedError> {
     validate(&args)?;
-    let auth = Auth(read_token(args.bearer_token_file.as_deref())?);
+    let auth = crate::cli::Auth(read_token(args.bearer_token_file.as_deref())?);
     let addr = if args.addr.contains("://") {
         args.addr.clone()
     } else {
