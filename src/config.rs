@@ -106,6 +106,9 @@ pub struct StorageConfig {
     /// How long a seen `event_id` is remembered for deduplication.
     #[serde(with = "humantime_serde_compat")]
     pub dedup_retention: Duration,
+    /// How long membership-change records are kept in the `changes` log.
+    #[serde(with = "humantime_serde_compat")]
+    pub change_log_retention: Duration,
     /// Most events the writer commits in one group (one flush + fdatasync).
     pub group_commit_max_events: usize,
     /// fdatasync after every group commit (survives power loss, not only a crash).
@@ -120,6 +123,7 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("./data"),
             checkpoint_interval: Duration::from_secs(5),
             dedup_retention: Duration::from_secs(30 * 86_400),
+            change_log_retention: Duration::from_secs(90 * 86_400),
             group_commit_max_events: 20_000,
             fsync: true,
             cache_capacity_bytes: 256 * 1024 * 1024,

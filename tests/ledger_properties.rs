@@ -205,3 +205,27 @@ proptest! {
         prop_assert_eq!(canonical(&rec.state), full);
     }
 }
+
+#[test]
+fn the_change_log_is_pruned_by_age_oldest_first() {
+    use audiencesync::ledger::records::{encode, ChangeRecord};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = StorageConfig {
+        data_dir: tmp.path().join("data"),
+        fsync: false,
+        ..StorageConfig::default()
+    };
+    let store = Store::open(&cfg).expect("open");
+    for (seq, day) in [(1u64, 1i64), (2, 2), (3, 10), (4, 11)] {
+        let rec = vec![ChangeRecord {
+            audience: 0,
+            customer: "c1".into(),
+            added: true,
+            at: day * DAY,
+        }];
+        store.append_changes(seq, &encode(&rec)).expect("append");
+    }
+    assert_eq!(store.prune_changes(5 * DAY).expect("prune"), 2);
+    assert_eq!(store.prune_changes(5 * DAY).expect("prune again"), 0);
+    assert_eq!(store.prune_changes(11 * DAY).expect("prune"), 1);
+}

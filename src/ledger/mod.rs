@@ -189,6 +189,8 @@ pub struct LedgerOptions {
     pub checkpoint_interval: Duration,
     /// Dedup retention.
     pub dedup_retention: Duration,
+    /// Change-log retention.
+    pub change_log_retention: Duration,
     /// How often due memberships are applied.
     pub tick: Duration,
     /// Audience parameters.
@@ -206,6 +208,7 @@ impl LedgerOptions {
             group_commit_max_events: c.storage.group_commit_max_events,
             checkpoint_interval: c.storage.checkpoint_interval,
             dedup_retention: c.storage.dedup_retention,
+            change_log_retention: c.storage.change_log_retention,
             tick: c.audiences.tick,
             audiences: c.audiences.rules()?,
             currencies: Arc::new(CurrencyTable::from_config(&c.revenue)?),
@@ -605,6 +608,15 @@ impl Writer {
         let pruned = self.shared.db.write().facts.prune_dedup(cutoff);
         if pruned > 0 {
             tracing::info!(pruned, "forgot event ids past the dedup retention");
+        }
+        let keep = i64::try_from(self.opts.change_log_retention.as_nanos()).unwrap_or(i64::MAX);
+        match self
+            .store
+            .prune_changes(self.clock.now().saturating_sub(keep))
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(records = n, "dropped change-log records past retention"),
+            Err(e) => tracing::warn!(error = %e, "change-log pruning failed; retried in an hour"),
         }
     }
 

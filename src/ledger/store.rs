@@ -377,6 +377,33 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes change-log records whose newest change happened before `cutoff`, oldest first
+    /// (records are in time order, so the scan stops at the first one to keep).
+    pub fn prune_changes(&self, cutoff: crate::clock::Nanos) -> Result<usize, StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut pruned = 0;
+        for item in self.changes.iter() {
+            let (k, v) = item?;
+            let records: Vec<crate::ledger::records::ChangeRecord> =
+                decode(&v).map_err(|e| corrupt("changes", &k, e))?;
+            if records
+                .iter()
+                .map(|r| r.at)
+                .max()
+                .is_some_and(|t| t >= cutoff)
+            {
+                break;
+            }
+            batch.remove(k);
+            pruned += 1;
+            if pruned % MAX_SLED_BATCH == 0 {
+                self.changes.apply_batch(std::mem::take(&mut batch))?;
+            }
+        }
+        self.changes.apply_batch(batch)?;
+        Ok(pruned)
+    }
+
     /// Sequence of the last completed checkpoint.
     pub fn checkpoint_seq(&self) -> Result<u64, StoreError> {
         Ok(self.meta.get(META_CHECKPOINT)?.map_or(0, |v| u64_from(&v)))
