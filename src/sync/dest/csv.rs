@@ -13,9 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Accepted, Destination, ListRef, PushError, ReplaceSession};
-use crate::ingest::identity::{
-    google_postal, hex_lower, meta_country, meta_postal, sha256, NetworkHashes,
-};
+use crate::ingest::identity::{google_postal, hex_lower, NetworkHashes};
 use crate::sync::member::RemoteMember;
 
 /// Google Customer Match CSV header.
@@ -56,28 +54,10 @@ pub fn google_row(m: &RemoteMember) -> String {
     )
 }
 
-/// One member as a Meta customer-list row.
+/// One member as a Meta customer-list row: the same columns, in the same order, as the
+/// Marketing API schema (all hex or empty, so no quoting).
 pub fn meta_row(m: &RemoteMember) -> String {
-    let h = |x: &Option<NetworkHashes>| x.map(|n| hex_lower(&n.meta)).unwrap_or_default();
-    let zip = m
-        .postal_code
-        .as_deref()
-        .map(|z| hex_lower(&sha256(&meta_postal(z, m.country.as_deref()))))
-        .unwrap_or_default();
-    let country = m
-        .country
-        .as_deref()
-        .map(|c| hex_lower(&sha256(&meta_country(c))))
-        .unwrap_or_default();
-    format!(
-        "{},{},{},{},{},{}",
-        h(&m.email),
-        h(&m.phone),
-        h(&m.first_name),
-        h(&m.last_name),
-        zip,
-        country
-    )
+    super::meta::row(m).join(",")
 }
 
 /// Quotes a clear-text cell when it holds a separator or quote.
@@ -233,7 +213,7 @@ impl Destination for CsvDestination {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::identity::Normalizer;
+    use crate::ingest::identity::{sha256, Normalizer};
 
     fn sha(s: &str) -> String {
         hex_lower(&sha256(s))

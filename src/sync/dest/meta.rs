@@ -68,12 +68,24 @@ pub fn row(m: &RemoteMember) -> [String; 6] {
     ]
 }
 
-/// Bytes one row adds to a form-encoded payload (64-hex values, quotes and commas escaped).
+/// Bytes one row adds to a form-encoded payload. Every value is 64 hex characters or empty,
+/// so the size follows from which identifiers are present, without hashing anything.
 fn row_bytes(m: &RemoteMember) -> usize {
-    let values = row(m);
+    let present = [
+        m.email.is_some(),
+        m.phone.is_some(),
+        m.first_name.is_some(),
+        m.last_name.is_some(),
+        m.postal_code.is_some(),
+        m.country.is_some(),
+    ];
     // Each value: its text plus "%22" twice, plus "%2C" between: percent-encoding triples
     // punctuation. A row is wrapped in %5B ... %5D and followed by %2C.
-    values.iter().map(|v| v.len() + 6 + 3).sum::<usize>() + 9
+    present
+        .iter()
+        .map(|&p| if p { 64 } else { 0 } + 6 + 3)
+        .sum::<usize>()
+        + 9
 }
 
 impl MetaDestination {
@@ -348,6 +360,21 @@ mod tests {
             p[1].1,
             "d52ddf968d622d8af8677906b7fbae09ac1f89f7cd5c1584b27544624cc23e5a"
         );
+    }
+
+    #[test]
+    fn row_size_is_known_without_hashing() {
+        let full = RemoteMember {
+            email: Some(crate::ingest::identity::NetworkHashes {
+                google: [1; 32],
+                meta: [2; 32],
+            }),
+            country: Some("US".into()),
+            postal_code: Some("10001".into()),
+            ..RemoteMember::default()
+        };
+        let by_hashing: usize = row(&full).iter().map(|v| v.len() + 6 + 3).sum::<usize>() + 9;
+        assert_eq!(row_bytes(&full), by_hashing);
     }
 
     #[test]
