@@ -627,14 +627,22 @@ impl Worker {
     }
 
     /// Sends operations in batches: paced, retried, confirmed batch by batch.
-    async fn push(&mut self, list: &ListRef, mut ops: Vec<Op>, add: bool) -> Result<(), Stop> {
+    async fn push(&mut self, list: &ListRef, ops: Vec<Op>, add: bool) -> Result<(), Stop> {
         let mut token_refreshed = false;
         let mut attempt = 0u32;
         // Halved after a 413, for the rest of this push.
         let mut cap = usize::MAX;
-        while !ops.is_empty() {
-            let members: Vec<RemoteMember> = ops.iter().map(|o| o.member.clone()).collect();
-            let n = self.spec.dest.fit(&members).max(1).min(ops.len()).min(cap);
+        // Split once; batches are drained from the front of both together.
+        let (mut ids, mut members): (Vec<Box<str>>, Vec<RemoteMember>) =
+            ops.into_iter().map(|o| (o.id, o.member)).unzip();
+        while !members.is_empty() {
+            let n = self
+                .spec
+                .dest
+                .fit(&members)
+                .max(1)
+                .min(members.len())
+                .min(cap);
             self.pace().await;
             let started = Instant::now();
             let result = if add {
@@ -652,10 +660,11 @@ impl Worker {
             match result {
                 Ok(accepted) => {
                     attempt = 0;
-                    let batch: Vec<Op> = ops.drain(..n).collect();
+                    let batch: Vec<(Box<str>, RemoteMember)> =
+                        ids.drain(..n).zip(members.drain(..n)).collect();
                     let changes: Vec<(Box<str>, Option<RemoteMember>)> = batch
                         .iter()
-                        .map(|o| (o.id.clone(), add.then(|| o.member.clone())))
+                        .map(|(id, m)| (id.clone(), add.then(|| m.clone())))
                         .collect();
                     if let Err(e) = self.confirmed.apply(&list.audience, &changes) {
                         tracing::error!(error = %e, "confirmed ledger write failed");
@@ -664,7 +673,7 @@ impl Worker {
                         let o = Outstanding {
                             request_id,
                             audience: list.audience.clone(),
-                            entries: batch.into_iter().map(|o| (o.id, add, o.member)).collect(),
+                            entries: batch.into_iter().map(|(id, m)| (id, add, m)).collect(),
                         };
                         let stored = self
                             .spec
@@ -727,11 +736,12 @@ impl Worker {
                         refused.push(0);
                     }
                     refused.sort_unstable();
-                    for i in refused.iter().rev() {
-                        let op = ops.remove(*i);
+                    for &i in refused.iter().rev() {
+                        ids.remove(i);
+                        let member = members.remove(i);
                         tracing::warn!(destination = %self.spec.name, audience = %list.audience,
-                            member = %op.member.fingerprint(), "member refused by the network; set aside");
-                        self.set_aside.insert((list.audience.clone(), op.member));
+                            member = %member.fingerprint(), "member refused by the network; set aside");
+                        self.set_aside.insert((list.audience.clone(), member));
                     }
                     let count = self
                         .set_aside
