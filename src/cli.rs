@@ -11,14 +11,15 @@ use crate::proto::v1::{self, admin_service_client::AdminServiceClient};
 /// Where the daemon is and how to authenticate.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Target {
-    /// The daemon's gRPC address.
+    /// The daemon's gRPC address (`http://` is assumed when no scheme is given).
     #[arg(
         long,
         default_value = "http://127.0.0.1:50051",
         env = "AUDIENCESYNC_ADDR"
     )]
     pub addr: String,
-    /// File holding the admin bearer token (when the daemon requires one).
+    /// File holding a bearer token with the scope the command needs (admin for status and
+    /// resync, ingest for import), when the daemon requires one.
     #[arg(long, env = "AUDIENCESYNC_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
 }

@@ -357,16 +357,14 @@ fn build(r: &Resolved<'_>, rec: &csv::StringRecord) -> Result<Vec<Event>, Fault>
                     kind: Some(Kind::CustomerUpserted(c)),
                 });
             }
-            events.push(Event {
-                event_id: util::event_id(&[FORMAT, "orders", &order_id, "placed"]),
-                occurred_at: Some(created),
-                kind: Some(Kind::OrderPlaced(v1::OrderPlaced {
-                    order_id: order_id.clone(),
-                    customer_id,
-                    total: Some(total.clone()),
-                    item_count: items,
-                })),
-            });
+            events.push(util::order_event(
+                [FORMAT, "orders", order_id.as_str()],
+                order_id.clone(),
+                customer_id,
+                total.clone(),
+                items,
+                created,
+            ));
             if refunded > 0 {
                 let parts = [FORMAT, "orders", order_id.as_str()];
                 events.push(util::refund_event(

@@ -55,16 +55,9 @@ pub struct ImportArgs {
     /// TOML file naming the CSV columns (required with `--format csv`; see docs/IMPORT.md).
     #[arg(long)]
     pub mapping: Option<PathBuf>,
-    /// The daemon's gRPC address (`http://` is assumed when no scheme is given).
-    #[arg(
-        long,
-        default_value = "http://127.0.0.1:50051",
-        env = "AUDIENCESYNC_ADDR"
-    )]
-    pub addr: String,
-    /// File holding a bearer token with the ingest scope (when the daemon requires one).
-    #[arg(long, env = "AUDIENCESYNC_TOKEN_FILE")]
-    pub token_file: Option<PathBuf>,
+    /// The daemon, and a token with the ingest scope when it requires one.
+    #[command(flatten)]
+    pub target: crate::cli::Target,
     /// Stop at the first bad row (parse error or daemon rejection) with a non-zero exit.
     #[arg(long)]
     pub strict: bool,
@@ -269,13 +262,14 @@ fn file_name(files: &[PathBuf], idx: u32) -> String {
 type Client = IngestServiceClient<InterceptedService<Channel, crate::cli::Auth>>;
 
 async fn connect(args: &ImportArgs) -> Result<Client, ImportError> {
-    let auth = crate::cli::Auth::from_file(args.token_file.as_deref()).map_err(|reason| {
-        ImportError::Token {
-            path: args.token_file.clone().unwrap_or_default(),
-            reason,
-        }
-    })?;
-    let addr = crate::cli::normalize_addr(&args.addr);
+    let auth =
+        crate::cli::Auth::from_file(args.target.token_file.as_deref()).map_err(|reason| {
+            ImportError::Token {
+                path: args.target.token_file.clone().unwrap_or_default(),
+                reason,
+            }
+        })?;
+    let addr = crate::cli::normalize_addr(&args.target.addr);
     let endpoint = Endpoint::from_shared(addr.clone())
         .map_err(|e| ImportError::Args(format!("invalid address {addr:?}: {e}")))?
         .connect_timeout(Duration::from_secs(5));

@@ -242,16 +242,14 @@ fn build(cols: &Columns, order: &Order) -> Result<Vec<Event>, Fault> {
                 ad_personalization: consent,
             })),
         },
-        Event {
-            event_id: util::event_id(&[FORMAT, "order", &order_id, "placed"]),
-            occurred_at: Some(created),
-            kind: Some(Kind::OrderPlaced(v1::OrderPlaced {
-                order_id: order_id.clone(),
-                customer_id,
-                total: Some(total.clone()),
-                item_count: items,
-            })),
-        },
+        util::order_event(
+            [FORMAT, "order", order_id.as_str()],
+            order_id.clone(),
+            customer_id,
+            total.clone(),
+            items,
+            created,
+        ),
     ];
     if refunded > 0 {
         // The export has no refund date: the cancellation time when there is one, else the

@@ -11,6 +11,27 @@ pub(crate) fn event_id(parts: &[&str]) -> String {
     format!("imp:{}", hex::encode(digest(parts)))
 }
 
+/// The `order_placed` event of an exported order; the id names the source row's order.
+pub(crate) fn order_event(
+    id_parts: [&str; 3],
+    order_id: String,
+    customer_id: String,
+    total: v1::Money,
+    item_count: u32,
+    at: prost_types::Timestamp,
+) -> v1::Event {
+    v1::Event {
+        event_id: event_id(&[id_parts[0], id_parts[1], id_parts[2], "placed"]),
+        occurred_at: Some(at),
+        kind: Some(v1::event::Kind::OrderPlaced(v1::OrderPlaced {
+            order_id,
+            customer_id,
+            total: Some(total),
+            item_count,
+        })),
+    }
+}
+
 /// The refund event of an exported order: `refunded` (minor units, > 0) of `total`; refunding
 /// it all is a full refund. The id names the amount, so a changed refund is a new fact.
 pub(crate) fn refund_event(
