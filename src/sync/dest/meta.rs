@@ -119,7 +119,20 @@ impl MetaDestination {
         json!({"schema": SCHEMA, "is_raw": true, "data": data}).to_string()
     }
 
-    async fn send(&self, path: &str, mut form: Vec<(String, String)>) -> Result<Value, PushError> {
+    /// Posts a form; after a 190 it re-reads the token file once (rotated credentials) and
+    /// sends again, for every call alike.
+    async fn send(&self, path: &str, form: Vec<(String, String)>) -> Result<Value, PushError> {
+        match self.send_once(path, form.clone()).await {
+            Err(PushError::TokenExpired) if self.reload_token() => self.send_once(path, form).await,
+            r => r,
+        }
+    }
+
+    async fn send_once(
+        &self,
+        path: &str,
+        mut form: Vec<(String, String)>,
+    ) -> Result<Value, PushError> {
         form.extend(self.auth_params());
         let resp = self
             .http
@@ -236,15 +249,9 @@ impl Destination for MetaDestination {
 
     async fn add(&self, list: &ListRef, members: &[RemoteMember]) -> Result<Accepted, PushError> {
         let form = vec![("payload".to_string(), Self::payload(members))];
-        let r = self.send(&format!("{}/users", list.list_id), form).await;
-        if matches!(r, Err(PushError::TokenExpired)) && self.reload_token() {
-            let form = vec![("payload".to_string(), Self::payload(members))];
-            return self
-                .send(&format!("{}/users", list.list_id), form)
-                .await
-                .map(|_| Accepted::default());
-        }
-        r.map(|_| Accepted::default())
+        self.send(&format!("{}/users", list.list_id), form)
+            .await
+            .map(|_| Accepted::default())
     }
 
     async fn remove(
