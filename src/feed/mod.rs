@@ -7,11 +7,12 @@
 
 mod client;
 mod generate;
+mod probe;
 
 pub use generate::Generator;
 
 use std::error::Error as _;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -19,6 +20,7 @@ use tokio::sync::{mpsc, Mutex};
 use tonic::metadata::MetadataValue;
 use tonic::transport::Endpoint;
 
+use crate::proto::v1::audience_service_client::AudienceServiceClient;
 use crate::proto::v1::ingest_service_client::IngestServiceClient;
 use client::{Client, StreamOutcome};
 
@@ -52,6 +54,14 @@ pub struct FeedArgs {
     /// Print the final report as one JSON line.
     #[arg(long)]
     pub json: bool,
+    /// While the feed runs, also send this many membership checks per second
+    /// (GetCustomerAudiences, open loop) and report their latency.
+    #[arg(long)]
+    pub query_rate: Option<u64>,
+    /// While the feed runs, this many times per second place a first order for a fresh probe
+    /// customer and time until an AudienceService answer shows it.
+    #[arg(long)]
+    pub visibility_probes: Option<u64>,
 }
 
 /// Totals of one feed run, summed from the daemon's acks.
@@ -81,6 +91,38 @@ pub struct FeedReport {
     pub ack_latency_ms_max: f64,
     /// The first few rejections (a handful per stream), for diagnosis.
     pub rejection_samples: Vec<String>,
+    /// Read load (`--query-rate`, `--visibility-probes`), when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reads: Option<ReadReport>,
+}
+
+/// Latency of the read side measured during a feed run.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ReadReport {
+    /// Membership checks answered (found or NOT_FOUND).
+    pub queries: u64,
+    /// Membership checks that failed otherwise.
+    pub query_errors: u64,
+    /// Check latency from the instant it was due: median.
+    pub query_latency_ms_p50: f64,
+    /// 99th percentile.
+    pub query_latency_ms_p99: f64,
+    /// 99.9th percentile.
+    pub query_latency_ms_p999: f64,
+    /// Slowest check.
+    pub query_latency_ms_max: f64,
+    /// Probe events that became visible.
+    pub probes: u64,
+    /// Probes not sent or not visible within 30 s.
+    pub probe_errors: u64,
+    /// Event sent → visible in a query: median.
+    pub visible_ms_p50: f64,
+    /// 99th percentile.
+    pub visible_ms_p99: f64,
+    /// Slowest probe.
+    pub visible_ms_max: f64,
+    /// The first few errors of each kind.
+    pub error_samples: Vec<String>,
 }
 
 /// Why a feed run failed.
@@ -218,6 +260,34 @@ pub async fn run(args: FeedArgs) -> Result<FeedReport, FeedError> {
         clients.push(IngestServiceClient::with_interceptor(channel, auth.clone()));
     }
 
+    let stop_reads = Arc::new(AtomicBool::new(false));
+    let mut reads = tokio::task::JoinSet::new();
+    if args.query_rate.is_some() || args.visibility_probes.is_some() {
+        // Reads get their own connection, as another service's client would.
+        let channel = endpoint.connect().await.map_err(|e| FeedError::Connect {
+            addr: addr.clone(),
+            detail: error_chain(&e),
+        })?;
+        let queries = AudienceServiceClient::with_interceptor(channel.clone(), auth.clone());
+        if let Some(rate) = args.query_rate {
+            let stop = Arc::clone(&stop_reads);
+            let (queries, customers, seed) = (queries.clone(), args.customers, args.seed);
+            reads.spawn(async move {
+                let s = probe::membership_checks(queries, rate, customers, seed, stop).await;
+                (true, s)
+            });
+        }
+        if let Some(per_sec) = args.visibility_probes {
+            let stop = Arc::clone(&stop_reads);
+            let ingest = IngestServiceClient::with_interceptor(channel, auth.clone());
+            let seed = args.seed;
+            reads.spawn(async move {
+                let s = probe::visibility_probes(ingest, queries, per_sec, seed, stop).await;
+                (false, s)
+            });
+        }
+    }
+
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -264,7 +334,41 @@ pub async fn run(args: FeedArgs) -> Result<FeedReport, FeedError> {
     generator
         .await
         .map_err(|e| FeedError::Task(format!("generator: {e}")))?;
-    Ok(report(outcomes, elapsed))
+    stop_reads.store(true, Ordering::Relaxed);
+    let mut read_samples = Vec::new();
+    while let Some(joined) = reads.join_next().await {
+        read_samples.push(joined.map_err(|e| FeedError::Task(format!("read load: {e}")))?);
+    }
+    let mut r = report(outcomes, elapsed);
+    if !read_samples.is_empty() {
+        r.reads = Some(read_report(read_samples));
+    }
+    Ok(r)
+}
+
+fn read_report(samples: Vec<(bool, probe::Samples)>) -> ReadReport {
+    let mut r = ReadReport::default();
+    for (is_query, mut s) in samples {
+        r.error_samples.append(&mut s.error_samples);
+        s.latencies_ms.sort_unstable_by(f64::total_cmp);
+        let l = &s.latencies_ms;
+        let max = l.last().copied().unwrap_or(0.0);
+        if is_query {
+            r.queries = l.len() as u64;
+            r.query_errors = s.errors;
+            r.query_latency_ms_p50 = percentile(l, 0.50);
+            r.query_latency_ms_p99 = percentile(l, 0.99);
+            r.query_latency_ms_p999 = percentile(l, 0.999);
+            r.query_latency_ms_max = max;
+        } else {
+            r.probes = l.len() as u64;
+            r.probe_errors = s.errors;
+            r.visible_ms_p50 = percentile(l, 0.50);
+            r.visible_ms_p99 = percentile(l, 0.99);
+            r.visible_ms_max = max;
+        }
+    }
+    r
 }
 
 fn validate(args: &FeedArgs) -> Result<(), FeedError> {
@@ -280,6 +384,9 @@ fn validate(args: &FeedArgs) -> Result<(), FeedError> {
     }
     if args.rate == Some(0) {
         return bad("--rate must be at least 1 (leave it unset for no limit)");
+    }
+    if args.query_rate == Some(0) || args.visibility_probes == Some(0) {
+        return bad("--query-rate and --visibility-probes must be at least 1 (or unset)");
     }
     Ok(())
 }
@@ -365,6 +472,24 @@ pub fn print_report(r: &FeedReport, json: bool) {
     for s in &r.rejection_samples {
         println!("  rejected: {s}");
     }
+    if let Some(q) = &r.reads {
+        println!(
+            "membership checks: {} ok, {} failed; latency ms p50 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+            q.queries,
+            q.query_errors,
+            q.query_latency_ms_p50,
+            q.query_latency_ms_p99,
+            q.query_latency_ms_p999,
+            q.query_latency_ms_max
+        );
+        println!(
+            "event → visible in a query: {} probes, {} failed; ms p50 {:.1}  p99 {:.1}  max {:.1}",
+            q.probes, q.probe_errors, q.visible_ms_p50, q.visible_ms_p99, q.visible_ms_max
+        );
+        for e in &q.error_samples {
+            println!("  read error: {e}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -418,6 +543,8 @@ mod tests {
             rate: None,
             bearer_token_file: None,
             json: false,
+            query_rate: None,
+            visibility_probes: None,
         }
     }
 

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use parking_lot::{RwLock, RwLockReadGuard};
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::audience::engine::{Audiences, Change};
@@ -28,7 +28,7 @@ use crate::config::{AudienceParams, Config};
 use crate::ingest::currency::CurrencyTable;
 use facts::Fact;
 use records::{encode, key_bytes, ChangeRecord, CustomerRecord};
-use state::{key_of, State};
+use state::{key_of, Dirty, State};
 use store::{Checkpoint, Store, StoreError};
 
 /// Why a submission was not made durable. The client may retry: nothing was applied.
@@ -73,6 +73,9 @@ pub struct Stats {
     pub last_beat: AtomicI64,
 }
 
+/// Facts applied between two chances for waiting queries to take the read lock.
+const APPLY_SLICE: usize = 1024;
+
 /// Everything the writer owns: the facts and the memberships derived from them.
 pub struct Db {
     /// Customer facts.
@@ -82,11 +85,24 @@ pub struct Db {
 }
 
 impl Db {
-    /// Takes the dirty set as a checkpoint for WAL position `seq`.
-    pub fn take_checkpoint(&mut self, seq: u64) -> Checkpoint {
+    /// Takes the dirty set (the cheap part, under the write lock); [`Db::encode_checkpoint`]
+    /// then serializes it under a read lock, so queries go on while it runs.
+    pub fn take_dirty(&mut self) -> (Dirty, HashSet<u32>) {
         let dirty = std::mem::take(&mut self.facts.dirty);
-        let mut customers = dirty.customers;
+        let mut customers = HashSet::with_capacity(dirty.customers.len());
         customers.extend(self.audiences.dirty.drain());
+        (dirty, customers)
+    }
+
+    /// Serializes a dirty set taken by [`Db::take_dirty`] as a checkpoint for WAL position
+    /// `seq`. Only the writer thread mutates the state, and it is the one calling this, so the
+    /// state cannot move underneath.
+    pub fn encode_checkpoint(
+        &self,
+        seq: u64,
+        (dirty, mut customers): (Dirty, HashSet<u32>),
+    ) -> Checkpoint {
+        customers.extend(dirty.customers.iter().copied());
         let facts = &self.facts;
         let customers = customers
             .into_iter()
@@ -505,19 +521,25 @@ impl Writer {
             }
             let now = self.clock.now();
             let mut db = self.shared.db.write();
-            let Db { facts, audiences } = &mut *db;
-            for f in &fresh {
-                facts.apply(f);
-                facts.remember(key_of(&f.event_id), now_secs);
-            }
-            let touched: Vec<u32> = std::mem::take(&mut facts.touched).into_iter().collect();
-            for &c in &touched {
-                audiences.update(facts, c, now);
+            // A group can hold 20,000 facts; applying them in slices, each with its audience
+            // updates, and letting waiting queries in between keeps a query's wait short.
+            // Every fact here is durable already, so a query may see any slice boundary.
+            for slice in fresh.chunks(APPLY_SLICE) {
+                let Db { facts, audiences } = &mut *db;
+                for f in slice {
+                    facts.apply(f);
+                    facts.remember(key_of(&f.event_id), now_secs);
+                }
+                let touched: Vec<u32> = std::mem::take(&mut facts.touched).into_iter().collect();
+                for &c in &touched {
+                    audiences.update(facts, c, now);
+                }
+                // Profile and consent changes matter to destinations even without a
+                // membership change (new identifiers, withdrawn consent).
+                self.opts.sync_feed.mark(&touched);
+                RwLockWriteGuard::bump(&mut db);
             }
             drop(db);
-            // Profile and consent changes matter to destinations even without a membership
-            // change (new identifiers, withdrawn consent).
-            self.opts.sync_feed.mark(&touched);
             self.log_changes();
         }
         let stats = &self.shared.stats;
@@ -635,7 +657,9 @@ impl Writer {
             {
                 return;
             }
-            db.take_checkpoint(self.seq)
+            let dirty = db.take_dirty();
+            let db = RwLockWriteGuard::downgrade(db);
+            db.encode_checkpoint(self.seq, dirty)
         };
         self.checkpointer.busy.store(true, Ordering::Release);
         let store = self.store.clone();
@@ -701,7 +725,8 @@ impl Writer {
                 );
                 return;
             }
-            db.take_checkpoint(self.seq)
+            let dirty = db.take_dirty();
+            db.encode_checkpoint(self.seq, dirty)
         };
         match self.store.write_checkpoint(&cp) {
             Ok(()) => {
