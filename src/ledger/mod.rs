@@ -27,8 +27,8 @@ use crate::clock::{SharedClock, NANOS_PER_SEC};
 use crate::config::{AudienceParams, Config};
 use crate::ingest::currency::CurrencyTable;
 use facts::Fact;
-use records::{encode, key_bytes, ChangeRecord, CustomerRecord};
-use state::{key_of, Dirty, State};
+use records::{encode, encode_customer, key_bytes, ChangeRecord, CustomerRecord};
+use state::{key_of, Key, State};
 use store::{Checkpoint, Store, StoreError};
 
 /// Why a submission was not made durable. The client may retry: nothing was applied.
@@ -73,6 +73,23 @@ pub struct Stats {
     pub last_beat: AtomicI64,
 }
 
+/// What one checkpoint writes, decided under the write lock by [`Db::take_dirty`].
+#[derive(Debug, Default)]
+pub struct DirtyPlan {
+    /// Customers whose record is rewritten (with their orders and carts).
+    customers: HashSet<u32>,
+    /// Orders written on their own (no placement).
+    alone_orders: Vec<Key>,
+    /// Guest carts written on their own.
+    alone_carts: Vec<Key>,
+    /// Lone order records now carried by a customer record.
+    orders_removed: Vec<Key>,
+    /// Lone cart records now carried by a customer record.
+    carts_removed: Vec<Key>,
+    dedup_added: Vec<(Key, i64)>,
+    dedup_pruned_before: Option<i64>,
+}
+
 /// Facts applied between two chances for waiting queries to take the read lock.
 const APPLY_SLICE: usize = 1024;
 
@@ -85,26 +102,65 @@ pub struct Db {
 }
 
 impl Db {
-    /// Takes the dirty set (the cheap part, under the write lock); [`Db::encode_checkpoint`]
-    /// then serializes it under a read lock, so queries go on while it runs.
-    pub fn take_dirty(&mut self) -> (Dirty, HashSet<u32>) {
+    /// Takes the dirty set and decides where each dirty entity is written (the cheap part,
+    /// under the write lock); [`Db::encode_checkpoint`] then serializes it under a read
+    /// lock, so queries go on while it runs.
+    ///
+    /// An order or cart goes into the record of every customer it belongs to, so those
+    /// customers are rewritten; one that belongs to nobody (a refund before its order, a
+    /// guest cart) is written on its own, and its lone copy is removed once a customer's
+    /// record carries it.
+    pub fn take_dirty(&mut self) -> DirtyPlan {
         let dirty = std::mem::take(&mut self.facts.dirty);
-        let mut customers = HashSet::with_capacity(dirty.customers.len());
-        customers.extend(self.audiences.dirty.drain());
-        (dirty, customers)
+        let facts = &mut self.facts;
+        let mut plan = DirtyPlan {
+            customers: dirty.customers,
+            dedup_added: dirty.dedup_added,
+            dedup_pruned_before: dirty.dedup_pruned_before,
+            ..DirtyPlan::default()
+        };
+        plan.customers.extend(self.audiences.dirty.drain());
+        for k in dirty.orders {
+            let Some(o) = facts.orders.get(&k) else {
+                continue;
+            };
+            if o.placements.is_empty() {
+                facts.stored_alone.orders.insert(k);
+                plan.alone_orders.push(k);
+            } else {
+                plan.customers
+                    .extend(o.placements.iter().map(|p| p.customer));
+                if facts.stored_alone.orders.remove(&k) {
+                    plan.orders_removed.push(k);
+                }
+            }
+        }
+        for k in dirty.carts {
+            let Some(cart) = facts.carts.get(&k) else {
+                continue;
+            };
+            // A checked-out cart's owners were marked dirty when it was checked out.
+            plan.customers
+                .extend(cart.updates.iter().filter_map(|u| u.customer));
+            if cart.owned || cart.updates.iter().any(|u| u.customer.is_some()) {
+                if facts.stored_alone.carts.remove(&k) {
+                    plan.carts_removed.push(k);
+                }
+            } else {
+                facts.stored_alone.carts.insert(k);
+                plan.alone_carts.push(k);
+            }
+        }
+        plan
     }
 
-    /// Serializes a dirty set taken by [`Db::take_dirty`] as a checkpoint for WAL position
-    /// `seq`. Only the writer thread mutates the state, and it is the one calling this, so the
+    /// Serializes a plan made by [`Db::take_dirty`] as a checkpoint for WAL position `seq`.
+    /// Only the writer thread mutates the state, and it is the one calling this, so the
     /// state cannot move underneath.
-    pub fn encode_checkpoint(
-        &self,
-        seq: u64,
-        (dirty, mut customers): (Dirty, HashSet<u32>),
-    ) -> Checkpoint {
-        customers.extend(dirty.customers.iter().copied());
+    pub fn encode_checkpoint(&self, seq: u64, plan: DirtyPlan) -> Checkpoint {
         let facts = &self.facts;
-        let customers = customers
+        let customers = plan
+            .customers
             .into_iter()
             .map(|c| {
                 let cust = &facts.customers[c as usize];
@@ -112,12 +168,22 @@ impl Db {
                     erased_at: cust.erased_at,
                     profile: cust.profile.clone(),
                     memberships: self.audiences.record(c),
+                    orders: cust
+                        .orders
+                        .iter()
+                        .filter_map(|k| Some((*k, facts.order_record(facts.orders.get(k)?))))
+                        .collect(),
+                    carts: cust
+                        .carts
+                        .iter()
+                        .filter_map(|k| Some((*k, facts.cart_record(facts.carts.get(k)?))))
+                        .collect(),
                 };
-                (cust.id.clone(), encode(&rec))
+                (cust.id.clone(), encode_customer(&rec))
             })
             .collect();
-        let orders = dirty
-            .orders
+        let orders = plan
+            .alone_orders
             .into_iter()
             .filter_map(|k| {
                 Some((
@@ -126,8 +192,8 @@ impl Db {
                 ))
             })
             .collect();
-        let carts = dirty
-            .carts
+        let carts = plan
+            .alone_carts
             .into_iter()
             .filter_map(|k| {
                 Some((
@@ -141,9 +207,17 @@ impl Db {
             customers,
             orders,
             carts,
-            dedup_added: dirty.dedup_added,
-            dedup_pruned_before: dirty.dedup_pruned_before,
+            orders_removed: plan.orders_removed.into_iter().map(key_bytes).collect(),
+            carts_removed: plan.carts_removed.into_iter().map(key_bytes).collect(),
+            dedup_added: plan.dedup_added,
+            dedup_pruned_before: plan.dedup_pruned_before,
         }
+    }
+
+    /// Takes and encodes the dirty set in one step (tests and tools; the writer splits it).
+    pub fn take_checkpoint(&mut self, seq: u64) -> Checkpoint {
+        let plan = self.take_dirty();
+        self.encode_checkpoint(seq, plan)
     }
 
     /// Marks everything dirty, so the next checkpoint rewrites all of it.
@@ -657,9 +731,9 @@ impl Writer {
             {
                 return;
             }
-            let dirty = db.take_dirty();
+            let plan = db.take_dirty();
             let db = RwLockWriteGuard::downgrade(db);
-            db.encode_checkpoint(self.seq, dirty)
+            db.encode_checkpoint(self.seq, plan)
         };
         self.checkpointer.busy.store(true, Ordering::Release);
         let store = self.store.clone();
@@ -725,8 +799,7 @@ impl Writer {
                 );
                 return;
             }
-            let dirty = db.take_dirty();
-            db.encode_checkpoint(self.seq, dirty)
+            db.take_checkpoint(self.seq)
         };
         match self.store.write_checkpoint(&cp) {
             Ok(()) => {

@@ -226,6 +226,9 @@ pub struct CartUpdate {
 pub struct Cart {
     /// Checked out: gone for good.
     pub checked_out: bool,
+    /// Checked out while a customer owned it: its owners' checkpoint records carry it (a
+    /// guest cart is checkpointed on its own).
+    pub owned: bool,
     /// Latest update per owner.
     pub updates: SmallVec<[CartUpdate; 1]>,
 }
@@ -291,6 +294,19 @@ pub struct State {
     pub dirty: Dirty,
     /// Customers whose derived figures may have changed, for the audience engine.
     pub touched: HashSet<CustomerIdx>,
+    /// Orders and carts whose checkpoint record sits in the `orders` / `carts` trees because
+    /// no customer's record carries them (refund-only orders, guest carts): removed from
+    /// there once a customer's record does.
+    pub stored_alone: StoredAlone,
+}
+
+/// Keys of the entities checkpointed outside any customer record (see [`State::stored_alone`]).
+#[derive(Debug, Default)]
+pub struct StoredAlone {
+    /// Order keys in the `orders` tree.
+    pub orders: HashSet<Key>,
+    /// Cart keys in the `carts` tree.
+    pub carts: HashSet<Key>,
 }
 
 impl State {
@@ -475,10 +491,13 @@ impl State {
                     return;
                 }
                 k.checked_out = true;
+                // The owners keep the key: their checkpoint records carry the checked-out
+                // cart, so a late update cannot revive it after a restart.
                 for u in std::mem::take(&mut k.updates) {
                     if let Some(c) = u.customer {
-                        self.customers[c as usize].carts.retain(|x| *x != key);
+                        k.owned = true;
                         self.touched.insert(c);
+                        self.dirty.customers.insert(c);
                     }
                 }
                 self.dirty.carts.insert(key);
@@ -497,6 +516,23 @@ impl State {
             return;
         }
         cust.erased_at = Some(e);
+        self.purge_customer(c, e);
+    }
+
+    /// Applies every customer's erasure again. Recovery calls it after loading the
+    /// checkpoint: a crash mid-checkpoint can leave another customer's older record holding a
+    /// copy of an order with an erased customer's placement, which loading merged back in.
+    pub fn purge_erased(&mut self) {
+        for c in 0..self.customers.len() {
+            if let Some(e) = self.customers[c].erased_at {
+                self.purge_customer(c as CustomerIdx, e);
+            }
+        }
+    }
+
+    /// Drops customer `c`'s facts at or before `e` from its profile, orders and carts.
+    fn purge_customer(&mut self, c: CustomerIdx, e: Nanos) {
+        let cust = &mut self.customers[c as usize];
         cust.profile.purge(e);
         let orders = std::mem::take(&mut cust.orders);
         let carts = std::mem::take(&mut cust.carts);
@@ -519,7 +555,8 @@ impl State {
                 self.touched
                     .extend(k.updates.iter().filter_map(|u| u.customer));
                 k.updates.retain(|u| !(u.customer == Some(c) && u.at <= e));
-                if k.updates.iter().any(|u| u.customer == Some(c)) {
+                // A checked-out cart holds nothing of anyone; the key stays for the record.
+                if k.checked_out || k.updates.iter().any(|u| u.customer == Some(c)) {
                     kept_carts.push(key);
                 }
                 self.dirty.carts.insert(key);

@@ -14,7 +14,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::config::StorageConfig;
-use crate::ledger::records::{decode, decode_wal, key_from, CodecError, CustomerRecord};
+use crate::ledger::records::{decode, decode_customer, decode_wal, key_from, CodecError};
 use crate::ledger::state::State;
 
 /// Layout version of the trees above.
@@ -82,6 +82,10 @@ pub struct Checkpoint {
     pub orders: Vec<([u8; 16], Vec<u8>)>,
     /// (cart key, record)
     pub carts: Vec<([u8; 16], Vec<u8>)>,
+    /// Lone order records to delete (a customer record carries them now).
+    pub orders_removed: Vec<[u8; 16]>,
+    /// Lone cart records to delete.
+    pub carts_removed: Vec<[u8; 16]>,
     /// (event key, first-received second) remembered since the last checkpoint.
     pub dedup_added: Vec<(crate::ledger::state::Key, i64)>,
     /// Chunks whose newest id was received before this second are past retention.
@@ -237,22 +241,29 @@ impl Store {
     pub fn recover(&self) -> Result<Recovered, StoreError> {
         let mut state = State::default();
         let mut memberships = Vec::new();
+        let mut legacy = false;
         for item in self.customers.iter() {
             let (k, v) = item?;
-            let rec: CustomerRecord = decode(&v).map_err(|e| corrupt("customers", &k, e))?;
+            let (rec, v1) = decode_customer(&v).map_err(|e| corrupt("customers", &k, e))?;
+            legacy |= v1;
             let id = String::from_utf8_lossy(&k);
             memberships.push(state.restore_customer(&id, rec));
         }
+        // Lone records join what the customer records brought (a copy left by a crash
+        // mid-checkpoint is older, hence contained in the join).
         for item in self.orders.iter() {
             let (k, v) = item?;
             let key = key_from(&k).ok_or_else(|| corrupt("orders", &k, CodecError::Empty))?;
             state.restore_order(key, decode(&v).map_err(|e| corrupt("orders", &k, e))?);
+            state.stored_alone.orders.insert(key);
         }
         for item in self.carts.iter() {
             let (k, v) = item?;
             let key = key_from(&k).ok_or_else(|| corrupt("carts", &k, CodecError::Empty))?;
             state.restore_cart(key, decode(&v).map_err(|e| corrupt("carts", &k, e))?);
+            state.stored_alone.carts.insert(key);
         }
+        state.purge_erased();
         for item in self.dedup.iter() {
             let (k, v) = item?;
             if k.len() != 24 || v.len() % 16 != 0 {
@@ -268,6 +279,11 @@ impl Store {
         }
         state.dirty = Default::default();
         state.touched.clear();
+        if legacy {
+            // Version-1 customer records: rewrite everything once in the new layout; every
+            // lone record that a customer record now carries is then deleted.
+            state.mark_all_dirty();
+        }
 
         let checkpoint_seq = self.meta.get(META_CHECKPOINT)?.map_or(0, |v| u64_from(&v));
         let mut last_seq = checkpoint_seq;
@@ -311,12 +327,21 @@ impl Store {
             }
             self.customers.apply_batch(b)?;
         }
-        for (tree, rows) in [(&self.orders, &cp.orders), (&self.carts, &cp.carts)] {
+        for (tree, rows, removed) in [
+            (&self.orders, &cp.orders, &cp.orders_removed),
+            (&self.carts, &cp.carts, &cp.carts_removed),
+        ] {
             for chunk in rows.chunks(MAX_SLED_BATCH) {
                 let mut b = sled::Batch::default();
                 for (k, v) in chunk {
                     b.insert(k, v.as_slice());
                 }
+                tree.apply_batch(b)?;
+            }
+            // Removed only after the customer records carrying them are written (above).
+            for chunk in removed.chunks(MAX_SLED_BATCH) {
+                let mut b = sled::Batch::default();
+                chunk.iter().for_each(|k| b.remove(k));
                 tree.apply_batch(b)?;
             }
         }
