@@ -15,7 +15,7 @@ use audiencesync::feed::Generator;
 use audiencesync::ingest::currency::CurrencyTable;
 use audiencesync::ingest::validate::Validator;
 use audiencesync::ledger::facts::Fact;
-use audiencesync::ledger::state::State;
+use audiencesync::ledger::state::{key_of, Cart, Customer, Key, Order, Placement, Refund, State};
 
 fn peak_rss_mib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -65,6 +65,10 @@ fn main() {
             state.apply(f);
         }
         apply_ns += a.elapsed().as_nanos();
+        // The daemon also remembers every event id (dedup); untimed, for the memory figures.
+        for f in &facts {
+            state.remember(key_of(&f.event_id), 0);
+        }
         let a = Instant::now();
         for c in std::mem::take(&mut state.touched) {
             inc.update(&state, c, now);
@@ -110,4 +114,96 @@ fn main() {
         print!("{}={} ", full.name(a), full.members(a).len());
     }
     println!();
+    drop(full);
+    print_memory(&state, rss_after_ingest);
+}
+
+/// glibc malloc's chunk for a request of `len` bytes (16-byte steps, 32 at least).
+fn chunk(len: usize) -> usize {
+    if len == 0 {
+        0
+    } else {
+        (len + 8).div_ceil(16).max(2) * 16
+    }
+}
+
+/// Where the facts' memory goes, from the structures' capacities and their heap strings
+/// (an estimate: allocator overhead by glibc's rules, no fragmentation).
+fn print_memory(state: &State, rss_mib: u64) {
+    use std::mem::size_of;
+    let mib = |b: usize| b as f64 / (1 << 20) as f64;
+    let slot = |cap: usize, entry: usize| cap * (entry + 1); // hashbrown: entry + control byte
+    let mut profile_eids = 0;
+    let mut lists = 0;
+    let mut ids = 0;
+    for c in &state.customers {
+        ids += chunk(c.id.len());
+        lists += chunk(c.orders.capacity() * 16) + chunk(c.carts.capacity() * 16);
+        let p = &c.profile;
+        let eids = [
+            p.email.as_ref().map(|l| l.eid.len()),
+            p.phone.as_ref().map(|l| l.eid.len()),
+            p.first_name.as_ref().map(|l| l.eid.len()),
+            p.last_name.as_ref().map(|l| l.eid.len()),
+            p.country.as_ref().map(|l| l.eid.len()),
+            p.postal_code.as_ref().map(|l| l.eid.len()),
+            p.registered_at.as_ref().map(|l| l.eid.len()),
+            p.ad_user_data.as_ref().map(|l| l.eid.len()),
+            p.ad_personalization.as_ref().map(|l| l.eid.len()),
+        ];
+        profile_eids += eids.iter().flatten().map(|&n| chunk(n)).sum::<usize>();
+        // Country and postal code strings.
+        for v in [&p.country, &p.postal_code].into_iter().flatten() {
+            profile_eids += v.value.as_ref().map_or(0, |s| chunk(s.len()));
+        }
+    }
+    let customers = state.customers.capacity() * size_of::<Customer>();
+    let by_id = slot(state.by_id.capacity(), size_of::<(Box<str>, u32)>())
+        + state.by_id.keys().map(|k| chunk(k.len())).sum::<usize>();
+    let mut order_heap = 0;
+    for o in state.orders.values() {
+        order_heap += o
+            .placements
+            .iter()
+            .map(|p| chunk(p.eid.len()))
+            .sum::<usize>();
+        if o.placements.spilled() {
+            order_heap += chunk(o.placements.capacity() * size_of::<Placement>());
+        }
+        order_heap += chunk(o.refunds.capacity() * size_of::<Refund>());
+    }
+    let orders = slot(state.orders.capacity(), size_of::<(Key, Order)>());
+    let mut cart_heap = 0;
+    for k in state.carts.values() {
+        cart_heap += k.updates.iter().map(|u| chunk(u.eid.len())).sum::<usize>();
+    }
+    let carts = slot(state.carts.capacity(), size_of::<(Key, Cart)>());
+    let dedup = slot(state.dedup.capacity(), size_of::<(Key, i64)>());
+    let rows = [
+        (
+            "customers: Vec<Customer> (profile registers inline)",
+            customers,
+        ),
+        (
+            "customers: ids, profile event ids, country/postal strings",
+            ids + profile_eids,
+        ),
+        ("customers: order and cart key lists", lists),
+        ("customers: by_id index (map + its own id copies)", by_id),
+        ("orders: map entries", orders),
+        ("orders: placement event ids, refunds", order_heap),
+        ("carts: map entries", carts),
+        ("carts: update event ids", cart_heap),
+        ("dedup: event-id keys", dedup),
+    ];
+    let total: usize = rows.iter().map(|(_, b)| b).sum();
+    println!("memory estimate (MiB) of the facts; RSS after ingest {rss_mib} MiB:");
+    for (what, bytes) in rows {
+        println!("  {:>8.1}  {what}", mib(bytes));
+    }
+    println!(
+        "  {:>8.1}  total; the rest of RSS ({:.1}) is memberships, allocator slack and the binary",
+        mib(total),
+        rss_mib as f64 - mib(total)
+    );
 }

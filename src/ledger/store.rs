@@ -338,7 +338,11 @@ impl Store {
                 }
                 tree.apply_batch(b)?;
             }
-            // Removed only after the customer records carrying them are written (above).
+            // Removed only once the customer records carrying them are durable.
+            if !removed.is_empty() {
+                self.sync_blobs()?;
+                self.sync()?;
+            }
             for chunk in removed.chunks(MAX_SLED_BATCH) {
                 let mut b = sled::Batch::default();
                 chunk.iter().for_each(|k| b.remove(k));
