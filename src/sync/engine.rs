@@ -450,6 +450,9 @@ impl Worker {
     /// Gives every list mapped with `create = true` its id: the one stored when the daemon
     /// created it, or a newly created one (stored at once, so it is created only once).
     async fn resolve_lists(&mut self) {
+        if !self.spec.dest.has_list_ids() {
+            return;
+        }
         for i in 0..self.spec.lists.len() {
             if !self.spec.lists[i].list_id.is_empty()
                 || self.parked.contains(&self.spec.lists[i].audience)
