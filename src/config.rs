@@ -70,6 +70,8 @@ pub struct Config {
     pub auth: crate::service::settings::AuthConfig,
     /// TLS / mTLS on the gRPC listener.
     pub tls: crate::service::settings::TlsConfig,
+    /// The read-only status page.
+    pub web: crate::service::settings::WebConfig,
 }
 
 /// `[server]`
@@ -111,6 +113,12 @@ pub struct StorageConfig {
     pub change_log_retention: Duration,
     /// Most events the writer commits in one group (one flush + fdatasync).
     pub group_commit_max_events: usize,
+    /// How often every audience's size is recorded (the status page's chart).
+    #[serde(with = "humantime_serde_compat")]
+    pub size_sample_interval: Duration,
+    /// How long size samples are kept.
+    #[serde(with = "humantime_serde_compat")]
+    pub size_history_retention: Duration,
     /// fdatasync after every group commit (survives power loss, not only a crash).
     pub fsync: bool,
     /// sled page cache size in bytes.
@@ -125,6 +133,8 @@ impl Default for StorageConfig {
             dedup_retention: Duration::from_secs(30 * 86_400),
             change_log_retention: Duration::from_secs(90 * 86_400),
             group_commit_max_events: 20_000,
+            size_sample_interval: Duration::from_secs(300),
+            size_history_retention: Duration::from_secs(90 * 86_400),
             fsync: true,
             cache_capacity_bytes: 256 * 1024 * 1024,
         }
@@ -610,6 +620,18 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if self.storage.size_sample_interval < Duration::from_secs(1) {
+            return Err(invalid(
+                "storage.size_sample_interval",
+                "must be at least 1s",
+            ));
+        }
+        if self.storage.size_history_retention < self.storage.size_sample_interval {
+            return Err(invalid(
+                "storage.size_history_retention",
+                "must be at least storage.size_sample_interval",
+            ));
+        }
         crate::ingest::identity::Normalizer::new(&self.ingest.default_phone_region)
             .map_err(|e| invalid("ingest.default_phone_region", e.to_string()))?;
         self.audiences.rules()?;
@@ -630,6 +652,8 @@ impl Config {
             &self.auth,
             &self.tls,
         )?;
+        self.web
+            .validate(self.server.listen, &self.metrics, &self.auth)?;
         Ok(())
     }
 }

@@ -14,3 +14,4 @@ pub mod proto;
 pub mod service;
 pub mod sync;
 pub mod telemetry;
+pub mod web;

@@ -173,6 +173,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(%metrics_addr, "metrics endpoint serving /metrics");
         println!("audiencesync metrics on {metrics_addr}");
     }
+    if let Some(listen) = cfg.web.listen {
+        let web_addr = audiencesync::web::start(listen, ctx.clone(), guard.clone()).await?;
+        tracing::info!(%web_addr, auth = guard.enabled(), "status page serving");
+        println!("audiencesync status page on http://{web_addr}/");
+    }
 
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await

@@ -10,6 +10,7 @@
 pub mod facts;
 pub mod heartbeat;
 pub mod records;
+pub mod sizes;
 pub mod state;
 pub mod store;
 
@@ -171,6 +172,7 @@ enum Command {
 struct Shared {
     db: RwLock<Db>,
     stats: Stats,
+    sizes: sizes::SizeHistory,
 }
 
 /// A handle to the ledger; cheap to clone.
@@ -193,6 +195,10 @@ pub struct LedgerOptions {
     pub change_log_retention: Duration,
     /// How often due memberships are applied.
     pub tick: Duration,
+    /// How often audience sizes are recorded.
+    pub size_sample_interval: Duration,
+    /// How long size samples are kept.
+    pub size_history_retention: Duration,
     /// Audience parameters.
     pub audiences: AudienceParams,
     /// Revenue conversion.
@@ -210,6 +216,8 @@ impl LedgerOptions {
             dedup_retention: c.storage.dedup_retention,
             change_log_retention: c.storage.change_log_retention,
             tick: c.audiences.tick,
+            size_sample_interval: c.storage.size_sample_interval,
+            size_history_retention: c.storage.size_history_retention,
             audiences: c.audiences.rules()?,
             currencies: Arc::new(CurrencyTable::from_config(&c.revenue)?),
             sync_feed: crate::sync::SyncFeed::default(),
@@ -251,12 +259,18 @@ impl Ledger {
             ms = started.elapsed().as_millis() as u64,
             "audiences recomputed"
         );
+        let sizes = sizes::SizeHistory::open(
+            &store,
+            opts.size_sample_interval,
+            opts.size_history_retention,
+        )?;
         let shared = Arc::new(Shared {
             db: RwLock::new(Db {
                 facts: rec.state,
                 audiences,
             }),
             stats: Stats::default(),
+            sizes,
         });
         shared.stats.wal_seq.store(rec.last_seq, Ordering::Relaxed);
         heartbeat::beat(&shared.stats.last_beat);
@@ -374,6 +388,11 @@ impl Ledger {
     pub fn stats(&self) -> &Stats {
         &self.shared.stats
     }
+
+    /// Audience sizes over time.
+    pub fn size_history(&self) -> &sizes::SizeHistory {
+        &self.shared.sizes
+    }
 }
 
 #[derive(Default)]
@@ -453,6 +472,7 @@ impl Writer {
             }
             if tick {
                 self.apply_due();
+                self.sample_sizes();
                 for r in tick_replies {
                     let _ = r.send(());
                 }
@@ -560,6 +580,19 @@ impl Writer {
             audiences.tick(facts, now);
         }
         self.log_changes();
+    }
+
+    /// Records every audience's size when a sample is due.
+    fn sample_sizes(&self) {
+        let now = self.clock.now();
+        let history = &self.shared.sizes;
+        if !history.due(now) {
+            return;
+        }
+        let sizes = sizes::measure(&self.shared.db.read().audiences);
+        if let Err(e) = history.record(sizes::SizeSample { at: now, sizes }) {
+            tracing::warn!(error = %e, "recording audience sizes failed; the size chart has a gap");
+        }
     }
 
     /// Writes pending membership changes to the change log, in order.

@@ -11,13 +11,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use std::sync::Arc;
 
 use crate::audience::Audience;
 use crate::ledger::{heartbeat, Ledger};
+use crate::service::http;
 use crate::service::settings::MetricsConfig;
 use crate::sync::engine::StatusBoard;
 
@@ -277,47 +277,26 @@ async fn accept_loop(listener: TcpListener, handle: PrometheusHandle, src: Sourc
         tokio::spawn(async move {
             // A scraper that stalls cannot hold a task forever.
             let _ =
-                tokio::time::timeout(Duration::from_secs(10), answer(conn, &handle, &src)).await;
+                tokio::time::timeout(http::CONNECTION_TIMEOUT, answer(conn, &handle, &src)).await;
         });
     }
 }
 
-/// Largest request head we read; scrapers send a few hundred bytes.
-const MAX_HEAD: usize = 8 * 1024;
-
-/// One HTTP/1.x request per connection: `GET /metrics` gets the text format, anything else 404.
+/// One request per connection: `GET /metrics` gets the text format, anything else 404.
 async fn answer(mut conn: TcpStream, handle: &PrometheusHandle, src: &Sources) {
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        match conn.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-        }
-        if head.len() > MAX_HEAD {
-            return;
-        }
-    }
-    let first = head.split(|b| *b == b'\n').next().unwrap_or_default();
-    let mut parts = first.split(|b| *b == b' ');
-    let method = parts.next().unwrap_or_default();
-    let path = parts.next().unwrap_or_default();
-    let (status, ctype, body) = if method == b"GET" && (path == b"/metrics" || path == b"/") {
+    let Some(req) = http::read_request(&mut conn).await else {
+        return;
+    };
+    let reply = if req.method == "GET" && (req.path() == "/metrics" || req.path() == "/") {
         refresh(src);
         handle.run_upkeep();
-        (
+        http::Response::new(
             "200 OK",
             "text/plain; version=0.0.4; charset=utf-8",
             handle.render(),
         )
     } else {
-        ("404 Not Found", "text/plain", "not found\n".to_string())
+        http::Response::text("404 Not Found", "not found")
     };
-    let reply = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = conn.write_all(reply.as_bytes()).await;
-    let _ = conn.write_all(body.as_bytes()).await;
-    let _ = conn.shutdown().await;
+    reply.send(&mut conn, false).await;
 }
