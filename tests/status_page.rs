@@ -362,6 +362,42 @@ fn the_page_needs_the_admin_token_when_auth_is_on() {
     );
     d.stop();
 
+    // Off loopback: the token is required there too, and a reload that turns [auth] off is
+    // refused (the page keeps its address until a restart).
+    let off = tmp.path().join("off-loopback");
+    let d = Daemon::start(&off, &format!("{auth}[web]\nlisten = \"0.0.0.0:0\"\n"));
+    let web = d.web.expect("web");
+    assert!(web.ip().is_unspecified(), "{web}");
+    let local = std::net::SocketAddr::from(([127, 0, 0, 1], web.port()));
+    assert_eq!(http_get(local, "/", &[]).0, 401);
+    assert_eq!(http_get(local, "/", &[("Authorization", &bearer)]).0, 200);
+    let cfg = off.join("audiencesync.toml");
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(
+        &cfg,
+        text.replace("enabled = true", "enabled = false")
+            .replace("0.0.0.0:0", "127.0.0.1:0"),
+    )
+    .expect("rewrite config");
+    let ok = std::process::Command::new("kill")
+        .args(["-HUP", &d.pid().to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "SIGHUP sent");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !d.log_text().contains("config reload refused") {
+        assert!(
+            Instant::now() < deadline,
+            "reload not refused:\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(d.log_text().contains("web.listen"), "{}", d.log_text());
+    assert_eq!(http_get(local, "/api/status", &[]).0, 401);
+    d.stop();
+
     // Off loopback without [auth], the daemon refuses to start, naming the key.
     let (status, stderr) =
         Daemon::start_failing(&tmp.path().join("open"), "[web]\nlisten = \"0.0.0.0:0\"\n");
@@ -454,9 +490,9 @@ fn sizes_are_sampled_by_the_daemon_clock_served_over_grpc_and_kept_across_restar
     d.stop();
 }
 
-/// Writes `docs/status-page.png`: the feed generator's demo shop, a month of (manual) time in
-/// six-hour steps, CSV, Google and Meta destinations (local fakes), one Meta list parked on a
-/// permanent error so the page shows an error and its fix.
+/// Writes `docs/status-page.png`: the feed generator's demo shop arriving in ten daily waves
+/// (manual clock, a size sample every three hours), CSV, Google and Meta destinations (local
+/// fakes), one Meta list parked on a permanent error so the page shows an error and its fix.
 #[test]
 #[ignore = "writes docs/status-page.png; run by hand"]
 fn screenshot() {
@@ -481,7 +517,7 @@ fn screenshot() {
     .expect("google creds");
     std::fs::write(tmp.path().join("meta-token"), "meta-system-user-token").expect("meta token");
     let cfg = format!(
-        r#"size_sample_interval = "5m"
+        r#"size_sample_interval = "3h"
 [clock]
 mode = "manual"
 
@@ -525,20 +561,23 @@ lists = [{{ audience = "vip", list_id = "222" }}, {{ audience = "cart_abandoners
         subcode: Some(1870090),
         transient: false,
     });
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_audiencesync"))
-        .args(["feed", "--addr", &d.url(), "--customers", "3000", "--json"])
-        .output()
-        .expect("run feed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    rt.block_on(async {
-        for _ in 0..(30 * 4) {
-            advance(&d, 6 * 3600).await;
-        }
-    });
+    for wave in 0..10 {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_audiencesync"))
+            .args(["feed", "--addr", &d.url(), "--customers", "400", "--json"])
+            .args(["--seed", &(100 + wave).to_string()])
+            .output()
+            .expect("run feed");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        rt.block_on(async {
+            for _ in 0..8 {
+                advance(&d, 3 * 3600).await;
+            }
+        });
+    }
     // Let the workers catch up with the last step.
     std::thread::sleep(Duration::from_secs(5));
     let mut b = browser::Browser::launch(&exe, (1280, 1000));
@@ -547,6 +586,15 @@ lists = [{{ audience = "vip", list_id = "222" }}, {{ audience = "cart_abandoners
         "the page to render",
         "document.body.dataset.loaded === 'true'",
         30,
+    );
+    b.eval(
+        "Array.from(document.querySelectorAll('#sec-sizes .seg button'))\
+         .find((x) => x.textContent === '30 days').click()",
+    );
+    b.wait_for(
+        "the 30-day range",
+        "document.querySelector('#sec-sizes .seg button.on').textContent === '30 days'",
+        10,
     );
     let errors = b.errors();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
