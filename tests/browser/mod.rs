@@ -152,13 +152,14 @@ impl Browser {
 
     /// Navigates and waits for the load event.
     pub fn navigate(&mut self, url: &str) {
+        // Only a load event after this navigation counts (not about:blank's).
+        let before = self.events.len();
         let r = self.call("Page.navigate", json!({ "url": url }));
         if let Some(e) = r.get("errorText") {
             panic!("navigating to {url}: {e}");
         }
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !self
-            .events
+        while !self.events[before..]
             .iter()
             .any(|e| e["method"] == "Page.loadEventFired")
         {

@@ -264,7 +264,7 @@ function renderSync({ status }) {
     if (l.advice) problem.push(h('div', { class: 'fix' }, h('b', {}, 'Fix: '), l.advice));
     if (l.throttled_until) problem.push(h('div', { class: 'muted' }, `throttled by the network until ${fmtTime(l.throttled_until)}`));
     if (l.set_aside) problem.push(h('div', { class: 'muted' }, `${fmtInt(l.set_aside)} members refused by the network, set aside`));
-    if (l.match_rate) problem.push(h('div', { class: 'muted' }, `match rate ${l.match_rate}`));
+    if (l.match_rate) problem.push(h('div', { class: 'muted' }, `match rate ${matchRate(l.match_rate)}`));
     return h('tr', { 'data-destination': l.destination, 'data-audience': l.audience, class: `state-${l.state}` },
       h('td', {}, h('div', { class: 'name' }, l.destination), l.list_id ? h('div', { class: 'def' }, `list ${l.list_id}`) : null),
       h('td', {}, l.audience),
@@ -284,6 +284,12 @@ function renderSync({ status }) {
       h('th', { scope: 'col' }, 'Last success'),
       h('th', { scope: 'col' }, 'Last error and its fix'))),
     h('tbody', {}, sync.lists.map(row)));
+}
+
+// Google's MATCH_RATE_RANGE_20_TO_30 as "20 to 30 %", MATCH_RATE_RANGE_NOT_ELIGIBLE as "not eligible".
+function matchRate(raw) {
+  const words = raw.replace(/^MATCH_RATE_RANGE_/, '').replace(/_/g, ' ').toLowerCase();
+  return /^\d/.test(words) ? `${words} %` : words;
 }
 
 // ---- charts ----
