@@ -509,14 +509,17 @@ impl Worker {
         };
         let members = db.audiences.members(a);
         let eligible = db.audiences.eligible();
-        let desired_count = members.intersection_len(eligible);
+        // Held-out members stay in the audience but are never pushed (insight::holdout).
+        let held = db.audiences.holdout(a);
+        let desired_count =
+            members.intersection_len(eligible) - held.intersection_len(eligible);
         let mut adds = Vec::new();
         let mut removes = Vec::new();
         let mut consider = |c: CustomerIdx| {
             let Some(cust) = db.facts.customers.get(c as usize) else {
                 return;
             };
-            let desired = if members.contains(c) && eligible.contains(c) {
+            let desired = if members.contains(c) && eligible.contains(c) && !held.contains(c) {
                 RemoteMember::from_profile(&cust.profile)
             } else {
                 None
@@ -847,9 +850,10 @@ impl Worker {
                     continue;
                 };
                 let members = db.audiences.members(a);
+                let held = db.audiences.holdout(a);
                 members
                     .iter()
-                    .filter(|c| db.audiences.is_eligible(*c))
+                    .filter(|c| db.audiences.is_eligible(*c) && !held.contains(*c))
                     .filter_map(|c| {
                         let cust = db.facts.customers.get(c as usize)?;
                         Some((cust.id.clone(), RemoteMember::from_profile(&cust.profile)?))
