@@ -82,6 +82,18 @@ impl Aggregates {
         outcomes::contribute(&mut self.lift, s, p, i128::from(sign));
     }
 
+    /// Every non-zero counter as text, sorted (see `RetentionCells::canonical`).
+    pub fn canonical(&self) -> Vec<String> {
+        let mut out = self.retention.canonical();
+        out.extend(
+            self.lift
+                .iter()
+                .filter(|(_, v)| v.iter().any(|x| *x != 0))
+                .map(|(k, v)| format!("lift {k:?} {v:?}")),
+        );
+        out
+    }
+
     /// Adds another set of counters (parallel rebuild).
     pub fn merge(mut self, o: Aggregates) -> Self {
         self.retention.merge(o.retention);

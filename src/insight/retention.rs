@@ -3,9 +3,11 @@
 //! (docs/INSIGHTS.md has the definitions).
 //!
 //! A *purchase* is a counted order whose net value (after refunds, in the revenue currency) is
-//! positive. A customer is *active at instant t* when they have a purchase `p` with
-//! `0 <= t - p < 365 d`. Every counter below is a function of the customers' purchases (and,
-//! for lapse episodes, their counted orders) and of `now`: never of arrival order.
+//! positive. A customer is *active at instant t* when they made a purchase in the year before
+//! it: `t - 365 d <= p < t`. So the customers at the start of November are those who bought
+//! from the previous November 1 up to October 31 included. Every counter below is a function
+//! of the customers' purchases (and, for lapse episodes, their counted orders) and of `now`:
+//! never of arrival order.
 
 use std::collections::BTreeMap;
 
@@ -87,7 +89,7 @@ impl RetentionCells {
         }
         let year: i64 = purchases
             .iter()
-            .filter(|o| now.saturating_sub(o.0) < YEAR)
+            .filter(|o| in_year_before(o.0, now))
             .map(|o| o.1)
             .fold(0i64, |a, v| a.saturating_add(v));
         if year > 0 {
@@ -99,7 +101,7 @@ impl RetentionCells {
             }
         }
 
-        // Month starts at which the customer is active: each purchase covers [p, p + 365 d).
+        // Month starts at which the customer is active: each purchase covers (p, p + 365 d].
         let mut months: Vec<(Month, Month)> = Vec::new();
         let mut run: Option<(Nanos, Nanos)> = None;
         for &(at, _, _) in &purchases {
@@ -108,13 +110,13 @@ impl RetentionCells {
                 Some((_, z)) if at <= *z => *z = (*z).max(end),
                 _ => {
                     if let Some((a, z)) = run.replace((at, end)) {
-                        push_range(&mut months, ceil_month(a), ceil_month(z));
+                        push_range(&mut months, ceil_month(a + 1), ceil_month(z + 1));
                     }
                 }
             }
         }
         if let Some((a, z)) = run {
-            push_range(&mut months, ceil_month(a), ceil_month(z));
+            push_range(&mut months, ceil_month(a + 1), ceil_month(z + 1));
         }
         for &(lo, hi) in &months {
             bump_b(&mut self.active_diff, lo, sign);
@@ -232,6 +234,49 @@ impl RetentionCells {
         }
     }
 
+    /// Every non-zero counter as text, sorted: two sets of counters are equal iff these are
+    /// (zero cells are left behind by subtractions and mean nothing).
+    pub fn canonical(&self) -> Vec<String> {
+        fn cells<K: std::fmt::Debug, V: std::fmt::Debug>(
+            name: &str,
+            it: impl Iterator<Item = (K, V)>,
+            zero: impl Fn(&V) -> bool,
+            out: &mut Vec<String>,
+        ) {
+            out.extend(
+                it.filter(|(_, v)| !zero(v))
+                    .map(|(k, v)| format!("{name} {k:?} {v:?}")),
+            );
+        }
+        let mut out = vec![format!(
+            "totals {} {} {} {} {} {}",
+            self.buyers,
+            self.repeat_buyers,
+            self.active,
+            self.revenue_year,
+            self.vip_active,
+            self.vip_revenue_year
+        )];
+        let z = |v: &&i64| **v == 0;
+        cells("active", self.active_diff.iter(), z, &mut out);
+        for u in 0..3 {
+            cells(&format!("retained{u}"), self.retained_diff[u].iter(), z, &mut out);
+            cells(&format!("new{u}"), self.new_at_end[u].iter(), z, &mut out);
+            cells(&format!("buyers{u}"), self.buyers_in[u].iter(), z, &mut out);
+            cells(&format!("revenue{u}"), self.revenue_in[u].iter(), z, &mut out);
+        }
+        cells("cohort", self.cohort_size.iter(), z, &mut out);
+        cells("cohort_active", self.cohort_active.iter(), z, &mut out);
+        cells(
+            "reactivation",
+            self.reactivation.iter(),
+            |v| v.iter().all(|x| *x == 0),
+            &mut out,
+        );
+        out.sort();
+        out
+    }
+
     fn active_at_month(&self, m: Month) -> i64 {
         self.active_diff.range(..=m).map(|(_, v)| v).sum()
     }
@@ -335,6 +380,11 @@ impl RetentionCells {
     }
 }
 
+/// Whether a purchase at `p` makes its customer active at `t`: `t - 365 d <= p < t`.
+pub fn in_year_before(p: Nanos, t: Nanos) -> bool {
+    p < t && t.saturating_sub(p) <= YEAR
+}
+
 /// The next instant after `s.at` at which the customer's contribution changes by time alone:
 /// a purchase leaving the trailing year, a lapsed tier being entered, a reactivation window
 /// closing.
@@ -347,7 +397,9 @@ pub fn next_due(s: &Snapshot, p: &InsightParams) -> Option<Nanos> {
     };
     for (i, o) in s.orders.iter().enumerate() {
         if o.1 > 0 {
-            consider(o.0.saturating_add(YEAR));
+            // Active from just after the purchase until a year after it.
+            consider(o.0.saturating_add(1));
+            consider(o.0.saturating_add(YEAR).saturating_add(1));
         }
         let following = s.orders.get(i + 1).map(|n| n.0);
         for t in &p.tiers {
@@ -451,9 +503,9 @@ pub struct Cohort {
 pub struct RetentionReport {
     /// The instant the figures describe.
     pub as_of: Nanos,
-    /// Customers with a purchase in the trailing 365 days.
+    /// Customers with a purchase in the 365 days before `as_of`.
     pub active_customers: i64,
-    /// Net revenue of purchases in the trailing 365 days.
+    /// Net revenue of those purchases.
     pub revenue_year: i64,
     /// `revenue_year / active_customers`.
     pub revenue_per_active_customer: Option<f64>,
