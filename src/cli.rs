@@ -55,7 +55,8 @@ pub enum CliError {
 }
 
 type Client = AdminServiceClient<tonic::service::interceptor::InterceptedService<Channel, Auth>>;
-type Insights = InsightServiceClient<tonic::service::interceptor::InterceptedService<Channel, Auth>>;
+type Insights =
+    InsightServiceClient<tonic::service::interceptor::InterceptedService<Channel, Auth>>;
 
 /// Adds the bearer token to every call (shared by every client command: status, resync,
 /// import, feed).
@@ -355,6 +356,10 @@ mod report_text {
     }
 
     fn lift_lines(out: &mut String, l: &v1::Lift, cur: &str) {
+        if l.absolute_lift.is_none() {
+            let _ = writeln!(out, "    verdict   {}", l.conclusion);
+            return;
+        }
         let _ = writeln!(
             out,
             "    lift      {} points (95% CI {} to {}); relative {} ({} to {}); revenue/member {} ({} to {})",
@@ -397,9 +402,23 @@ mod report_text {
                 "GROUP", "MEMBERS", "CONVERTED", "RATE", "REV/MEMBER", "OPEN WINDOWS"
             );
             if let Some(t) = &a.total {
-                group_row(&mut out, "pushed", t.pushed.as_ref().unwrap_or(&Default::default()), cur);
-                group_row(&mut out, "holdout", t.holdout.as_ref().unwrap_or(&Default::default()), cur);
-                if let Some(i) = a.ineligible.as_ref().filter(|i| i.members + i.open_members > 0) {
+                group_row(
+                    &mut out,
+                    "pushed",
+                    t.pushed.as_ref().unwrap_or(&Default::default()),
+                    cur,
+                );
+                group_row(
+                    &mut out,
+                    "holdout",
+                    t.holdout.as_ref().unwrap_or(&Default::default()),
+                    cur,
+                );
+                if let Some(i) = a
+                    .ineligible
+                    .as_ref()
+                    .filter(|i| i.members + i.open_members > 0)
+                {
                     group_row(&mut out, "no push*", i, cur);
                 }
                 lift_lines(&mut out, t, cur);
@@ -414,9 +433,16 @@ mod report_text {
             for c in &a.cohorts {
                 let Some(l) = &c.lift else { continue };
                 let d = v1::GroupOutcome::default();
-                let (p, h) = (l.pushed.as_ref().unwrap_or(&d), l.holdout.as_ref().unwrap_or(&d));
+                let (p, h) = (
+                    l.pushed.as_ref().unwrap_or(&d),
+                    l.holdout.as_ref().unwrap_or(&d),
+                );
                 let verdict = v1::LiftVerdict::try_from(l.verdict)
-                    .map(|v| v.as_str_name().trim_start_matches("LIFT_VERDICT_").to_lowercase())
+                    .map(|v| {
+                        v.as_str_name()
+                            .trim_start_matches("LIFT_VERDICT_")
+                            .to_lowercase()
+                    })
                     .unwrap_or_default();
                 let _ = writeln!(
                     out,
@@ -478,13 +504,22 @@ mod report_text {
         );
         let _ = writeln!(
             out,
-            "\n  {:<8} {:>7} {:>7} {:>6} {:>8} {:>9} {:>9} {:>7} {:>12} {:>10}",
-            "PERIOD", "START", "END", "NEW", "RETAINED", "RETURNING", "RETENTION", "BUYERS", "REVENUE", "REV/BUYER"
+            "\n  {:<8} {:>9} {:>9} {:>6} {:>8} {:>9} {:>9} {:>7} {:>12} {:>10}",
+            "PERIOD",
+            "AT START",
+            "AT END",
+            "NEW",
+            "RETAINED",
+            "RETURNING",
+            "RETENTION",
+            "BUYERS",
+            "REVENUE",
+            "REV/BUYER"
         );
         for p in &r.periods {
             let _ = writeln!(
                 out,
-                "  {:<8} {:>7} {:>7} {:>6} {:>8} {:>9} {:>9} {:>7} {:>12} {:>10}",
+                "  {:<8} {:>9} {:>9} {:>6} {:>8} {:>9} {:>9} {:>7} {:>12} {:>10}",
                 p.label,
                 p.customers_at_start,
                 p.customers_at_end,
@@ -494,7 +529,8 @@ mod report_text {
                 pct(p.retention_rate),
                 p.buyers,
                 money(p.revenue_minor as f64, cur),
-                p.revenue_per_buyer_minor.map_or("-".into(), |v| money(v, cur)),
+                p.revenue_per_buyer_minor
+                    .map_or("-".into(), |v| money(v, cur)),
             );
         }
         let _ = writeln!(
@@ -513,11 +549,15 @@ mod report_text {
                 t.open_reactivated
             );
         }
-        let _ = writeln!(out, "\n  cohorts by month of first purchase: share buying again in month +k");
+        let _ = writeln!(
+            out,
+            "\n  cohorts by month of first purchase: share buying again in month +k"
+        );
         for c in &r.cohorts {
             let months: Vec<String> = c
                 .months
                 .iter()
+                .filter(|_| c.customers > 0)
                 .map(|m| format!("+{} {}", m.months_after, pct(m.rate)))
                 .collect();
             let _ = writeln!(

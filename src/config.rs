@@ -397,18 +397,19 @@ impl AudiencesConfig {
         for (name, value) in &self.outcome_windows {
             let key = format!("audiences.outcome_windows.{name}");
             let i = position("audiences.outcome_windows", name)?;
-            let d = humantime::parse_duration(value).map_err(|e| {
-                invalid(
-                    &key,
-                    format!("{e} (expected a duration like \"14d\")"),
-                )
-            })?;
+            let d = humantime::parse_duration(value)
+                .map_err(|e| invalid(&key, format!("{e} (expected a duration like \"14d\")")))?;
             if d.as_secs() == 0 {
                 return Err(invalid(&key, "must be at least 1s"));
             }
             params.outcome_window_secs[i] = secs(d);
         }
-        let longest = params.outcome_window_secs.iter().copied().max().unwrap_or(0);
+        let longest = params
+            .outcome_window_secs
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0);
         if params.outcome_retention_secs <= longest {
             return Err(invalid(
                 "audiences.outcome_retention",
@@ -421,7 +422,12 @@ impl AudiencesConfig {
 
 /// Parses a holdout share: a decimal string from 0 (no holdout) up to, not including, 1.
 fn fraction(key: &str, s: &str) -> Result<(u64, u64), ConfigError> {
-    let bad = || invalid(key, "must be a decimal string from \"0\" to below \"1\", e.g. \"0.1\"");
+    let bad = || {
+        invalid(
+            key,
+            "must be a decimal string from \"0\" to below \"1\", e.g. \"0.1\"",
+        )
+    };
     let t = s.trim();
     let (int, frac) = t.split_once('.').unwrap_or((t, ""));
     if int.is_empty() && frac.is_empty() || frac.len() > 9 {
@@ -768,6 +774,47 @@ mod tests {
     fn unknown_key_is_named() {
         let err = Config::parse("[storage]\ndata_dri = \"x\"\n").unwrap_err();
         assert!(err.to_string().contains("data_dri"), "{err}");
+    }
+
+    #[test]
+    fn holdout_and_outcome_keys_are_validated_by_name() {
+        let cfg = Config::parse(
+            "[audiences]\nholdout = { vip = \"0.10\", lapsed_90 = \"0\" }\n\
+             outcome_windows = { cart_abandoners = \"7d\" }\n",
+        )
+        .expect("valid");
+        let p = cfg.audiences.rules().expect("rules");
+        use crate::audience::Audience;
+        assert_eq!(p.holdout[Audience::Vip.index()], (10, 100));
+        assert_eq!(p.holdout[Audience::Lapsed1.index()], (0, 1));
+        assert_eq!(
+            p.outcome_window_secs[Audience::CartAbandoners.index()],
+            7 * 86_400
+        );
+        assert_eq!(p.outcome_window_secs[Audience::Vip.index()], 30 * 86_400);
+        for (toml, key) in [
+            ("holdout = { nope = \"0.1\" }", "audiences.holdout.nope"),
+            ("holdout = { vip = \"1\" }", "audiences.holdout.vip"),
+            ("holdout = { vip = \"-0.1\" }", "audiences.holdout.vip"),
+            ("holdout = { vip = \"ten\" }", "audiences.holdout.vip"),
+            (
+                "outcome_windows = { vip = \"soon\" }",
+                "audiences.outcome_windows.vip",
+            ),
+            (
+                "outcome_windows = { lapsed_91 = \"1d\" }",
+                "audiences.outcome_windows.lapsed_91",
+            ),
+            ("outcome_retention = \"20d\"", "audiences.outcome_retention"),
+        ] {
+            let err = Config::parse(&format!("[audiences]\n{toml}\n")).unwrap_err();
+            assert!(err.to_string().contains(key), "{toml}: {err}");
+        }
+        // Names follow the configured tiers.
+        Config::parse(
+            "[audiences]\nlapsed_tiers = [\"60d\", \"120d\", \"240d\"]\nholdout = { lapsed_60 = \"0.2\" }\n",
+        )
+        .expect("lapsed_60 exists under these tiers");
     }
 
     #[test]

@@ -67,9 +67,7 @@ impl World {
     }
 
     fn retention(&self, unit: Unit, periods: u32, cohorts: u32) -> RetentionReport {
-        self.insights
-            .published()
-            .retention(unit, periods, cohorts)
+        self.insights.published().retention(unit, periods, cohorts)
     }
 
     fn canonical(&self) -> Vec<String> {
@@ -101,7 +99,11 @@ fn check_row(r: &RetentionReport, e: &(&str, u64, u64, u64, u64, u64, u64, i64))
 }
 
 /// Checks every hand-computed figure of `tests/common/population.rs`.
-pub fn check_population(monthly: &RetentionReport, quarterly: &RetentionReport, yearly: &RetentionReport) {
+pub fn check_population(
+    monthly: &RetentionReport,
+    quarterly: &RetentionReport,
+    yearly: &RetentionReport,
+) {
     assert_eq!(monthly.active_customers as u64, expect::ACTIVE);
     assert_eq!(monthly.revenue_year, expect::REVENUE_365);
     assert_eq!(
@@ -132,11 +134,27 @@ pub fn check_population(monthly: &RetentionReport, quarterly: &RetentionReport, 
     let got: Vec<(String, i64, i64, i64, i64)> = monthly
         .reactivation
         .iter()
-        .map(|r| (r.audience.clone(), r.entered, r.reactivated, r.open, r.open_reactivated))
+        .map(|r| {
+            (
+                r.audience.clone(),
+                r.entered,
+                r.reactivated,
+                r.open,
+                r.open_reactivated,
+            )
+        })
         .collect();
     let want: Vec<(String, i64, i64, i64, i64)> = expect::REACTIVATION
         .iter()
-        .map(|e| (e.0.to_string(), e.1 as i64, e.2 as i64, e.3 as i64, e.4 as i64))
+        .map(|e| {
+            (
+                e.0.to_string(),
+                e.1 as i64,
+                e.2 as i64,
+                e.3 as i64,
+                e.4 as i64,
+            )
+        })
         .collect();
     assert_eq!(got, want);
     assert_eq!(monthly.reactivation[0].rate, Some(0.2));
@@ -193,7 +211,11 @@ fn any_arrival_order_gives_the_same_counters() {
     reference.commit(&events, now);
     reference.tick(now);
     let want = reference.retention(Unit::Month, 120, 60);
-    assert!(want.buyers > 500, "a realistic shop: {} buyers", want.buyers);
+    assert!(
+        want.buyers > 500,
+        "a realistic shop: {} buyers",
+        want.buyers
+    );
     let want_canonical: Vec<String> = reference
         .canonical()
         .into_iter()
@@ -246,7 +268,15 @@ fn incremental_counters_equal_a_rebuild_as_time_passes() {
     w.tick(now);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
     let mut later = generated(400, 4, now_secs + 400 * 86_400).into_iter();
-    for step in [1, 3_600, 86_400, 20 * 86_400, 40 * 86_400, 95 * 86_400, 200 * 86_400] {
+    for step in [
+        1,
+        3_600,
+        86_400,
+        20 * 86_400,
+        40 * 86_400,
+        95 * 86_400,
+        200 * 86_400,
+    ] {
         now += step * NANOS_PER_SEC;
         // New events as time goes by (those not in the future of `now`), then the tick.
         let batch: Vec<v1::Event> = later.by_ref().take(rng.random_range(50..300)).collect();

@@ -251,6 +251,9 @@ impl InsightService for InsightApi {
         let (unit, periods, cohorts) = retention_args(&request.into_inner())?;
         let published = self.ctx.ledger.read().insights.published();
         let report = published.retention(unit, periods, cohorts);
-        Ok(Response::new(retention_message(&report, &published.currency)))
+        Ok(Response::new(retention_message(
+            &report,
+            &published.currency,
+        )))
     }
 }

@@ -254,7 +254,16 @@ impl Insights {
             for c in &stale {
                 let t = &mut self.customers[c as usize];
                 let p = &self.params;
-                if refresh(t, facts, audiences, c, now, p, &self.currencies, &mut scratch) {
+                if refresh(
+                    t,
+                    facts,
+                    audiences,
+                    c,
+                    now,
+                    p,
+                    &self.currencies,
+                    &mut scratch,
+                ) {
                     self.dirty.insert(c);
                 }
                 let view = t.view();

@@ -156,8 +156,7 @@ pub fn katz(x1: u64, n1: u64, x2: u64, n2: u64) -> Option<Estimate> {
             high: None,
         });
     }
-    let se =
-        (1.0 / x1 as f64 - 1.0 / n1 as f64 + 1.0 / x2 as f64 - 1.0 / n2 as f64).sqrt();
+    let se = (1.0 / x1 as f64 - 1.0 / n1 as f64 + 1.0 / x2 as f64 - 1.0 / n2 as f64).sqrt();
     Some(Estimate {
         value: rr - 1.0,
         low: Some(rr * (-Z95 * se).exp() - 1.0),
@@ -324,18 +323,37 @@ mod tests {
             converted,
             ..GroupStats::default()
         };
-        assert_eq!(compare(g(40, 12), g(0, 0), false).verdict, Verdict::NoHoldout);
+        assert_eq!(
+            compare(g(40, 12), g(0, 0), false).verdict,
+            Verdict::NoHoldout
+        );
         assert_eq!(compare(g(40, 12), g(0, 0), true).verdict, Verdict::TooSmall);
-        assert_eq!(compare(g(40, 12), g(29, 4), true).verdict, Verdict::TooSmall);
+        assert_eq!(
+            compare(g(40, 12), g(29, 4), true).verdict,
+            Verdict::TooSmall
+        );
         assert_eq!(compare(g(40, 2), g(40, 2), true).verdict, Verdict::TooSmall);
         let l = compare(g(40, 12), g(40, 4), true);
         assert_eq!(l.verdict, Verdict::Positive, "{}", l.conclusion);
-        assert!(l.conclusion.contains("+20.0 points (95% CI 2.3 to 36.6)"), "{}", l.conclusion);
-        assert_eq!(compare(g(40, 6), g(40, 4), true).verdict, Verdict::Inconclusive);
-        assert_eq!(compare(g(40, 1), g(40, 12), true).verdict, Verdict::Negative);
+        assert!(
+            l.conclusion.contains("+20.0 points (95% CI 2.3 to 36.6)"),
+            "{}",
+            l.conclusion
+        );
+        assert_eq!(
+            compare(g(40, 6), g(40, 4), true).verdict,
+            Verdict::Inconclusive
+        );
+        assert_eq!(
+            compare(g(40, 1), g(40, 12), true).verdict,
+            Verdict::Negative
+        );
         // No conversion in the holdout: no relative lift; none in pushed: no bounds.
         assert!(katz(3, 40, 0, 40).is_none());
-        assert_eq!(katz(0, 40, 2, 40).map(|e| (e.value, e.low)), Some((-1.0, None)));
+        assert_eq!(
+            katz(0, 40, 2, 40).map(|e| (e.value, e.low)),
+            Some((-1.0, None))
+        );
     }
 
     #[test]

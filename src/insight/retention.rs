@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap as HashMap;
+use smallvec::SmallVec;
 
 use super::calendar::{ceil_month, month_of, month_start, Month, Unit, DAY};
 use super::{InsightParams, Snapshot};
@@ -58,8 +59,11 @@ fn bump_b<K: Ord>(m: &mut BTreeMap<K, i64>, k: K, v: i64) {
     *m.entry(k).or_insert(0) += v;
 }
 
+/// Half-open ranges of months or periods.
+type Ranges = SmallVec<[(i32, i32); 4]>;
+
 /// Merges touching or overlapping half-open ranges, skipping empty ones (input sorted).
-fn push_range(ranges: &mut Vec<(i32, i32)>, lo: i32, hi: i32) {
+fn push_range(ranges: &mut Ranges, lo: i32, hi: i32) {
     if lo >= hi {
         return;
     }
@@ -73,7 +77,7 @@ impl RetentionCells {
     /// Adds `sign` × one customer's contribution.
     pub fn contribute(&mut self, s: &Snapshot, p: &InsightParams, sign: i64) {
         let now = s.at;
-        let purchases: Vec<(Nanos, i64, Month)> = s
+        let purchases: SmallVec<[(Nanos, i64, Month); 8]> = s
             .orders
             .iter()
             .filter(|o| o.1 > 0)
@@ -102,7 +106,7 @@ impl RetentionCells {
         }
 
         // Month starts at which the customer is active: each purchase covers (p, p + 365 d].
-        let mut months: Vec<(Month, Month)> = Vec::new();
+        let mut months: Ranges = SmallVec::new();
         let mut run: Option<(Nanos, Nanos)> = None;
         for &(at, _, _) in &purchases {
             let end = at.saturating_add(YEAR);
@@ -126,7 +130,7 @@ impl RetentionCells {
 
         for unit in Unit::ALL {
             let u = unit.index();
-            let mut periods = Vec::new();
+            let mut periods: Ranges = SmallVec::new();
             for &(lo, hi) in &months {
                 push_range(&mut periods, unit.ceil_period(lo), unit.ceil_period(hi));
             }
@@ -157,7 +161,11 @@ impl RetentionCells {
         let mut last = first_month;
         for &(_, _, m) in &purchases {
             if m > last {
-                bump(&mut self.cohort_active, (first_month, m - first_month), sign);
+                bump(
+                    &mut self.cohort_active,
+                    (first_month, m - first_month),
+                    sign,
+                );
                 last = m;
             }
         }
@@ -260,10 +268,20 @@ impl RetentionCells {
         let z = |v: &&i64| **v == 0;
         cells("active", self.active_diff.iter(), z, &mut out);
         for u in 0..3 {
-            cells(&format!("retained{u}"), self.retained_diff[u].iter(), z, &mut out);
+            cells(
+                &format!("retained{u}"),
+                self.retained_diff[u].iter(),
+                z,
+                &mut out,
+            );
             cells(&format!("new{u}"), self.new_at_end[u].iter(), z, &mut out);
             cells(&format!("buyers{u}"), self.buyers_in[u].iter(), z, &mut out);
-            cells(&format!("revenue{u}"), self.revenue_in[u].iter(), z, &mut out);
+            cells(
+                &format!("revenue{u}"),
+                self.revenue_in[u].iter(),
+                z,
+                &mut out,
+            );
         }
         cells("cohort", self.cohort_size.iter(), z, &mut out);
         cells("cohort_active", self.cohort_active.iter(), z, &mut out);

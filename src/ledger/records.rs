@@ -306,3 +306,44 @@ impl State {
         self.carts.insert(key, cart);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn customer_records_of_version_1_still_decode() {
+        let memberships = MembershipRecord {
+            mask: 5,
+            since: vec![(0, 7)],
+            history: vec![(0, true, 7)],
+        };
+        // Version 1 had the first three fields only (postcard encodes a struct as its fields).
+        let v1 = encode(&(Some(3i64), Profile::default(), memberships.clone()));
+        let r = decode_customer(&v1).expect("v1 decodes");
+        assert_eq!(r.erased_at, Some(3));
+        assert_eq!(r.memberships, memberships);
+        assert!(r.entries.is_empty());
+
+        let entry = Entry {
+            at: 9,
+            audience: 3,
+            flags: crate::insight::outcomes::ELIGIBLE,
+        };
+        let v2 = encode_customer(&CustomerRecord {
+            erased_at: None,
+            profile: Profile::default(),
+            memberships,
+            entries: vec![entry],
+        });
+        assert_eq!(v2[0], CUSTOMER_RECORD_VERSION);
+        assert_eq!(
+            decode_customer(&v2).expect("v2 decodes").entries,
+            vec![entry]
+        );
+        assert!(matches!(
+            decode_customer(&[9, 0]),
+            Err(CodecError::Version(9))
+        ));
+    }
+}

@@ -294,7 +294,10 @@ fn refresh_insights(ledger: &Ledger) {
     for a in published.lift(None) {
         let total = &a.total;
         for (group, g) in [("pushed", &total.pushed), ("holdout", &total.holdout)] {
-            let labels = [("audience", a.audience.clone()), ("group", group.to_string())];
+            let labels = [
+                ("audience", a.audience.clone()),
+                ("group", group.to_string()),
+            ];
             metrics::gauge!(names::INSIGHT_CONVERSION_RATE, &labels).set(nan(g.rate()));
             for (window, n) in [("closed", g.members), ("open", g.open_members)] {
                 let labels = [

@@ -511,8 +511,7 @@ impl Worker {
         let eligible = db.audiences.eligible();
         // Held-out members stay in the audience but are never pushed (insight::holdout).
         let held = db.audiences.holdout(a);
-        let desired_count =
-            members.intersection_len(eligible) - held.intersection_len(eligible);
+        let desired_count = members.intersection_len(eligible) - held.intersection_len(eligible);
         let mut adds = Vec::new();
         let mut removes = Vec::new();
         let mut consider = |c: CustomerIdx| {

@@ -72,7 +72,11 @@ pub fn events() -> Vec<v1::Event> {
     e.insert(0, ev("r-G1", at(2029, 9, 20), refund("G1", 3_000, false)));
     e.insert(0, ev("x-E", at(2029, 10, 1), erase("E")));
     for (id, who, (y, m, d), cents) in orders {
-        e.push(ev(&format!("o-{id}"), at(y, m, d), order(id, who, cents, "USD")));
+        e.push(ev(
+            &format!("o-{id}"),
+            at(y, m, d),
+            order(id, who, cents, "USD"),
+        ));
     }
     let again = e.clone();
     e.extend(again);
@@ -112,8 +116,7 @@ pub mod expect {
     ];
 
     /// The year 2029.
-    pub const YEAR: (&str, u64, u64, u64, u64, u64, u64, i64) =
-        ("2029", 2, 7, 5, 1, 1, 7, 67_000);
+    pub const YEAR: (&str, u64, u64, u64, u64, u64, u64, i64) = ("2029", 2, 7, 5, 1, 1, 7, 67_000);
 
     /// (tier, entered with closed window, reactivated, open, open reactivated) over the twelve
     /// months of 2029.
