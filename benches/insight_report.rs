@@ -84,7 +84,7 @@ fn main() {
         audiences.pending.clear();
         // The writer flushes once per tick (1 s); at ~150k events/s that is every ~150 batches.
         batches += 1;
-        if batches % 150 == 0 {
+        if batches.is_multiple_of(150) {
             insights.flush(&state, &audiences, now);
         }
         insight_ns += t.elapsed().as_nanos();

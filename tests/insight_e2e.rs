@@ -473,7 +473,7 @@ async fn lift_and_intervals_match_a_hand_computed_example() {
         (p.members, p.open_members, h.members, h.open_members),
         (0, 40, 0, 40)
     );
-    let ineligible = a.ineligible.clone().expect("ineligible");
+    let ineligible = a.ineligible.expect("ineligible");
     assert_eq!(ineligible.open_members, 5);
     let total = a.total.clone().expect("total");
     assert_eq!(total.verdict, v1::LiftVerdict::TooSmall as i32, "{total:?}");
@@ -682,7 +682,7 @@ async fn retention(d: &Daemon, period: v1::PeriodUnit, periods: u32) -> v1::Rete
         .into_inner()
 }
 
-fn check_row(r: &v1::RetentionReport, e: &(&str, u64, u64, u64, u64, u64, u64, i64)) {
+fn check_row(r: &v1::RetentionReport, e: &expect::Row) {
     let p = r
         .periods
         .iter()

@@ -82,7 +82,7 @@ fn row<'a>(r: &'a RetentionReport, label: &str) -> &'a PeriodRow {
         .unwrap_or_else(|| panic!("no period {label} in {:?}", r.periods))
 }
 
-fn check_row(r: &RetentionReport, e: &(&str, u64, u64, u64, u64, u64, u64, i64)) {
+fn check_row(r: &RetentionReport, e: &expect::Row) {
     let p = row(r, e.0);
     let got = (
         p.customers_at_start as u64,

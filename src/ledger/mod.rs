@@ -163,7 +163,7 @@ enum Command {
         reply: Option<oneshot::Sender<()>>,
     },
     Reconfigure {
-        params: AudienceParams,
+        params: Box<AudienceParams>,
         currencies: Arc<CurrencyTable>,
         reply: oneshot::Sender<()>,
     },
@@ -370,7 +370,7 @@ impl Ledger {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Reconfigure {
-                params,
+                params: Box::new(params),
                 currencies,
                 reply,
             })
@@ -444,7 +444,7 @@ impl Writer {
                         if !group.is_empty() {
                             self.commit(std::mem::take(&mut group));
                         }
-                        self.reconfigure(params, currencies);
+                        self.reconfigure(*params, currencies);
                         let _ = reply.send(());
                     }
                     Command::Shutdown { reply } => {

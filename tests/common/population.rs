@@ -48,7 +48,9 @@ pub fn events() -> Vec<v1::Event> {
             ),
         ));
     }
-    let mut orders: [(&str, &str, (i64, u32, u32), i64); 15] = [
+    /// (order id, customer, date, total in cents)
+    type Order = (&'static str, &'static str, (i64, u32, u32), i64);
+    let mut orders: [Order; 15] = [
         ("A1", "A", (2028, 6, 10), 10_000),
         ("A2", "A", (2029, 3, 5), 5_000),
         ("A3", "A", (2029, 12, 20), 8_000),
@@ -85,6 +87,11 @@ pub fn events() -> Vec<v1::Event> {
 
 /// Expected headline figures at NOW.
 pub mod expect {
+    /// (label, at start, at end, new, retained, returning, buyers, revenue cents)
+    pub type Row = (&'static str, u64, u64, u64, u64, u64, u64, i64);
+    /// (first purchase month, size, non-zero (months after, buyers), complete months listed)
+    pub type CohortRow = (&'static str, u64, &'static [(u32, u64)], usize);
+
     /// Customers with a purchase in the 365 days before NOW: A B C D F G I.
     pub const ACTIVE: u64 = 7;
     /// A 13000 + B 20000 + C 4000 + D 6000 + F 6000 + G 7000 + I 9000 (cents).
@@ -100,7 +107,7 @@ pub mod expect {
 
     /// (label, at start, at end, new, retained, returning, buyers, revenue cents) of the
     /// monthly periods checked by hand.
-    pub const MONTHS: [(&str, u64, u64, u64, u64, u64, u64, i64); 6] = [
+    pub const MONTHS: [Row; 6] = [
         ("2029-01", 2, 3, 1, 2, 0, 1, 2_000),
         ("2029-02", 3, 4, 1, 3, 0, 1, 4_000),
         ("2029-06", 5, 6, 1, 5, 0, 1, 20_000),
@@ -110,13 +117,13 @@ pub mod expect {
     ];
 
     /// Quarters 2029-Q3 and 2029-Q4, same columns.
-    pub const QUARTERS: [(&str, u64, u64, u64, u64, u64, u64, i64); 2] = [
+    pub const QUARTERS: [Row; 2] = [
         ("2029-Q3", 6, 6, 1, 5, 0, 3, 19_500),
         ("2029-Q4", 6, 7, 0, 6, 1, 2, 14_000),
     ];
 
     /// The year 2029.
-    pub const YEAR: (&str, u64, u64, u64, u64, u64, u64, i64) = ("2029", 2, 7, 5, 1, 1, 7, 67_000);
+    pub const YEAR: Row = ("2029", 2, 7, 5, 1, 1, 7, 67_000);
 
     /// (tier, entered with closed window, reactivated, open, open reactivated) over the twelve
     /// months of 2029.
@@ -128,7 +135,7 @@ pub mod expect {
 
     /// (first purchase month, size, (months after, buyers) that are non-zero, complete
     /// months listed) for the 13 cohorts from 2029-01.
-    pub const COHORTS: [(&str, u64, &[(u32, u64)], usize); 5] = [
+    pub const COHORTS: [CohortRow; 5] = [
         ("2029-01", 1, &[(7, 1)], 11),
         ("2029-02", 1, &[], 10),
         ("2029-04", 1, &[(4, 1)], 8),
