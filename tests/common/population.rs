@@ -3,6 +3,11 @@
 //! that arrives before the erased customer's order, and a customer who comes back after more
 //! than a year. Every order is at 12:00 UTC on its day; the report is read at NOW.
 //!
+//! The daemon's manual clock starts at the system time and never moves back, so once the
+//! system clock passes these dates every date (and label) is shifted by a multiple of 28
+//! years ([`shift`]): the Gregorian calendar repeats itself every 28 years from 1901 to 2099,
+//! so weekdays, leap days and ISO weeks stay those written here.
+//!
 //! | customer | orders (USD)                                        | notes |
 //! |---|---|---|
 //! | A | 2028-06-10 100, 2029-03-05 50, 2029-12-20 80            | VIP |
@@ -16,7 +21,7 @@
 //! | I | 2029-01-05 20, 2029-08-20 90                            | reactivated from lapsed_180 |
 #![allow(dead_code)]
 
-use audiencesync::insight::calendar::{days_from_civil, DAY};
+use audiencesync::insight::calendar::{civil_from_days, days_from_civil, DAY};
 use audiencesync::proto::v1;
 
 use super::{customer, erase, ev, order, refund};
@@ -26,9 +31,25 @@ pub fn now_secs() -> i64 {
     at(2030, 1, 15)
 }
 
-/// Noon UTC of a date, in seconds.
+/// Years added to every date written here: 0 until the system clock reaches 2029.
+pub fn shift() -> i64 {
+    let (year_now, _, _) = civil_from_days(super::now_secs().div_euclid(86_400));
+    let mut s = 0;
+    while 2029 + s < year_now {
+        s += 28;
+    }
+    s
+}
+
+/// Noon UTC of a date (as written, before the [`shift`]), in seconds.
 pub fn at(y: i64, m: u32, d: u32) -> i64 {
-    days_from_civil(y, m, d) * (DAY / 1_000_000_000) + 12 * 3600
+    days_from_civil(y + shift(), m, d) * (DAY / 1_000_000_000) + 12 * 3600
+}
+
+/// A period or week label written here (`2029-06`, `2029-Q3`, `2030-W10`) after the [`shift`].
+pub fn relabel(label: &str) -> String {
+    let (year, rest) = label.split_at(4);
+    format!("{}{rest}", year.parse::<i64>().unwrap_or(0) + shift())
 }
 
 /// The shop's events, in the worst order we could think of: latest first, refunds before
