@@ -28,7 +28,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// The sync state of one destination × audience, for `GetSyncStatus`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListStatus {
-    /// Eligible members that should be on the list.
+    /// Eligible members, not held out, that should be on the list.
     pub desired: u64,
     /// Members the network confirmed.
     pub confirmed: u64,
