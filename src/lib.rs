@@ -9,6 +9,7 @@ pub mod config;
 pub mod feed;
 pub mod import;
 pub mod ingest;
+pub mod insight;
 pub mod ledger;
 pub mod proto;
 pub mod service;

@@ -4,6 +4,7 @@ use tonic::{Request, Response, Status};
 
 use super::{timestamp, Context};
 use crate::audience::Audience;
+use crate::insight::holdout::share_text;
 use crate::ledger::facts::Consent;
 use crate::ledger::state::{CustomerIdx, Lww, Profile};
 use crate::ledger::Db;
@@ -66,6 +67,8 @@ pub fn describe(db: &Db, a: Audience) -> v1::Audience {
         size: members.len(),
         eligible_size: members.intersection_len(db.audiences.eligible()),
         last_changed_at: db.audiences.last_changed(a).map(timestamp),
+        holdout_size: db.audiences.holdout(a).len(),
+        holdout_fraction: share_text(db.audiences.holdout_policy().share(a)),
     }
 }
 
@@ -99,10 +102,14 @@ impl AudienceService for AudienceApi {
         let c = customer_named(&db, &id)?;
         let mask = db.audiences.mask(c);
         let mut audiences = Vec::new();
+        let mut holdout = Vec::new();
         let mut stage = String::new();
         for a in Audience::ALL {
             if mask & a.bit() != 0 {
                 audiences.push(db.audiences.name(a));
+                if db.audiences.holdout(a).contains(c) {
+                    holdout.push(db.audiences.name(a));
+                }
                 if let Some(s) = a.stage_name() {
                     stage = s.to_string();
                 }
@@ -113,6 +120,7 @@ impl AudienceService for AudienceApi {
             audiences,
             lifecycle_stage: stage,
             eligible: db.audiences.is_eligible(c),
+            holdout,
         }))
     }
 
@@ -164,6 +172,7 @@ impl AudienceService for AudienceApi {
                             customer_id: db.facts.customers[c as usize].id.to_string(),
                             eligible,
                             since: db.audiences.since(c, audience).map(timestamp),
+                            holdout: db.audiences.holdout(audience).contains(c),
                         });
                         if members.len() == page {
                             break;

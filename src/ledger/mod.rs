@@ -27,8 +27,9 @@ use crate::audience::engine::{Audiences, Change};
 use crate::clock::{SharedClock, NANOS_PER_SEC};
 use crate::config::{AudienceParams, Config};
 use crate::ingest::currency::CurrencyTable;
+use crate::insight::Insights;
 use facts::Fact;
-use records::{encode, key_bytes, ChangeRecord, CustomerRecord};
+use records::{encode, encode_customer, key_bytes, ChangeRecord, CustomerRecord};
 use state::{key_of, State};
 use store::{Checkpoint, Store, StoreError};
 
@@ -74,12 +75,14 @@ pub struct Stats {
     pub last_beat: AtomicI64,
 }
 
-/// Everything the writer owns: the facts and the memberships derived from them.
+/// Everything the writer owns: the facts and what is derived from them.
 pub struct Db {
     /// Customer facts.
     pub facts: State,
     /// Audience memberships.
     pub audiences: Audiences,
+    /// Audience entries, their outcomes, retention counters.
+    pub insights: Insights,
 }
 
 impl Db {
@@ -88,6 +91,7 @@ impl Db {
         let dirty = std::mem::take(&mut self.facts.dirty);
         let mut customers = dirty.customers;
         customers.extend(self.audiences.dirty.drain());
+        customers.extend(self.insights.dirty.drain());
         let facts = &self.facts;
         let customers = customers
             .into_iter()
@@ -97,8 +101,9 @@ impl Db {
                     erased_at: cust.erased_at,
                     profile: cust.profile.clone(),
                     memberships: self.audiences.record(c),
+                    entries: self.insights.entries(c).to_vec(),
                 };
-                (cust.id.clone(), encode(&rec))
+                (cust.id.clone(), encode_customer(&rec))
             })
             .collect();
         let orders = dirty
@@ -144,6 +149,7 @@ impl Db {
             && d.dedup_added.is_empty()
             && d.dedup_pruned_before.is_none()
             && self.audiences.dirty.is_empty()
+            && self.insights.dirty.is_empty()
     }
 }
 
@@ -158,7 +164,7 @@ enum Command {
         reply: Option<oneshot::Sender<()>>,
     },
     Reconfigure {
-        params: AudienceParams,
+        params: Box<AudienceParams>,
         currencies: Arc<CurrencyTable>,
         reply: oneshot::Sender<()>,
     },
@@ -248,11 +254,17 @@ impl Ledger {
         // Memberships are derived: recompute all under the rules in force now, and record
         // how they differ from what was stored (time passed, rules changed, a crash).
         let started = Instant::now();
+        let now = clock.now();
         let mut audiences = Audiences::new(opts.audiences.clone(), opts.currencies.clone());
-        for (c, m) in rec.memberships {
-            audiences.restore(c, m);
+        audiences.set_holdout_salt(store.holdout_salt()?);
+        let mut insights = Insights::new(&opts.audiences, opts.currencies.clone());
+        for r in rec.customers {
+            let erased_at = rec.state.customers[r.customer as usize].erased_at;
+            insights.restore(r.customer, r.entries, r.recorded_erased_at, erased_at);
+            audiences.restore(r.customer, r.memberships);
         }
-        audiences.recompute_all(&rec.state, clock.now());
+        audiences.recompute_all(&rec.state, now);
+        audiences.held_changed.clear();
         tracing::info!(
             customers = rec.state.customers.len(),
             changes = audiences.pending.len(),
@@ -264,10 +276,18 @@ impl Ledger {
             opts.size_sample_interval,
             opts.size_history_retention,
         )?;
+        let started = Instant::now();
+        insights.observe(&rec.state, &audiences, &[]);
+        insights.rebuild(&rec.state, &audiences, now);
+        tracing::info!(
+            ms = started.elapsed().as_millis() as u64,
+            "outcome and retention counters rebuilt"
+        );
         let shared = Arc::new(Shared {
             db: RwLock::new(Db {
                 facts: rec.state,
                 audiences,
+                insights,
             }),
             stats: Stats::default(),
             sizes,
@@ -364,7 +384,7 @@ impl Ledger {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Reconfigure {
-                params,
+                params: Box::new(params),
                 currencies,
                 reply,
             })
@@ -443,7 +463,7 @@ impl Writer {
                         if !group.is_empty() {
                             self.commit(std::mem::take(&mut group));
                         }
-                        self.reconfigure(params, currencies);
+                        self.reconfigure(*params, currencies);
                         let _ = reply.send(());
                     }
                     Command::Shutdown { reply } => {
@@ -525,7 +545,11 @@ impl Writer {
             }
             let now = self.clock.now();
             let mut db = self.shared.db.write();
-            let Db { facts, audiences } = &mut *db;
+            let Db {
+                facts,
+                audiences,
+                insights,
+            } = &mut *db;
             for f in &fresh {
                 facts.apply(f);
                 facts.remember(key_of(&f.event_id), now_secs);
@@ -534,6 +558,7 @@ impl Writer {
             for &c in &touched {
                 audiences.update(facts, c, now);
             }
+            insights.observe(facts, audiences, &touched);
             drop(db);
             // Profile and consent changes matter to destinations even without a membership
             // change (new identifiers, withdrawn consent).
@@ -557,11 +582,20 @@ impl Writer {
     fn reconfigure(&mut self, params: AudienceParams, currencies: Arc<CurrencyTable>) {
         let now = self.clock.now();
         let started = Instant::now();
-        {
+        let held_changed = {
             let mut db = self.shared.db.write();
-            let Db { facts, audiences } = &mut *db;
+            let Db {
+                facts,
+                audiences,
+                insights,
+            } = &mut *db;
             audiences.reconfigure(params.clone(), currencies.clone(), facts, now);
-        }
+            insights.observe(facts, audiences, &[]);
+            insights.reconfigure(&params, currencies.clone(), facts, audiences, now);
+            std::mem::take(&mut audiences.held_changed)
+        };
+        // Customers who joined or left a holdout: destinations remove or add them.
+        self.opts.sync_feed.mark(&held_changed);
         self.opts.audiences = params;
         self.opts.currencies = currencies;
         tracing::info!(
@@ -576,8 +610,14 @@ impl Writer {
         let now = self.clock.now();
         {
             let mut db = self.shared.db.write();
-            let Db { facts, audiences } = &mut *db;
+            let Db {
+                facts,
+                audiences,
+                insights,
+            } = &mut *db;
             audiences.tick(facts, now);
+            insights.observe(facts, audiences, &[]);
+            insights.flush(facts, audiences, now);
         }
         self.log_changes();
     }
@@ -725,8 +765,11 @@ impl Writer {
                 return;
             }
             let d = &db.facts.dirty;
-            let pending =
-                d.customers.len() + d.orders.len() + d.carts.len() + db.audiences.dirty.len();
+            let pending = d.customers.len()
+                + d.orders.len()
+                + d.carts.len()
+                + db.audiences.dirty.len()
+                + db.insights.dirty.len();
             if pending > FINAL_CHECKPOINT_MAX_ENTITIES {
                 tracing::info!(
                     pending,

@@ -6,11 +6,16 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use crate::audience::engine::MembershipRecord;
 use crate::clock::Nanos;
 use crate::ingest::currency::CurrencyCode;
+use crate::insight::outcomes::Entry;
 use crate::ledger::facts::Fact;
 use crate::ledger::state::{Cart, CartUpdate, Key, Order, Placement, Profile, Refund, State};
 
-/// Version byte of every record written by this build.
+/// Version byte of every record written by this build (customer records: see
+/// [`CUSTOMER_RECORD_VERSION`]).
 pub const RECORD_VERSION: u8 = 1;
+
+/// Version byte of customer records, which since version 2 carry audience entries.
+pub const CUSTOMER_RECORD_VERSION: u8 = 2;
 
 /// A record that cannot be read back.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +92,55 @@ pub struct CustomerRecord {
     pub profile: Profile,
     /// Audience memberships, their start times and history.
     pub memberships: MembershipRecord,
+    /// Audience entries kept for outcome reports (version 2).
+    pub entries: Vec<Entry>,
+}
+
+/// A customer record of version 1 (before audience entries).
+#[derive(Debug, Deserialize)]
+struct CustomerRecordV1 {
+    erased_at: Option<Nanos>,
+    profile: Profile,
+    memberships: MembershipRecord,
+}
+
+/// Encodes a customer record (version 2).
+pub fn encode_customer(r: &CustomerRecord) -> Vec<u8> {
+    let mut out = vec![CUSTOMER_RECORD_VERSION];
+    // Serializing plain data into a Vec cannot fail.
+    out.extend(postcard::to_allocvec(r).unwrap_or_default());
+    out
+}
+
+/// Decodes a customer record of version 1 or 2.
+pub fn decode_customer(bytes: &[u8]) -> Result<CustomerRecord, CodecError> {
+    match bytes.split_first() {
+        None => Err(CodecError::Empty),
+        Some((&CUSTOMER_RECORD_VERSION, rest)) => Ok(postcard::from_bytes(rest)?),
+        Some((&RECORD_VERSION, rest)) => {
+            let v1: CustomerRecordV1 = postcard::from_bytes(rest)?;
+            Ok(CustomerRecord {
+                erased_at: v1.erased_at,
+                profile: v1.profile,
+                memberships: v1.memberships,
+                entries: Vec::new(),
+            })
+        }
+        Some((&v, _)) => Err(CodecError::Version(v)),
+    }
+}
+
+/// What a customer record holds beyond the facts, for the engines derived from them.
+#[derive(Debug)]
+pub struct RestoredCustomer {
+    /// The customer's index.
+    pub customer: crate::ledger::state::CustomerIdx,
+    /// Stored memberships.
+    pub memberships: MembershipRecord,
+    /// Stored audience entries.
+    pub entries: Vec<Entry>,
+    /// The erasure instant the record was written with (the log may replay a later one).
+    pub recorded_erased_at: Option<Nanos>,
 }
 
 /// One membership change as stored in the `changes` tree.
@@ -187,17 +241,19 @@ impl State {
         }
     }
 
-    /// Restores a customer from its record; returns its index and stored memberships.
-    pub fn restore_customer(
-        &mut self,
-        id: &str,
-        r: CustomerRecord,
-    ) -> (crate::ledger::state::CustomerIdx, MembershipRecord) {
+    /// Restores a customer from its record; returns its index and what the record holds
+    /// beyond the facts.
+    pub fn restore_customer(&mut self, id: &str, r: CustomerRecord) -> RestoredCustomer {
         let c = self.intern(id);
         let cust = &mut self.customers[c as usize];
         cust.erased_at = r.erased_at;
         cust.profile = r.profile;
-        (c, r.memberships)
+        RestoredCustomer {
+            customer: c,
+            memberships: r.memberships,
+            entries: r.entries,
+            recorded_erased_at: r.erased_at,
+        }
     }
 
     /// Restores an order from its record.
@@ -248,5 +304,46 @@ impl State {
             });
         }
         self.carts.insert(key, cart);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn customer_records_of_version_1_still_decode() {
+        let memberships = MembershipRecord {
+            mask: 5,
+            since: vec![(0, 7)],
+            history: vec![(0, true, 7)],
+        };
+        // Version 1 had the first three fields only (postcard encodes a struct as its fields).
+        let v1 = encode(&(Some(3i64), Profile::default(), memberships.clone()));
+        let r = decode_customer(&v1).expect("v1 decodes");
+        assert_eq!(r.erased_at, Some(3));
+        assert_eq!(r.memberships, memberships);
+        assert!(r.entries.is_empty());
+
+        let entry = Entry {
+            at: 9,
+            audience: 3,
+            flags: crate::insight::outcomes::ELIGIBLE,
+        };
+        let v2 = encode_customer(&CustomerRecord {
+            erased_at: None,
+            profile: Profile::default(),
+            memberships,
+            entries: vec![entry],
+        });
+        assert_eq!(v2[0], CUSTOMER_RECORD_VERSION);
+        assert_eq!(
+            decode_customer(&v2).expect("v2 decodes").entries,
+            vec![entry]
+        );
+        assert!(matches!(
+            decode_customer(&[9, 0]),
+            Err(CodecError::Version(9))
+        ));
     }
 }

@@ -28,7 +28,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// The sync state of one destination × audience, for `GetSyncStatus`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListStatus {
-    /// Eligible members that should be on the list.
+    /// Eligible members, not held out, that should be on the list.
     pub desired: u64,
     /// Members the network confirmed.
     pub confirmed: u64,
@@ -512,14 +512,16 @@ impl Worker {
         };
         let members = db.audiences.members(a);
         let eligible = db.audiences.eligible();
-        let desired_count = members.intersection_len(eligible);
+        // Held-out members stay in the audience but are never pushed (insight::holdout).
+        let held = db.audiences.holdout(a);
+        let desired_count = members.intersection_len(eligible) - held.intersection_len(eligible);
         let mut adds = Vec::new();
         let mut removes = Vec::new();
         let mut consider = |c: CustomerIdx| {
             let Some(cust) = db.facts.customers.get(c as usize) else {
                 return;
             };
-            let desired = if members.contains(c) && eligible.contains(c) {
+            let desired = if members.contains(c) && eligible.contains(c) && !held.contains(c) {
                 RemoteMember::from_profile(&cust.profile)
             } else {
                 None
@@ -850,9 +852,10 @@ impl Worker {
                     continue;
                 };
                 let members = db.audiences.members(a);
+                let held = db.audiences.holdout(a);
                 members
                     .iter()
-                    .filter(|c| db.audiences.is_eligible(*c))
+                    .filter(|c| db.audiences.is_eligible(*c) && !held.contains(*c))
                     .filter_map(|c| {
                         let cust = db.facts.customers.get(c as usize)?;
                         Some((cust.id.clone(), RemoteMember::from_profile(&cust.profile)?))

@@ -2,6 +2,8 @@
 //! directory and log file, and talks to it over gRPC.
 #![allow(dead_code)]
 
+pub mod population;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
