@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/audiencesync/v1/ingest.proto",
         "proto/audiencesync/v1/audience.proto",
         "proto/audiencesync/v1/admin.proto",
+        "proto/audiencesync/v1/insight.proto",
     ];
     let mut compiler = protox::Compiler::new(["proto"])?;
     compiler.include_imports(true).include_source_info(true);

@@ -70,6 +70,8 @@ pub struct Config {
     pub auth: crate::service::settings::AuthConfig,
     /// TLS / mTLS on the gRPC listener.
     pub tls: crate::service::settings::TlsConfig,
+    /// The read-only status page.
+    pub web: crate::service::settings::WebConfig,
 }
 
 /// `[server]`
@@ -111,6 +113,12 @@ pub struct StorageConfig {
     pub change_log_retention: Duration,
     /// Most events the writer commits in one group (one flush + fdatasync).
     pub group_commit_max_events: usize,
+    /// How often every audience's size is recorded (the status page's chart).
+    #[serde(with = "humantime_serde_compat")]
+    pub size_sample_interval: Duration,
+    /// How long size samples are kept.
+    #[serde(with = "humantime_serde_compat")]
+    pub size_history_retention: Duration,
     /// fdatasync after every group commit (survives power loss, not only a crash).
     pub fsync: bool,
     /// sled page cache size in bytes.
@@ -125,6 +133,8 @@ impl Default for StorageConfig {
             dedup_retention: Duration::from_secs(30 * 86_400),
             change_log_retention: Duration::from_secs(90 * 86_400),
             group_commit_max_events: 20_000,
+            size_sample_interval: Duration::from_secs(300),
+            size_history_retention: Duration::from_secs(90 * 86_400),
             fsync: true,
             cache_capacity_bytes: 256 * 1024 * 1024,
         }
@@ -207,6 +217,16 @@ pub struct AudiencesConfig {
     /// How often due memberships (time-driven changes) are applied.
     #[serde(with = "humantime_serde_compat")]
     pub tick: Duration,
+    /// Holdout groups: audience name → share of its members never pushed (decimal string).
+    pub holdout: BTreeMap<String, String>,
+    /// How long after entering an audience a purchase counts as its outcome.
+    #[serde(with = "humantime_serde_compat")]
+    pub outcome_window: Duration,
+    /// Per-audience overrides of `outcome_window` (audience name → duration string).
+    pub outcome_windows: BTreeMap<String, String>,
+    /// How long audience entries are kept for outcome reports.
+    #[serde(with = "humantime_serde_compat")]
+    pub outcome_retention: Duration,
 }
 
 /// The VIP ranking metric.
@@ -234,6 +254,10 @@ impl Default for AudiencesConfig {
             at_risk_min: Duration::from_secs(30 * 86_400),
             at_risk_factor: "1.5".into(),
             tick: Duration::from_secs(1),
+            holdout: BTreeMap::new(),
+            outcome_window: Duration::from_secs(30 * 86_400),
+            outcome_windows: BTreeMap::new(),
+            outcome_retention: Duration::from_secs(400 * 86_400),
         }
     }
 }
@@ -251,7 +275,17 @@ pub struct AudienceParams {
     pub vip_window_secs: i64,
     /// VIP metric.
     pub vip_metric: VipMetric,
+    /// Holdout fraction per audience (position in `Audience::ALL`) as `num / den`; `(0, 1)`
+    /// is no holdout.
+    pub holdout: [(u64, u64); AUDIENCES],
+    /// Outcome window per audience, whole seconds.
+    pub outcome_window_secs: [i64; AUDIENCES],
+    /// How long entries are kept for outcome reports, whole seconds.
+    pub outcome_retention_secs: i64,
 }
+
+/// Number of audiences (`Audience::ALL.len()`).
+const AUDIENCES: usize = crate::audience::Audience::ALL.len();
 
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
@@ -323,7 +357,7 @@ impl AudiencesConfig {
                 "must be longer than cart_abandon_after",
             ));
         }
-        Ok(AudienceParams {
+        let mut params = AudienceParams {
             rules: crate::audience::rules::Rules {
                 lapsed_tiers: tiers,
                 cart_abandon_after: secs(self.cart_abandon_after),
@@ -338,8 +372,89 @@ impl AudiencesConfig {
             vip_fraction,
             vip_window_secs: secs(self.vip_window),
             vip_metric: self.vip_metric,
-        })
+            holdout: [(0, 1); AUDIENCES],
+            outcome_window_secs: [0; AUDIENCES],
+            outcome_retention_secs: secs(self.outcome_retention),
+        };
+        self.outcomes(&mut params)?;
+        Ok(params)
     }
+
+    /// Validates the holdout and outcome keys (audience names depend on the lapsed tiers).
+    fn outcomes(&self, params: &mut AudienceParams) -> Result<(), ConfigError> {
+        let names: Vec<String> = crate::audience::Audience::ALL
+            .iter()
+            .map(|a| crate::audience::engine::audience_name(*a, params))
+            .collect();
+        let position = |key: &str, name: &str| {
+            names.iter().position(|n| n == name).ok_or_else(|| {
+                invalid(
+                    &format!("{key}.{name}"),
+                    format!("unknown audience (known: {})", names.join(", ")),
+                )
+            })
+        };
+        for (name, value) in &self.holdout {
+            let key = format!("audiences.holdout.{name}");
+            let i = position("audiences.holdout", name)?;
+            params.holdout[i] = fraction(&key, value)?;
+        }
+        let default = secs(self.outcome_window);
+        if default <= 0 {
+            return Err(invalid("audiences.outcome_window", "must be at least 1s"));
+        }
+        params.outcome_window_secs = [default; AUDIENCES];
+        for (name, value) in &self.outcome_windows {
+            let key = format!("audiences.outcome_windows.{name}");
+            let i = position("audiences.outcome_windows", name)?;
+            let d = humantime::parse_duration(value)
+                .map_err(|e| invalid(&key, format!("{e} (expected a duration like \"14d\")")))?;
+            if d.as_secs() == 0 {
+                return Err(invalid(&key, "must be at least 1s"));
+            }
+            params.outcome_window_secs[i] = secs(d);
+        }
+        let longest = params
+            .outcome_window_secs
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0);
+        if params.outcome_retention_secs <= longest {
+            return Err(invalid(
+                "audiences.outcome_retention",
+                "must be longer than every outcome window",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Parses a holdout share: a decimal string from 0 (no holdout) up to, not including, 1.
+fn fraction(key: &str, s: &str) -> Result<(u64, u64), ConfigError> {
+    let bad = || {
+        invalid(
+            key,
+            "must be a decimal string from \"0\" to below \"1\", e.g. \"0.1\"",
+        )
+    };
+    let t = s.trim();
+    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+    if int.is_empty() && frac.is_empty() || frac.len() > 9 {
+        return Err(bad());
+    }
+    if !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let num: u64 = format!("{int}{frac}").parse().map_err(|_| bad())?;
+    let den = 10u64.pow(frac.len() as u32);
+    if num >= den {
+        return Err(bad());
+    }
+    if num == 0 {
+        return Ok((0, 1));
+    }
+    Ok((num, den))
 }
 
 /// `[[destinations]]`: one ad network account (or CSV directory) and the audiences pushed to it.
@@ -610,6 +725,18 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if self.storage.size_sample_interval < Duration::from_secs(1) {
+            return Err(invalid(
+                "storage.size_sample_interval",
+                "must be at least 1s",
+            ));
+        }
+        if self.storage.size_history_retention < self.storage.size_sample_interval {
+            return Err(invalid(
+                "storage.size_history_retention",
+                "must be at least storage.size_sample_interval",
+            ));
+        }
         crate::ingest::identity::Normalizer::new(&self.ingest.default_phone_region)
             .map_err(|e| invalid("ingest.default_phone_region", e.to_string()))?;
         self.audiences.rules()?;
@@ -630,6 +757,8 @@ impl Config {
             &self.auth,
             &self.tls,
         )?;
+        self.web
+            .validate(self.server.listen, &self.metrics, &self.auth)?;
         Ok(())
     }
 }
@@ -669,6 +798,47 @@ mod tests {
     fn unknown_key_is_named() {
         let err = Config::parse("[storage]\ndata_dri = \"x\"\n").unwrap_err();
         assert!(err.to_string().contains("data_dri"), "{err}");
+    }
+
+    #[test]
+    fn holdout_and_outcome_keys_are_validated_by_name() {
+        let cfg = Config::parse(
+            "[audiences]\nholdout = { vip = \"0.10\", lapsed_90 = \"0\" }\n\
+             outcome_windows = { cart_abandoners = \"7d\" }\n",
+        )
+        .expect("valid");
+        let p = cfg.audiences.rules().expect("rules");
+        use crate::audience::Audience;
+        assert_eq!(p.holdout[Audience::Vip.index()], (10, 100));
+        assert_eq!(p.holdout[Audience::Lapsed1.index()], (0, 1));
+        assert_eq!(
+            p.outcome_window_secs[Audience::CartAbandoners.index()],
+            7 * 86_400
+        );
+        assert_eq!(p.outcome_window_secs[Audience::Vip.index()], 30 * 86_400);
+        for (toml, key) in [
+            ("holdout = { nope = \"0.1\" }", "audiences.holdout.nope"),
+            ("holdout = { vip = \"1\" }", "audiences.holdout.vip"),
+            ("holdout = { vip = \"-0.1\" }", "audiences.holdout.vip"),
+            ("holdout = { vip = \"ten\" }", "audiences.holdout.vip"),
+            (
+                "outcome_windows = { vip = \"soon\" }",
+                "audiences.outcome_windows.vip",
+            ),
+            (
+                "outcome_windows = { lapsed_91 = \"1d\" }",
+                "audiences.outcome_windows.lapsed_91",
+            ),
+            ("outcome_retention = \"20d\"", "audiences.outcome_retention"),
+        ] {
+            let err = Config::parse(&format!("[audiences]\n{toml}\n")).unwrap_err();
+            assert!(err.to_string().contains(key), "{toml}: {err}");
+        }
+        // Names follow the configured tiers.
+        Config::parse(
+            "[audiences]\nlapsed_tiers = [\"60d\", \"120d\", \"240d\"]\nholdout = { lapsed_60 = \"0.2\" }\n",
+        )
+        .expect("lapsed_60 exists under these tiers");
     }
 
     #[test]

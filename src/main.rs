@@ -39,6 +39,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Did the remarketing work? Outcomes per audience (pushed vs holdout, lift with 95%
+    /// intervals) and the shop's retention metrics, from a running daemon.
+    Report {
+        #[command(flatten)]
+        target: audiencesync::cli::Target,
+        /// Only this audience's outcomes (no retention tables).
+        #[arg(long)]
+        audience: Option<String>,
+        /// Print JSON (the InsightService messages) instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Ask a running daemon to resync (delta by default; `--full` replaces the remote list).
     Resync {
         #[command(flatten)]
@@ -113,6 +125,11 @@ fn main() -> anyhow::Result<()> {
         Command::Status { target, json } => {
             Ok(runtime.block_on(audiencesync::cli::status(&target, json))?)
         }
+        Command::Report {
+            target,
+            audience,
+            json,
+        } => Ok(runtime.block_on(audiencesync::cli::report(&target, audience, json))?),
         Command::Resync {
             target,
             destination,
@@ -172,6 +189,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     {
         tracing::info!(%metrics_addr, "metrics endpoint serving /metrics");
         println!("audiencesync metrics on {metrics_addr}");
+    }
+    if let Some(listen) = cfg.web.listen {
+        let web_addr = audiencesync::web::start(listen, ctx.clone(), guard.clone()).await?;
+        tracing::info!(%web_addr, auth = guard.enabled(), "status page serving");
+        println!("audiencesync status page on http://{web_addr}/");
     }
 
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)

@@ -1,6 +1,6 @@
 //! Generated gRPC types and services for `audiencesync.v1`.
 
-/// The `audiencesync.v1` package: events, ingest, audience and admin services.
+/// The `audiencesync.v1` package: events, ingest, audience, admin and insight services.
 #[allow(clippy::all, missing_docs)]
 pub mod v1 {
     tonic::include_proto!("audiencesync.v1");

@@ -62,6 +62,7 @@ fn python_grpc_client_sees_health_and_reflection() {
         "audiencesync.v1.IngestService",
         "audiencesync.v1.AudienceService",
         "audiencesync.v1.AdminService",
+        "audiencesync.v1.InsightService",
         "grpc.health.v1.Health",
     ] {
         assert!(services.contains(&s), "{s} missing from {services:?}");

@@ -7,6 +7,7 @@ use audiencesync::audience::Audiences;
 use audiencesync::config::{AudiencesConfig, RevenueConfig, StorageConfig};
 use audiencesync::ingest::currency::{CurrencyCode, CurrencyTable};
 use audiencesync::ingest::identity::NetworkHashes;
+use audiencesync::insight::Insights;
 use audiencesync::ledger::facts::{Consent, CustomerUpsert, Fact, FactKind};
 use audiencesync::ledger::records::encode_wal;
 use audiencesync::ledger::state::State;
@@ -182,12 +183,13 @@ proptest! {
                 store.append_wal(i as u64 + 1, &encode_wal(std::slice::from_ref(f))).expect("wal");
             }
             // Entities as of *all* facts, but recorded as covering only the first k records.
+            let params = AudiencesConfig::default().rules().expect("rules");
+            let currencies =
+                Arc::new(CurrencyTable::from_config(&RevenueConfig::default()).expect("cur"));
             let mut db = Db {
                 facts: apply_all(&facts),
-                audiences: Audiences::new(
-                    AudiencesConfig::default().rules().expect("rules"),
-                    Arc::new(CurrencyTable::from_config(&RevenueConfig::default()).expect("cur")),
-                ),
+                audiences: Audiences::new(params.clone(), currencies.clone()),
+                insights: Insights::new(&params, currencies),
             };
             db.mark_all_dirty();
             let cp = db.take_checkpoint(k as u64);
@@ -233,17 +235,20 @@ proptest! {
             fsync: false,
             ..StorageConfig::default()
         };
-        let audiences = || Audiences::new(
-            AudiencesConfig::default().rules().expect("rules"),
-            Arc::new(CurrencyTable::from_config(&RevenueConfig::default()).expect("cur")),
-        );
+        let params = AudiencesConfig::default().rules().expect("rules");
+        let currencies =
+            Arc::new(CurrencyTable::from_config(&RevenueConfig::default()).expect("cur"));
         let full = {
             let store = Store::open(&cfg).expect("open");
             for (i, f) in facts.iter().enumerate() {
                 store.append_wal(i as u64 + 1, &encode_wal(std::slice::from_ref(f))).expect("wal");
             }
             // The first k facts, checkpointed completely at seq k.
-            let mut db = Db { facts: State::default(), audiences: audiences() };
+            let mut db = Db {
+                facts: State::default(),
+                audiences: Audiences::new(params.clone(), currencies.clone()),
+                insights: Insights::new(&params, currencies),
+            };
             for f in &facts[..k] {
                 db.facts.apply(f);
             }

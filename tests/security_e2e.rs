@@ -8,6 +8,7 @@ use audiencesync::proto::v1;
 use audiencesync::proto::v1::admin_service_client::AdminServiceClient;
 use audiencesync::proto::v1::audience_service_client::AudienceServiceClient;
 use audiencesync::proto::v1::ingest_service_client::IngestServiceClient;
+use audiencesync::proto::v1::insight_service_client::InsightServiceClient;
 use common::*;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -145,6 +146,17 @@ async fn tokens_are_scoped_and_refusals_change_nothing() {
         ),
         Some(PermissionDenied)
     );
+
+    // InsightService has the query scope, like AudienceService.
+    let mut insight = InsightServiceClient::new(ch.clone());
+    let lift = || v1::GetLiftRequest::default();
+    assert!(insight.get_lift(authed(lift(), QUERY)).await.is_ok());
+    assert!(insight.get_lift(authed(lift(), ADMIN)).await.is_ok());
+    assert_eq!(
+        code(insight.get_lift(authed(lift(), INGEST)).await),
+        Some(PermissionDenied)
+    );
+    assert_eq!(code(insight.get_lift(lift()).await), Some(Unauthenticated));
 
     let log = d.log_text();
     d.stop();

@@ -4,6 +4,7 @@ use tonic::{Request, Response, Status};
 
 use super::{timestamp, Context};
 use crate::audience::Audience;
+use crate::insight::holdout::share_text;
 use crate::ledger::facts::Consent;
 use crate::ledger::state::{CustomerIdx, Lww, Profile};
 use crate::ledger::Db;
@@ -12,6 +13,9 @@ use crate::proto::v1::{self, audience_service_server::AudienceService};
 /// Default and largest page for `StreamMembers`.
 const DEFAULT_PAGE: u32 = 1_000;
 const MAX_PAGE: u32 = 10_000;
+/// Default and largest sample count for `GetAudienceSizeHistory`.
+const DEFAULT_POINTS: u32 = 1_000;
+const MAX_POINTS: u32 = 10_000;
 
 /// The audience query service.
 pub struct AudienceApi {
@@ -46,7 +50,16 @@ fn customer_named(db: &Db, id: &str) -> Result<CustomerIdx, Status> {
         .ok_or_else(|| Status::not_found(format!("customer `{id}` not found")))
 }
 
-fn describe(db: &Db, a: Audience) -> v1::Audience {
+/// Nanoseconds of a request's timestamp field; INVALID_ARGUMENT naming it when out of range.
+fn nanos_of(field: &str, t: &prost_types::Timestamp) -> Result<crate::clock::Nanos, Status> {
+    t.seconds
+        .checked_mul(crate::clock::NANOS_PER_SEC)
+        .and_then(|s| s.checked_add(i64::from(t.nanos)))
+        .ok_or_else(|| Status::invalid_argument(format!("{field}: out of range")))
+}
+
+/// An audience as `ListAudiences` reports it (the status page shows the same).
+pub fn describe(db: &Db, a: Audience) -> v1::Audience {
     let members = db.audiences.members(a);
     v1::Audience {
         name: db.audiences.name(a),
@@ -54,6 +67,8 @@ fn describe(db: &Db, a: Audience) -> v1::Audience {
         size: members.len(),
         eligible_size: members.intersection_len(db.audiences.eligible()),
         last_changed_at: db.audiences.last_changed(a).map(timestamp),
+        holdout_size: db.audiences.holdout(a).len(),
+        holdout_fraction: share_text(db.audiences.holdout_policy().share(a)),
     }
 }
 
@@ -87,10 +102,14 @@ impl AudienceService for AudienceApi {
         let c = customer_named(&db, &id)?;
         let mask = db.audiences.mask(c);
         let mut audiences = Vec::new();
+        let mut holdout = Vec::new();
         let mut stage = String::new();
         for a in Audience::ALL {
             if mask & a.bit() != 0 {
                 audiences.push(db.audiences.name(a));
+                if db.audiences.holdout(a).contains(c) {
+                    holdout.push(db.audiences.name(a));
+                }
                 if let Some(s) = a.stage_name() {
                     stage = s.to_string();
                 }
@@ -101,6 +120,7 @@ impl AudienceService for AudienceApi {
             audiences,
             lifecycle_stage: stage,
             eligible: db.audiences.is_eligible(c),
+            holdout,
         }))
     }
 
@@ -152,6 +172,7 @@ impl AudienceService for AudienceApi {
                             customer_id: db.facts.customers[c as usize].id.to_string(),
                             eligible,
                             since: db.audiences.since(c, audience).map(timestamp),
+                            holdout: db.audiences.holdout(audience).contains(c),
                         });
                         if members.len() == page {
                             break;
@@ -207,6 +228,66 @@ impl AudienceService for AudienceApi {
         Ok(Response::new(v1::CustomerHistory {
             customer_id: id,
             changes,
+        }))
+    }
+
+    async fn get_audience_size_history(
+        &self,
+        request: Request<v1::GetAudienceSizeHistoryRequest>,
+    ) -> Result<Response<v1::AudienceSizeHistory>, Status> {
+        let req = request.into_inner();
+        let max_points = match req.max_points {
+            0 => DEFAULT_POINTS,
+            n if n > MAX_POINTS => {
+                return Err(Status::invalid_argument(format!(
+                    "max_points: at most {MAX_POINTS}"
+                )))
+            }
+            n => n,
+        };
+        let since = match &req.since {
+            Some(t) => nanos_of("since", t)?,
+            None => i64::MIN,
+        };
+        let until = match &req.until {
+            Some(t) => nanos_of("until", t)?,
+            None => i64::MAX,
+        };
+        let wanted: Vec<(usize, String)> = {
+            let db = self.ctx.ledger.read();
+            if req.audiences.is_empty() {
+                Audience::ALL
+                    .iter()
+                    .map(|a| (a.index(), db.audiences.name(*a)))
+                    .collect()
+            } else {
+                req.audiences
+                    .iter()
+                    .map(|name| Ok((audience_named(&db, name)?.index(), name.clone())))
+                    .collect::<Result<_, Status>>()?
+            }
+        };
+        let history = self.ctx.ledger.size_history();
+        let samples = history
+            .range(since, until, max_points as usize)
+            .into_iter()
+            .map(|s| v1::AudienceSizeSample {
+                at: Some(timestamp(s.at)),
+                sizes: wanted
+                    .iter()
+                    .filter_map(|(i, name)| {
+                        s.sizes.get(*i).map(|z| v1::AudienceSizePoint {
+                            audience: name.clone(),
+                            size: z.size,
+                            eligible_size: z.eligible,
+                        })
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(v1::AudienceSizeHistory {
+            interval_seconds: u32::try_from(history.interval().as_secs()).unwrap_or(u32::MAX),
+            samples,
         }))
     }
 

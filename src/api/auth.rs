@@ -1,9 +1,10 @@
 //! Bearer-token auth for the audiencesync services.
 //!
 //! Three scopes, each with its own token read from a credential file: `ingest` may call
-//! `IngestService`, `query` may call `AudienceService`, `admin` may call `AdminService` and
-//! also `AudienceService` (operators need to look at what they administer). Health and
-//! reflection are never guarded, so probes and generic clients work without secrets.
+//! `IngestService`, `query` may call `AudienceService` and `InsightService`, `admin` may call
+//! `AdminService` and also the query services (operators need to look at what they
+//! administer). Health and reflection are never guarded, so probes and generic clients work
+//! without secrets.
 //!
 //! The check runs as a tonic interceptor, before any request message is decoded, so a refused
 //! call never reaches a handler and changes nothing. Tokens are compared as SHA-256 digests in
@@ -28,9 +29,9 @@ pub const MIN_TOKEN_LEN: usize = 16;
 pub enum Scope {
     /// `IngestService`.
     Ingest,
-    /// `AudienceService`.
+    /// `AudienceService`, `InsightService`.
     Query,
-    /// `AdminService` (and, by design, `AudienceService`).
+    /// `AdminService` (and, by design, the query services).
     Admin,
 }
 
@@ -143,8 +144,8 @@ impl Guard {
     }
 
     /// UNAUTHENTICATED without a known token, PERMISSION_DENIED for a known token of
-    /// another scope.
-    fn check(&self, presented: Option<&[u8]>, needed: Scope) -> Result<(), Status> {
+    /// another scope. Public for the status page, which checks the same tokens over HTTP.
+    pub fn check(&self, presented: Option<&[u8]>, needed: Scope) -> Result<(), Status> {
         let Some(tokens) = self.tokens.read().clone() else {
             return Ok(());
         };

@@ -5,6 +5,7 @@ pub mod audience;
 pub mod auth;
 pub mod grpc_metrics;
 pub mod ingest;
+pub mod insight;
 pub mod server;
 pub mod tls;
 

@@ -12,10 +12,12 @@ use super::audience::AudienceApi;
 use super::auth::{Guard, Scope};
 use super::grpc_metrics::GrpcMetricsLayer;
 use super::ingest::IngestApi;
+use super::insight::InsightApi;
 use super::Context;
 use crate::proto::v1::admin_service_server::AdminServiceServer;
 use crate::proto::v1::audience_service_server::AudienceServiceServer;
 use crate::proto::v1::ingest_service_server::IngestServiceServer;
+use crate::proto::v1::insight_service_server::InsightServiceServer;
 
 /// Why the server stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +59,9 @@ pub async fn serve(
     health_reporter
         .set_serving::<AdminServiceServer<AdminApi>>()
         .await;
+    health_reporter
+        .set_serving::<InsightServiceServer<InsightApi>>()
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -88,6 +93,11 @@ pub async fn serve(
         ))
         .add_service(InterceptedService::new(
             AudienceServiceServer::new(AudienceApi::new(ctx.clone()))
+                .max_decoding_message_size(max_message_bytes),
+            guard.require(Scope::Query),
+        ))
+        .add_service(InterceptedService::new(
+            InsightServiceServer::new(InsightApi::new(ctx.clone()))
                 .max_decoding_message_size(max_message_bytes),
             guard.require(Scope::Query),
         ))

@@ -18,6 +18,7 @@ use super::vip::VipIndex;
 use crate::clock::{Nanos, NANOS_PER_SEC};
 use crate::config::{AudienceParams, VipMetric};
 use crate::ingest::currency::CurrencyTable;
+use crate::insight::holdout::{HoldoutPolicy, SALT_LEN};
 use crate::ledger::facts::Consent;
 use crate::ledger::state::{CustomerIdx, Profile, State};
 
@@ -76,10 +77,23 @@ pub struct Audiences {
     due: BTreeSet<(Nanos, CustomerIdx)>,
     vip: VipIndex,
     last_changed: Vec<Option<Nanos>>,
+    holdout: HoldoutPolicy,
+    /// Members held out, per audience (a subset of its members).
+    held: Vec<RoaringBitmap>,
     /// Changes not yet written to the change log.
     pub pending: Vec<Change>,
     /// Customers whose memberships changed since the last checkpoint.
     pub dirty: HashSet<CustomerIdx>,
+    /// Members who joined or left a holdout without a membership change (new shares).
+    pub held_changed: Vec<CustomerIdx>,
+}
+
+fn policy(params: &AudienceParams, salt: [u8; SALT_LEN]) -> HoldoutPolicy {
+    let names = Audience::ALL
+        .iter()
+        .map(|a| audience_name(*a, params))
+        .collect();
+    HoldoutPolicy::new(salt, names, &params.holdout)
 }
 
 const NO_DUE: Nanos = Nanos::MAX;
@@ -89,6 +103,9 @@ impl Audiences {
     pub fn new(params: AudienceParams, currencies: Arc<CurrencyTable>) -> Self {
         let vip = VipIndex::new(params.vip_fraction.0, params.vip_fraction.1);
         Self {
+            holdout: policy(&params, [0; SALT_LEN]),
+            held: vec![RoaringBitmap::new(); Audience::ALL.len()],
+            held_changed: Vec::new(),
             params,
             currencies,
             masks: Vec::new(),
@@ -115,9 +132,47 @@ impl Audiences {
         facts: &State,
         now: Nanos,
     ) {
+        self.holdout = policy(&params, self.holdout.salt());
         self.params = params;
         self.currencies = currencies;
         self.recompute_all(facts, now);
+    }
+
+    /// Sets the per-install salt of holdout assignment (before the first recompute).
+    pub fn set_holdout_salt(&mut self, salt: [u8; SALT_LEN]) {
+        self.holdout = self.holdout.clone().with_salt(salt);
+    }
+
+    /// The holdout shares and salt in force.
+    pub fn holdout_policy(&self) -> &HoldoutPolicy {
+        &self.holdout
+    }
+
+    /// Members of `a` who are held out: never pushed.
+    pub fn holdout(&self, a: Audience) -> &RoaringBitmap {
+        &self.held[a.index()]
+    }
+
+    /// Re-derives every holdout from the members and the policy, recording who moved.
+    fn rebuild_holdout(&mut self, facts: &State) {
+        for a in Audience::ALL {
+            let held: RoaringBitmap = if self.holdout.active(a) {
+                self.members[a.index()]
+                    .iter()
+                    .filter(|&c| {
+                        facts
+                            .customers
+                            .get(c as usize)
+                            .is_some_and(|x| self.holdout.is_held(a, &x.id))
+                    })
+                    .collect()
+            } else {
+                RoaringBitmap::new()
+            };
+            let moved = &held ^ &self.held[a.index()];
+            self.held_changed.extend(moved.iter());
+            self.held[a.index()] = held;
+        }
     }
 
     /// The parameters in force.
@@ -297,15 +352,21 @@ impl Audiences {
         } else {
             0
         };
-        self.set_mask(c, eval.mask | vip_bit, now);
+        self.set_mask(c, eval.mask | vip_bit, now, facts);
         let after = self.vip.threshold();
         if before != after {
-            self.threshold_moved(before, after, now);
+            self.threshold_moved(before, after, now, facts);
         }
     }
 
     /// Flips the VIP bit of everyone between the old and new threshold.
-    fn threshold_moved(&mut self, before: Option<i64>, after: Option<i64>, now: Nanos) {
+    fn threshold_moved(
+        &mut self,
+        before: Option<i64>,
+        after: Option<i64>,
+        now: Nanos,
+        facts: &State,
+    ) {
         let (lo, hi, join) = match (before, after) {
             (Some(a), Some(b)) if b < a => (b, a, true),
             (Some(a), Some(b)) => (a, b, false),
@@ -320,7 +381,7 @@ impl Audiences {
             } else {
                 m & !Audience::Vip.bit()
             };
-            self.set_mask(x, m, now);
+            self.set_mask(x, m, now, facts);
         }
     }
 
@@ -347,7 +408,7 @@ impl Audiences {
         self.due_of[c as usize] = new;
     }
 
-    fn set_mask(&mut self, c: CustomerIdx, new: u32, now: Nanos) {
+    fn set_mask(&mut self, c: CustomerIdx, new: u32, now: Nanos, facts: &State) {
         let i = c as usize;
         let old = self.masks[i];
         if old == new {
@@ -365,8 +426,13 @@ impl Audiences {
             if added {
                 self.members[a.index()].insert(c);
                 self.since[i].push((n, now));
+                let id = facts.customers.get(i).map_or("", |x| &*x.id);
+                if self.holdout.is_held(a, id) {
+                    self.held[a.index()].insert(c);
+                }
             } else {
                 self.members[a.index()].remove(c);
+                self.held[a.index()].remove(c);
                 self.since[i].retain(|(x, _)| *x != n);
             }
             let h = &mut self.history[i];
@@ -444,8 +510,9 @@ impl Audiences {
             } else {
                 0
             };
-            self.set_mask(c as CustomerIdx, eval.mask | vip_bit, now);
+            self.set_mask(c as CustomerIdx, eval.mask | vip_bit, now, facts);
         }
+        self.rebuild_holdout(facts);
     }
 
     /// Members of `a`.

@@ -10,6 +10,7 @@
 pub mod facts;
 pub mod heartbeat;
 pub mod records;
+pub mod sizes;
 pub mod state;
 pub mod store;
 
@@ -26,6 +27,7 @@ use crate::audience::engine::{Audiences, Change};
 use crate::clock::{SharedClock, NANOS_PER_SEC};
 use crate::config::{AudienceParams, Config};
 use crate::ingest::currency::CurrencyTable;
+use crate::insight::Insights;
 use facts::Fact;
 use records::{encode, encode_customer, key_bytes, ChangeRecord, CustomerRecord};
 use state::{key_of, Key, State};
@@ -93,12 +95,14 @@ pub struct DirtyPlan {
 /// Facts applied between two chances for waiting queries to take the read lock.
 const APPLY_SLICE: usize = 1024;
 
-/// Everything the writer owns: the facts and the memberships derived from them.
+/// Everything the writer owns: the facts and what is derived from them.
 pub struct Db {
     /// Customer facts.
     pub facts: State,
     /// Audience memberships.
     pub audiences: Audiences,
+    /// Audience entries, their outcomes, retention counters.
+    pub insights: Insights,
 }
 
 impl Db {
@@ -120,6 +124,7 @@ impl Db {
             ..DirtyPlan::default()
         };
         plan.customers.extend(self.audiences.dirty.drain());
+        plan.customers.extend(self.insights.dirty.drain());
         for k in dirty.orders {
             let Some(o) = facts.orders.get(&k) else {
                 continue;
@@ -168,6 +173,7 @@ impl Db {
                     erased_at: cust.erased_at,
                     profile: cust.profile.clone(),
                     memberships: self.audiences.record(c),
+                    entries: self.insights.entries(c).to_vec(),
                     orders: cust
                         .orders
                         .iter()
@@ -233,6 +239,7 @@ impl Db {
             && d.dedup_added.is_empty()
             && d.dedup_pruned_before.is_none()
             && self.audiences.dirty.is_empty()
+            && self.insights.dirty.is_empty()
     }
 }
 
@@ -247,7 +254,7 @@ enum Command {
         reply: Option<oneshot::Sender<()>>,
     },
     Reconfigure {
-        params: AudienceParams,
+        params: Box<AudienceParams>,
         currencies: Arc<CurrencyTable>,
         reply: oneshot::Sender<()>,
     },
@@ -261,6 +268,7 @@ enum Command {
 struct Shared {
     db: RwLock<Db>,
     stats: Stats,
+    sizes: sizes::SizeHistory,
 }
 
 /// A handle to the ledger; cheap to clone.
@@ -283,6 +291,10 @@ pub struct LedgerOptions {
     pub change_log_retention: Duration,
     /// How often due memberships are applied.
     pub tick: Duration,
+    /// How often audience sizes are recorded.
+    pub size_sample_interval: Duration,
+    /// How long size samples are kept.
+    pub size_history_retention: Duration,
     /// Audience parameters.
     pub audiences: AudienceParams,
     /// Revenue conversion.
@@ -300,6 +312,8 @@ impl LedgerOptions {
             dedup_retention: c.storage.dedup_retention,
             change_log_retention: c.storage.change_log_retention,
             tick: c.audiences.tick,
+            size_sample_interval: c.storage.size_sample_interval,
+            size_history_retention: c.storage.size_history_retention,
             audiences: c.audiences.rules()?,
             currencies: Arc::new(CurrencyTable::from_config(&c.revenue)?),
             sync_feed: crate::sync::SyncFeed::default(),
@@ -330,23 +344,43 @@ impl Ledger {
         // Memberships are derived: recompute all under the rules in force now, and record
         // how they differ from what was stored (time passed, rules changed, a crash).
         let started = Instant::now();
+        let now = clock.now();
         let mut audiences = Audiences::new(opts.audiences.clone(), opts.currencies.clone());
-        for (c, m) in rec.memberships {
-            audiences.restore(c, m);
+        audiences.set_holdout_salt(store.holdout_salt()?);
+        let mut insights = Insights::new(&opts.audiences, opts.currencies.clone());
+        for r in rec.customers {
+            let erased_at = rec.state.customers[r.customer as usize].erased_at;
+            insights.restore(r.customer, r.entries, r.recorded_erased_at, erased_at);
+            audiences.restore(r.customer, r.memberships);
         }
-        audiences.recompute_all(&rec.state, clock.now());
+        audiences.recompute_all(&rec.state, now);
+        audiences.held_changed.clear();
         tracing::info!(
             customers = rec.state.customers.len(),
             changes = audiences.pending.len(),
             ms = started.elapsed().as_millis() as u64,
             "audiences recomputed"
         );
+        let sizes = sizes::SizeHistory::open(
+            &store,
+            opts.size_sample_interval,
+            opts.size_history_retention,
+        )?;
+        let started = Instant::now();
+        insights.observe(&rec.state, &audiences, &[]);
+        insights.rebuild(&rec.state, &audiences, now);
+        tracing::info!(
+            ms = started.elapsed().as_millis() as u64,
+            "outcome and retention counters rebuilt"
+        );
         let shared = Arc::new(Shared {
             db: RwLock::new(Db {
                 facts: rec.state,
                 audiences,
+                insights,
             }),
             stats: Stats::default(),
+            sizes,
         });
         shared.stats.wal_seq.store(rec.last_seq, Ordering::Relaxed);
         heartbeat::beat(&shared.stats.last_beat);
@@ -440,7 +474,7 @@ impl Ledger {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Reconfigure {
-                params,
+                params: Box::new(params),
                 currencies,
                 reply,
             })
@@ -463,6 +497,11 @@ impl Ledger {
     /// Counters.
     pub fn stats(&self) -> &Stats {
         &self.shared.stats
+    }
+
+    /// Audience sizes over time.
+    pub fn size_history(&self) -> &sizes::SizeHistory {
+        &self.shared.sizes
     }
 }
 
@@ -514,7 +553,7 @@ impl Writer {
                         if !group.is_empty() {
                             self.commit(std::mem::take(&mut group));
                         }
-                        self.reconfigure(params, currencies);
+                        self.reconfigure(*params, currencies);
                         let _ = reply.send(());
                     }
                     Command::Shutdown { reply } => {
@@ -543,6 +582,7 @@ impl Writer {
             }
             if tick {
                 self.apply_due();
+                self.sample_sizes();
                 for r in tick_replies {
                     let _ = r.send(());
                 }
@@ -599,15 +639,21 @@ impl Writer {
             // updates, and letting waiting queries in between keeps a query's wait short.
             // Every fact here is durable already, so a query may see any slice boundary.
             for slice in fresh.chunks(APPLY_SLICE) {
-                let Db { facts, audiences } = &mut *db;
+                let Db {
+                    facts,
+                    audiences,
+                    insights,
+                } = &mut *db;
                 for f in slice {
                     facts.apply(f);
                     facts.remember(key_of(&f.event_id), now_secs);
                 }
                 let touched: Vec<u32> = std::mem::take(&mut facts.touched).into_iter().collect();
+                let pending_before = audiences.pending.len();
                 for &c in &touched {
                     audiences.update(facts, c, now);
                 }
+                insights.observe_since(facts, audiences, &touched, pending_before);
                 // Profile and consent changes matter to destinations even without a
                 // membership change (new identifiers, withdrawn consent).
                 self.opts.sync_feed.mark(&touched);
@@ -633,11 +679,20 @@ impl Writer {
     fn reconfigure(&mut self, params: AudienceParams, currencies: Arc<CurrencyTable>) {
         let now = self.clock.now();
         let started = Instant::now();
-        {
+        let held_changed = {
             let mut db = self.shared.db.write();
-            let Db { facts, audiences } = &mut *db;
+            let Db {
+                facts,
+                audiences,
+                insights,
+            } = &mut *db;
             audiences.reconfigure(params.clone(), currencies.clone(), facts, now);
-        }
+            insights.observe(facts, audiences, &[]);
+            insights.reconfigure(&params, currencies.clone(), facts, audiences, now);
+            std::mem::take(&mut audiences.held_changed)
+        };
+        // Customers who joined or left a holdout: destinations remove or add them.
+        self.opts.sync_feed.mark(&held_changed);
         self.opts.audiences = params;
         self.opts.currencies = currencies;
         tracing::info!(
@@ -652,10 +707,29 @@ impl Writer {
         let now = self.clock.now();
         {
             let mut db = self.shared.db.write();
-            let Db { facts, audiences } = &mut *db;
+            let Db {
+                facts,
+                audiences,
+                insights,
+            } = &mut *db;
             audiences.tick(facts, now);
+            insights.observe(facts, audiences, &[]);
+            insights.flush(facts, audiences, now);
         }
         self.log_changes();
+    }
+
+    /// Records every audience's size when a sample is due.
+    fn sample_sizes(&self) {
+        let now = self.clock.now();
+        let history = &self.shared.sizes;
+        if !history.due(now) {
+            return;
+        }
+        let sizes = sizes::measure(&self.shared.db.read().audiences);
+        if let Err(e) = history.record(sizes::SizeSample { at: now, sizes }) {
+            tracing::warn!(error = %e, "recording audience sizes failed; the size chart has a gap");
+        }
     }
 
     /// Writes pending membership changes to the change log, in order.
@@ -790,8 +864,11 @@ impl Writer {
                 return;
             }
             let d = &db.facts.dirty;
-            let pending =
-                d.customers.len() + d.orders.len() + d.carts.len() + db.audiences.dirty.len();
+            let pending = d.customers.len()
+                + d.orders.len()
+                + d.carts.len()
+                + db.audiences.dirty.len()
+                + db.insights.dirty.len();
             if pending > FINAL_CHECKPOINT_MAX_ENTITIES {
                 tracing::info!(
                     pending,

@@ -6,11 +6,17 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use crate::audience::engine::MembershipRecord;
 use crate::clock::Nanos;
 use crate::ingest::currency::CurrencyCode;
+use crate::insight::outcomes::Entry;
 use crate::ledger::facts::Fact;
 use crate::ledger::state::{Cart, CartUpdate, Key, Order, Placement, Profile, Refund, State};
 
-/// Version byte of every record written by this build.
+/// Version byte of every record written by this build (customer records: see
+/// [`CUSTOMER_RECORD_VERSION`]).
 pub const RECORD_VERSION: u8 = 1;
+
+/// Version byte of customer records: version 2 added audience entries, version 3 the
+/// customer's orders and carts.
+pub const CUSTOMER_RECORD_VERSION: u8 = 3;
 
 /// A record that cannot be read back.
 #[derive(Debug, thiserror::Error)]
@@ -92,17 +98,15 @@ pub struct CustomerRecord {
     pub profile: Profile,
     /// Audience memberships, their start times and history.
     pub memberships: MembershipRecord,
-    /// The orders with a placement by this customer.
+    /// Audience entries kept for outcome reports (since version 2).
+    pub entries: Vec<Entry>,
+    /// The orders with a placement by this customer (since version 3).
     pub orders: Vec<(Key, OrderRecord)>,
-    /// The carts this customer updated (open or checked out).
+    /// The carts this customer updated, open or checked out (since version 3).
     pub carts: Vec<(Key, CartRecord)>,
 }
 
-/// Version byte of [`CustomerRecord`]s; version 1 had no orders or carts (they were all in
-/// the `orders` and `carts` trees).
-pub const CUSTOMER_RECORD_VERSION: u8 = 2;
-
-/// The layout of version-1 customer records.
+/// A customer record of version 1 (before audience entries).
 #[derive(Debug, Deserialize)]
 struct CustomerRecordV1 {
     erased_at: Option<Nanos>,
@@ -118,25 +122,58 @@ pub fn encode_customer(r: &CustomerRecord) -> Vec<u8> {
     out
 }
 
-/// Decodes a customer record of either version; `true` when it was a version-1 record
-/// (whose orders and carts live in their own trees until everything is rewritten).
+/// A customer record of version 2 (entries; orders and carts still in their own trees).
+#[derive(Debug, Deserialize)]
+struct CustomerRecordV2 {
+    erased_at: Option<Nanos>,
+    profile: Profile,
+    memberships: MembershipRecord,
+    entries: Vec<Entry>,
+}
+
+/// Decodes a customer record of version 1, 2 or 3; `true` when it is older than 3 (its
+/// orders and carts live in their own trees until everything is rewritten once).
 pub fn decode_customer(bytes: &[u8]) -> Result<(CustomerRecord, bool), CodecError> {
+    let old = |erased_at, profile, memberships, entries| CustomerRecord {
+        erased_at,
+        profile,
+        memberships,
+        entries,
+        orders: Vec::new(),
+        carts: Vec::new(),
+    };
     match bytes.split_first() {
         None => Err(CodecError::Empty),
         Some((&CUSTOMER_RECORD_VERSION, rest)) => Ok((postcard::from_bytes(rest)?, false)),
+        Some((&2, rest)) => {
+            let v2: CustomerRecordV2 = postcard::from_bytes(rest)?;
+            Ok((
+                old(v2.erased_at, v2.profile, v2.memberships, v2.entries),
+                true,
+            ))
+        }
         Some((&RECORD_VERSION, rest)) => {
             let v1: CustomerRecordV1 = postcard::from_bytes(rest)?;
-            let r = CustomerRecord {
-                erased_at: v1.erased_at,
-                profile: v1.profile,
-                memberships: v1.memberships,
-                orders: Vec::new(),
-                carts: Vec::new(),
-            };
-            Ok((r, true))
+            Ok((
+                old(v1.erased_at, v1.profile, v1.memberships, Vec::new()),
+                true,
+            ))
         }
         Some((&v, _)) => Err(CodecError::Version(v)),
     }
+}
+
+/// What a customer record holds beyond the facts, for the engines derived from them.
+#[derive(Debug)]
+pub struct RestoredCustomer {
+    /// The customer's index.
+    pub customer: crate::ledger::state::CustomerIdx,
+    /// Stored memberships.
+    pub memberships: MembershipRecord,
+    /// Stored audience entries.
+    pub entries: Vec<Entry>,
+    /// The erasure instant the record was written with (the log may replay a later one).
+    pub recorded_erased_at: Option<Nanos>,
 }
 
 /// One membership change as stored in the `changes` tree.
@@ -238,12 +275,8 @@ impl State {
     }
 
     /// Restores a customer from its record, joining its orders and carts into whatever other
-    /// records brought already; returns its index and stored memberships.
-    pub fn restore_customer(
-        &mut self,
-        id: &str,
-        r: CustomerRecord,
-    ) -> (crate::ledger::state::CustomerIdx, MembershipRecord) {
+    /// records brought already; returns its index and what the record holds beyond the facts.
+    pub fn restore_customer(&mut self, id: &str, r: CustomerRecord) -> RestoredCustomer {
         let c = self.intern(id);
         let cust = &mut self.customers[c as usize];
         cust.erased_at = r.erased_at;
@@ -265,7 +298,12 @@ impl State {
                 }
             }
         }
-        (c, r.memberships)
+        RestoredCustomer {
+            customer: c,
+            memberships: r.memberships,
+            entries: r.entries,
+            recorded_erased_at: r.erased_at,
+        }
     }
 
     /// Joins an order record into the state: placements and refunds not seen yet are added.
@@ -341,5 +379,69 @@ impl State {
                 None => cart.updates.push(u),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn customer_records_of_versions_1_and_2_still_decode() {
+        let memberships = MembershipRecord {
+            mask: 5,
+            since: vec![(0, 7)],
+            history: vec![(0, true, 7)],
+        };
+        // Version 1 had the first three fields only (postcard encodes a struct as its fields).
+        let v1 = encode(&(Some(3i64), Profile::default(), memberships.clone()));
+        let (r, old) = decode_customer(&v1).expect("v1 decodes");
+        assert!(old);
+        assert_eq!(r.erased_at, Some(3));
+        assert_eq!(r.memberships, memberships);
+        assert!(r.entries.is_empty() && r.orders.is_empty());
+
+        let entry = Entry {
+            at: 9,
+            audience: 3,
+            flags: crate::insight::outcomes::ELIGIBLE,
+        };
+        // Version 2 added the entries.
+        let mut v2 = vec![2u8];
+        v2.extend(
+            postcard::to_allocvec(&(
+                None::<i64>,
+                Profile::default(),
+                memberships.clone(),
+                vec![entry],
+            ))
+            .expect("encodes"),
+        );
+        let (r, old) = decode_customer(&v2).expect("v2 decodes");
+        assert!(old);
+        assert_eq!(r.entries, vec![entry]);
+
+        let v3 = encode_customer(&CustomerRecord {
+            erased_at: None,
+            profile: Profile::default(),
+            memberships,
+            entries: vec![entry],
+            orders: vec![(
+                7,
+                OrderRecord {
+                    placements: Vec::new(),
+                    refunds: Vec::new(),
+                },
+            )],
+            carts: Vec::new(),
+        });
+        assert_eq!(v3[0], CUSTOMER_RECORD_VERSION);
+        let (r, old) = decode_customer(&v3).expect("v3 decodes");
+        assert!(!old);
+        assert_eq!((r.entries, r.orders.len()), (vec![entry], 1));
+        assert!(matches!(
+            decode_customer(&[9, 0]),
+            Err(CodecError::Version(9))
+        ));
     }
 }

@@ -576,6 +576,23 @@ impl State {
             .filter_map(move |o| o.counted().filter(|p| p.customer == c).map(|p| (p, o)))
     }
 
+    /// Each counted order of customer `c` as (placed at, net value in revenue-currency minor
+    /// units), in no particular order, into `out`: what outcome and retention reports need.
+    pub fn order_values(
+        &self,
+        c: CustomerIdx,
+        currencies: &CurrencyTable,
+        out: &mut Vec<(Nanos, i64)>,
+    ) {
+        out.clear();
+        for (p, o) in self.counted_orders(c) {
+            let net = o
+                .net_minor()
+                .map_or(0, |(net, cur)| currencies.to_revenue_minor(net, cur));
+            out.push((p.at, net));
+        }
+    }
+
     /// The figures audiences need for customer `c` at `now`.
     pub fn summary(
         &self,

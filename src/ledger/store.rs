@@ -9,11 +9,13 @@
 //! | `dedup`     | newest second (i64 BE) + WAL seq + chunk | up to 4,096 event-id keys (16 B each) |
 //! | `changes`   | change sequence (u64 BE)    | membership changes of a group  |
 //! | `meta`      | `schema`, `checkpoint_seq`  | u64 BE                         |
+//! | `meta`      | `holdout_salt`              | 16 random bytes, made once     |
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::config::StorageConfig;
+use crate::insight::holdout::SALT_LEN;
 use crate::ledger::records::{decode, decode_customer, decode_wal, key_from, CodecError};
 use crate::ledger::state::State;
 
@@ -21,6 +23,7 @@ use crate::ledger::state::State;
 pub const SCHEMA_VERSION: u64 = 1;
 const META_SCHEMA: &[u8] = b"schema";
 const META_CHECKPOINT: &[u8] = b"checkpoint_seq";
+const META_HOLDOUT_SALT: &[u8] = b"holdout_salt";
 /// Event ids per dedup chunk (64 KiB values, under sled's blob threshold).
 const DEDUP_CHUNK: usize = 4_096;
 /// Most entries per sled batch: larger ones balloon sled's memory (see STACK.md).
@@ -103,11 +106,8 @@ pub struct Recovered {
     pub checkpoint_seq: u64,
     /// WAL records replayed on top of the checkpoint.
     pub replayed: u64,
-    /// Stored memberships per customer, as of the checkpoint.
-    pub memberships: Vec<(
-        crate::ledger::state::CustomerIdx,
-        crate::audience::engine::MembershipRecord,
-    )>,
+    /// Stored memberships and audience entries per customer, as of the checkpoint.
+    pub customers: Vec<crate::ledger::records::RestoredCustomer>,
     /// Last membership-change sequence written.
     pub last_change_seq: u64,
 }
@@ -240,14 +240,14 @@ impl Store {
     /// Loads the checkpoint and replays the WAL after it.
     pub fn recover(&self) -> Result<Recovered, StoreError> {
         let mut state = State::default();
-        let mut memberships = Vec::new();
+        let mut customers = Vec::new();
         let mut legacy = false;
         for item in self.customers.iter() {
             let (k, v) = item?;
-            let (rec, v1) = decode_customer(&v).map_err(|e| corrupt("customers", &k, e))?;
-            legacy |= v1;
+            let (rec, old) = decode_customer(&v).map_err(|e| corrupt("customers", &k, e))?;
+            legacy |= old;
             let id = String::from_utf8_lossy(&k);
-            memberships.push(state.restore_customer(&id, rec));
+            customers.push(state.restore_customer(&id, rec));
         }
         // Lone records join what the customer records brought (a copy left by a crash
         // mid-checkpoint is older, hence contained in the join).
@@ -312,7 +312,7 @@ impl Store {
             last_seq,
             checkpoint_seq,
             replayed,
-            memberships,
+            customers,
             last_change_seq,
         })
     }
@@ -431,6 +431,22 @@ impl Store {
         }
         self.changes.apply_batch(batch)?;
         Ok(pruned)
+    }
+
+    /// The random salt of holdout assignment: made on first use and kept, so every start
+    /// holds out the same customers (see `insight::holdout`).
+    pub fn holdout_salt(&self) -> Result<[u8; SALT_LEN], StoreError> {
+        if let Some(v) = self.meta.get(META_HOLDOUT_SALT)? {
+            if let Ok(salt) = <[u8; SALT_LEN]>::try_from(v.as_ref()) {
+                return Ok(salt);
+            }
+            return Err(corrupt("meta", META_HOLDOUT_SALT, CodecError::Empty));
+        }
+        let mut salt = [0u8; SALT_LEN];
+        rand::Rng::fill(&mut rand::rng(), &mut salt[..]);
+        self.meta.insert(META_HOLDOUT_SALT, &salt[..])?;
+        self.sync()?;
+        Ok(salt)
     }
 
     /// Sequence of the last completed checkpoint.

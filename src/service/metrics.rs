@@ -11,13 +11,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use std::sync::Arc;
 
 use crate::audience::Audience;
 use crate::ledger::{heartbeat, Ledger};
+use crate::service::http;
 use crate::service::settings::MetricsConfig;
 use crate::sync::engine::StatusBoard;
 
@@ -67,6 +67,30 @@ pub mod names {
     pub const GRPC_DURATION: &str = "audiencesync_grpc_request_duration_seconds";
     /// Gauge: always 1, label `version`.
     pub const BUILD_INFO: &str = "audiencesync_build_info";
+    /// Gauge: customers with a purchase in the trailing 365 days.
+    pub const INSIGHT_ACTIVE_CUSTOMERS: &str = "audiencesync_insight_active_customers";
+    /// Gauge: trailing-365-day net revenue per active customer, major units (`currency`).
+    pub const INSIGHT_REVENUE_PER_CUSTOMER: &str = "audiencesync_insight_revenue_per_customer";
+    /// Gauge: share of buyers with two purchases or more.
+    pub const INSIGHT_REPEAT_PURCHASE_RATE: &str = "audiencesync_insight_repeat_purchase_rate";
+    /// Gauge: share of trailing-365-day revenue from VIP members.
+    pub const INSIGHT_VIP_REVENUE_SHARE: &str = "audiencesync_insight_vip_revenue_share";
+    /// Gauge: customer retention rate of the last complete calendar month.
+    pub const INSIGHT_RETENTION_RATE: &str = "audiencesync_insight_retention_rate";
+    /// Gauge: share of lapsed-tier entries (last 12 complete months, closed windows) followed
+    /// by an order within 90 days, by `audience`.
+    pub const INSIGHT_REACTIVATION_RATE: &str = "audiencesync_insight_reactivation_rate";
+    /// Gauge: conversion rate after entering an audience, closed windows, by `audience` and
+    /// `group` (`pushed`, `holdout`).
+    pub const INSIGHT_CONVERSION_RATE: &str = "audiencesync_insight_conversion_rate";
+    /// Gauge: audience entries by `audience`, `group` and `window` (`closed`, `open`).
+    pub const INSIGHT_OUTCOME_MEMBERS: &str = "audiencesync_insight_outcome_members";
+    /// Gauge: pushed minus holdout conversion rate, by `audience`.
+    pub const INSIGHT_LIFT: &str = "audiencesync_insight_absolute_lift";
+    /// Gauge: lower bound of its 95 % interval.
+    pub const INSIGHT_LIFT_LOW: &str = "audiencesync_insight_absolute_lift_low";
+    /// Gauge: upper bound of its 95 % interval.
+    pub const INSIGHT_LIFT_HIGH: &str = "audiencesync_insight_absolute_lift_high";
 }
 
 /// Latency buckets in seconds: sub-millisecond reads up to long-lived streams.
@@ -202,6 +226,97 @@ fn describe() {
         Unit::Seconds,
         "Unix time of the last confirmed push."
     );
+    describe_gauge!(
+        names::INSIGHT_ACTIVE_CUSTOMERS,
+        "Customers with a purchase in the trailing 365 days."
+    );
+    describe_gauge!(
+        names::INSIGHT_REVENUE_PER_CUSTOMER,
+        "Trailing-365-day net revenue per active customer, in major units of `currency`."
+    );
+    describe_gauge!(
+        names::INSIGHT_REPEAT_PURCHASE_RATE,
+        "Share of buyers with at least two purchases."
+    );
+    describe_gauge!(
+        names::INSIGHT_VIP_REVENUE_SHARE,
+        "Share of trailing-365-day revenue from VIP members."
+    );
+    describe_gauge!(
+        names::INSIGHT_RETENTION_RATE,
+        "Customer retention rate of the last complete calendar month."
+    );
+    describe_gauge!(
+        names::INSIGHT_REACTIVATION_RATE,
+        "Share of lapsed-tier entries (last 12 complete months) followed by an order within 90 days."
+    );
+    describe_gauge!(
+        names::INSIGHT_CONVERSION_RATE,
+        "Conversion rate after entering an audience (closed windows), pushed vs holdout."
+    );
+    describe_gauge!(
+        names::INSIGHT_OUTCOME_MEMBERS,
+        "Audience entries counted for outcomes, by group and window state."
+    );
+    describe_gauge!(
+        names::INSIGHT_LIFT,
+        "Pushed minus holdout conversion rate after entering an audience."
+    );
+    describe_gauge!(
+        names::INSIGHT_LIFT_LOW,
+        "Lower bound of the 95% Newcombe interval of the absolute lift."
+    );
+    describe_gauge!(
+        names::INSIGHT_LIFT_HIGH,
+        "Upper bound of the 95% Newcombe interval of the absolute lift."
+    );
+}
+
+/// Sets the headline insight gauges from the counters the writer published last (undefined
+/// figures read NaN).
+fn refresh_insights(ledger: &Ledger) {
+    use crate::insight::calendar::Unit;
+    let published = ledger.read().insights.published();
+    let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
+    let r = published.retention(Unit::Month, 12, 1);
+    metrics::gauge!(names::INSIGHT_ACTIVE_CUSTOMERS).set(r.active_customers as f64);
+    let exp = crate::ingest::currency::parse_code(&published.currency).map_or(2, |(_, e)| e);
+    metrics::gauge!(names::INSIGHT_REVENUE_PER_CUSTOMER, "currency" => published.currency.clone())
+        .set(nan(r.revenue_per_active_customer) / 10f64.powi(exp as i32));
+    metrics::gauge!(names::INSIGHT_REPEAT_PURCHASE_RATE).set(nan(r.repeat_purchase_rate));
+    metrics::gauge!(names::INSIGHT_VIP_REVENUE_SHARE).set(nan(r.vip_revenue_share));
+    metrics::gauge!(names::INSIGHT_RETENTION_RATE)
+        .set(nan(r.periods.last().and_then(|p| p.retention_rate)));
+    for t in &r.reactivation {
+        metrics::gauge!(names::INSIGHT_REACTIVATION_RATE, "audience" => t.audience.clone())
+            .set(nan(t.rate));
+    }
+    for a in published.lift(None) {
+        let total = &a.total;
+        for (group, g) in [("pushed", &total.pushed), ("holdout", &total.holdout)] {
+            let labels = [
+                ("audience", a.audience.clone()),
+                ("group", group.to_string()),
+            ];
+            metrics::gauge!(names::INSIGHT_CONVERSION_RATE, &labels).set(nan(g.rate()));
+            for (window, n) in [("closed", g.members), ("open", g.open_members)] {
+                let labels = [
+                    ("audience", a.audience.clone()),
+                    ("group", group.to_string()),
+                    ("window", window.to_string()),
+                ];
+                metrics::gauge!(names::INSIGHT_OUTCOME_MEMBERS, &labels).set(n as f64);
+            }
+        }
+        let e = total.absolute;
+        let audience = a.audience.clone();
+        metrics::gauge!(names::INSIGHT_LIFT, "audience" => audience.clone())
+            .set(nan(e.map(|e| e.value)));
+        metrics::gauge!(names::INSIGHT_LIFT_LOW, "audience" => audience.clone())
+            .set(nan(e.and_then(|e| e.low)));
+        metrics::gauge!(names::INSIGHT_LIFT_HIGH, "audience" => audience)
+            .set(nan(e.and_then(|e| e.high)));
+    }
 }
 
 /// What a scrape reads.
@@ -260,6 +375,7 @@ fn refresh(src: &Sources) {
     metrics::gauge!(names::CHECKPOINT_SEQUENCE)
         .set(s.checkpoint_seq.load(Ordering::Relaxed) as f64);
     metrics::gauge!(names::WRITER_HEARTBEAT_AGE).set(heartbeat::age(&s.last_beat).as_secs_f64());
+    refresh_insights(ledger);
 }
 
 async fn accept_loop(listener: TcpListener, handle: PrometheusHandle, src: Sources) {
@@ -277,47 +393,26 @@ async fn accept_loop(listener: TcpListener, handle: PrometheusHandle, src: Sourc
         tokio::spawn(async move {
             // A scraper that stalls cannot hold a task forever.
             let _ =
-                tokio::time::timeout(Duration::from_secs(10), answer(conn, &handle, &src)).await;
+                tokio::time::timeout(http::CONNECTION_TIMEOUT, answer(conn, &handle, &src)).await;
         });
     }
 }
 
-/// Largest request head we read; scrapers send a few hundred bytes.
-const MAX_HEAD: usize = 8 * 1024;
-
-/// One HTTP/1.x request per connection: `GET /metrics` gets the text format, anything else 404.
+/// One request per connection: `GET /metrics` gets the text format, anything else 404.
 async fn answer(mut conn: TcpStream, handle: &PrometheusHandle, src: &Sources) {
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        match conn.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-        }
-        if head.len() > MAX_HEAD {
-            return;
-        }
-    }
-    let first = head.split(|b| *b == b'\n').next().unwrap_or_default();
-    let mut parts = first.split(|b| *b == b' ');
-    let method = parts.next().unwrap_or_default();
-    let path = parts.next().unwrap_or_default();
-    let (status, ctype, body) = if method == b"GET" && (path == b"/metrics" || path == b"/") {
+    let Some(req) = http::read_request(&mut conn).await else {
+        return;
+    };
+    let reply = if req.method == "GET" && (req.path() == "/metrics" || req.path() == "/") {
         refresh(src);
         handle.run_upkeep();
-        (
+        http::Response::new(
             "200 OK",
             "text/plain; version=0.0.4; charset=utf-8",
             handle.render(),
         )
     } else {
-        ("404 Not Found", "text/plain", "not found\n".to_string())
+        http::Response::text("404 Not Found", "not found")
     };
-    let reply = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = conn.write_all(reply.as_bytes()).await;
-    let _ = conn.write_all(body.as_bytes()).await;
-    let _ = conn.shutdown().await;
+    reply.send(&mut conn, false).await;
 }

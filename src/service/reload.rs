@@ -2,7 +2,7 @@
 //! (ingest rules, revenue rates, audience definitions, destinations and their quotas and
 //! credentials, auth tokens) — or refuse the new file whole, keep running on the old one, and
 //! say why in the log. Keys that need a restart (listen addresses, storage, TLS, metrics,
-//! clock) keep their running values and are named in the log.
+//! the status page, clock) keep their running values and are named in the log.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -86,10 +86,14 @@ impl Reloader {
         restart_only!("storage", storage);
         restart_only!("tls", tls);
         restart_only!("metrics", metrics);
+        restart_only!("web", web);
         restart_only!("clock", clock);
         restart_only!("log", log);
 
         // Build everything before changing anything: a bad part refuses the whole file.
+        // The page keeps its address, so it must still be allowed under the new [auth].
+        new.web
+            .validate(new.server.listen, &new.metrics, &new.auth)?;
         let settings = Settings::from_config(&new)?;
         let params = new.audiences.rules()?;
         let currencies = Arc::new(CurrencyTable::from_config(&new.revenue)?);

@@ -1,4 +1,4 @@
-//! Config sections for running as a service: `[metrics]`, `[auth]`, `[tls]`.
+//! Config sections for running as a service: `[metrics]`, `[auth]`, `[tls]`, `[web]`.
 //!
 //! Kept apart from `config.rs` so the core settings and the operational ones evolve
 //! independently; `Config` only holds one field per section.
@@ -55,6 +55,68 @@ pub struct TlsConfig {
     pub key_file: Option<PathBuf>,
     /// PEM CA bundle; when set, clients must present a certificate it signed (mTLS).
     pub client_ca_file: Option<PathBuf>,
+}
+
+/// `[web]`: the read-only status page (see `src/web`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Address of the plain-HTTP page; `""` disables it; port 0 picks a free port (printed
+    /// at start).
+    #[serde(deserialize_with = "optional_addr")]
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 9466))),
+        }
+    }
+}
+
+impl WebConfig {
+    /// Off loopback the page is only served behind the admin token, so `[auth]` must be on;
+    /// and it needs a port of its own.
+    pub fn validate(
+        &self,
+        server_listen: SocketAddr,
+        metrics: &MetricsConfig,
+        auth: &AuthConfig,
+    ) -> Result<(), ConfigError> {
+        let Some(listen) = self.listen else {
+            return Ok(());
+        };
+        if listen.port() != 0
+            && (listen == server_listen || (metrics.enabled && listen == metrics.listen))
+        {
+            return Err(ConfigError::invalid(
+                "web.listen",
+                "is the same address as server.listen or metrics.listen",
+            ));
+        }
+        if !listen.ip().is_loopback() && !auth.enabled {
+            return Err(ConfigError::invalid(
+                "web.listen",
+                "is not a loopback address, and off loopback the page needs the admin token: \
+                 enable [auth] (with admin_token_file), or keep the page on 127.0.0.1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `"host:port"`, or `""` for none.
+fn optional_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    s.trim().parse().map(Some).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "{e} (expected \"host:port\" like \"127.0.0.1:9466\", or \"\" to disable)"
+        ))
+    })
 }
 
 /// Checks the three sections for consistency (file contents are read at `serve` time).
@@ -144,6 +206,49 @@ mod tests {
         assert!(err.to_string().contains("tls.key_file"), "{err}");
         let err = Config::parse("[tls]\nclient_ca_file = \"ca.pem\"\n").unwrap_err();
         assert!(err.to_string().contains("tls.client_ca_file"), "{err}");
+    }
+
+    #[test]
+    fn web_page_defaults_to_loopback_and_can_be_disabled() {
+        let cfg = Config::bundled().expect("bundled");
+        let listen = cfg.web.listen.expect("page on by default");
+        assert!(listen.ip().is_loopback());
+        let cfg = Config::parse("[web]\nlisten = \"\"\n").expect("disabled");
+        assert!(cfg.web.listen.is_none());
+        let err = Config::parse("[web]\nlisten = \"nowhere\"\n").unwrap_err();
+        assert!(err.to_string().contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn web_page_off_loopback_needs_auth() {
+        let err = Config::parse("[web]\nlisten = \"0.0.0.0:9466\"\n").unwrap_err();
+        assert!(err.to_string().contains("web.listen"), "{err}");
+        assert!(err.to_string().contains("admin"), "{err}");
+        let cfg = Config::parse(
+            "[web]\nlisten = \"0.0.0.0:9466\"\n[auth]\nenabled = true\n\
+             ingest_token_file = \"i\"\nquery_token_file = \"q\"\nadmin_token_file = \"a\"\n",
+        )
+        .expect("with auth");
+        assert!(cfg.web.listen.is_some());
+        let err = Config::parse("[web]\nlisten = \"127.0.0.1:9464\"\n").unwrap_err();
+        assert!(err.to_string().contains("web.listen"), "{err}");
+    }
+
+    #[test]
+    fn size_history_keys_are_checked() {
+        let err = Config::parse("[storage]\nsize_sample_interval = \"0s\"\n").unwrap_err();
+        assert!(
+            err.to_string().contains("storage.size_sample_interval"),
+            "{err}"
+        );
+        let err = Config::parse(
+            "[storage]\nsize_sample_interval = \"1h\"\nsize_history_retention = \"5m\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("storage.size_history_retention"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// The sync state of one destination × audience, for `GetSyncStatus`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListStatus {
-    /// Eligible members that should be on the list.
+    /// Eligible members, not held out, that should be on the list.
     pub desired: u64,
     /// Members the network confirmed.
     pub confirmed: u64,
@@ -450,6 +450,9 @@ impl Worker {
     /// Gives every list mapped with `create = true` its id: the one stored when the daemon
     /// created it, or a newly created one (stored at once, so it is created only once).
     async fn resolve_lists(&mut self) {
+        if !self.spec.dest.has_list_ids() {
+            return;
+        }
         for i in 0..self.spec.lists.len() {
             if !self.spec.lists[i].list_id.is_empty()
                 || self.parked.contains(&self.spec.lists[i].audience)
@@ -509,14 +512,16 @@ impl Worker {
         };
         let members = db.audiences.members(a);
         let eligible = db.audiences.eligible();
-        let desired_count = members.intersection_len(eligible);
+        // Held-out members stay in the audience but are never pushed (insight::holdout).
+        let held = db.audiences.holdout(a);
+        let desired_count = members.intersection_len(eligible) - held.intersection_len(eligible);
         let mut adds = Vec::new();
         let mut removes = Vec::new();
         let mut consider = |c: CustomerIdx| {
             let Some(cust) = db.facts.customers.get(c as usize) else {
                 return;
             };
-            let desired = if members.contains(c) && eligible.contains(c) {
+            let desired = if members.contains(c) && eligible.contains(c) && !held.contains(c) {
                 RemoteMember::from_profile(&cust.profile)
             } else {
                 None
@@ -847,9 +852,10 @@ impl Worker {
                     continue;
                 };
                 let members = db.audiences.members(a);
+                let held = db.audiences.holdout(a);
                 members
                     .iter()
-                    .filter(|c| db.audiences.is_eligible(*c))
+                    .filter(|c| db.audiences.is_eligible(*c) && !held.contains(*c))
                     .filter_map(|c| {
                         let cust = db.facts.customers.get(c as usize)?;
                         Some((cust.id.clone(), RemoteMember::from_profile(&cust.profile)?))

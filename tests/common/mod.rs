@@ -2,6 +2,8 @@
 //! directory and log file, and talks to it over gRPC.
 #![allow(dead_code)]
 
+pub mod population;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,6 +22,8 @@ pub struct Daemon {
     pub addr: SocketAddr,
     /// The Prometheus endpoint, when `[metrics]` is enabled.
     pub metrics: Option<SocketAddr>,
+    /// The status page, when `[web]` is enabled.
+    pub web: Option<SocketAddr>,
     pub dir: PathBuf,
     pub log: PathBuf,
 }
@@ -55,12 +59,20 @@ impl Daemon {
         let (tx, rx) = std::sync::mpsc::channel();
         let metrics = std::sync::Arc::new(std::sync::Mutex::new(None::<SocketAddr>));
         let metrics_seen = metrics.clone();
+        let web = std::sync::Arc::new(std::sync::Mutex::new(None::<SocketAddr>));
+        let web_seen = web.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                // The metrics line comes first, so it is known once the listen line arrives.
+                // The metrics and page lines come first, so they are known once the listen
+                // line arrives.
                 if let Some(addr) = line.strip_prefix("audiencesync metrics on ") {
                     if let Ok(mut m) = metrics_seen.lock() {
                         *m = addr.trim().parse().ok();
+                    }
+                }
+                if let Some(url) = line.strip_prefix("audiencesync status page on http://") {
+                    if let Ok(mut w) = web_seen.lock() {
+                        *w = url.trim().trim_end_matches('/').parse().ok();
                     }
                 }
                 if let Some(addr) = line.strip_prefix("audiencesync listening on ") {
@@ -79,10 +91,12 @@ impl Daemon {
             }
         };
         let metrics = metrics.lock().ok().and_then(|m| *m);
+        let web = web.lock().ok().and_then(|w| *w);
         Self {
             child: Some(child),
             addr,
             metrics,
+            web,
             dir: dir.to_path_buf(),
             log,
         }
@@ -121,6 +135,11 @@ impl Daemon {
         conn.read_to_string(&mut out).expect("read metrics");
         assert!(out.starts_with("HTTP/1.1 200"), "{out}");
         out
+    }
+
+    /// One request to the status page over a plain TCP socket: (status code, headers, body).
+    pub fn http_get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+        http_get(self.web.expect("status page enabled"), path, headers)
     }
 
     pub fn url(&self) -> String {
@@ -194,7 +213,8 @@ impl Drop for Daemon {
     }
 }
 
-/// Writes `dir/audiencesync.toml`: loopback port 0 for gRPC and metrics, sled in `dir/data`,
+/// Writes `dir/audiencesync.toml`: loopback port 0 for gRPC, metrics and the status page,
+/// sled in `dir/data`,
 /// then `extra_toml` (which continues the `[storage]` table unless it opens another).
 pub fn write_config(dir: &Path, extra_toml: &str) -> PathBuf {
     std::fs::create_dir_all(dir).expect("test dir");
@@ -205,6 +225,11 @@ pub fn write_config(dir: &Path, extra_toml: &str) -> PathBuf {
     } else {
         "[metrics]\nlisten = \"127.0.0.1:0\"\n"
     };
+    let web = if extra_toml.contains("[web]") {
+        ""
+    } else {
+        "[web]\nlisten = \"127.0.0.1:0\"\n"
+    };
     let server = if extra_toml.contains("[server]") {
         String::new()
     } else {
@@ -213,7 +238,7 @@ pub fn write_config(dir: &Path, extra_toml: &str) -> PathBuf {
     std::fs::write(
         &cfg,
         format!(
-            "{metrics}{server}[storage]\ndata_dir = \"{}\"\n{extra_toml}\n",
+            "{metrics}{web}{server}[storage]\ndata_dir = \"{}\"\n{extra_toml}\n",
             data.display()
         ),
     )
@@ -402,4 +427,37 @@ pub async fn stats(d: &Daemon) -> v1::StoreStats {
         .await
         .expect("stats")
         .into_inner()
+}
+
+/// One HTTP/1.1 request over a plain TCP socket: (status code, head, body).
+pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+    http_request(addr, "GET", path, headers)
+}
+
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).expect("connect");
+    let mut req = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    conn.write_all(req.as_bytes()).expect("send");
+    let mut out = String::new();
+    conn.read_to_string(&mut out).expect("read");
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, head.to_string(), body.to_string())
 }

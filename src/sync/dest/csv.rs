@@ -159,6 +159,10 @@ impl Destination for CsvDestination {
         100_000
     }
 
+    fn has_list_ids(&self) -> bool {
+        false
+    }
+
     async fn add(&self, list: &ListRef, members: &[RemoteMember]) -> Result<Accepted, PushError> {
         self.delta(list, "add", members)
     }

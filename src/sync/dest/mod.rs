@@ -137,6 +137,11 @@ pub trait Destination: Send + Sync {
     async fn poll(&self, _request_id: &str) -> Result<RequestState, PushError> {
         Ok(RequestState::Succeeded(None))
     }
+    /// Whether lists are named by an id at the network (CSV lists are directories named after
+    /// their audience: nothing to name or create).
+    fn has_list_ids(&self) -> bool {
+        true
+    }
     /// Creates the remote list for `audience` and returns its id.
     async fn create_list(&self, audience: &str) -> Result<String, PushError> {
         Err(PushError::Permanent {

@@ -1,0 +1,607 @@
+//! The status page end to end: the real daemon serves it, headless Chromium loads it (over
+//! the DevTools protocol) and must show the seeded audiences, their sizes and a chart, with no
+//! console error; the HTTP side is read-only, typed, CSP-locked and behind the admin token when
+//! `[auth]` is on; the size history behind the chart is sampled by the daemon's clock, served
+//! over gRPC, and survives a restart.
+//!
+//! `cargo test --test status_page -- --ignored screenshot` rewrites `docs/status-page.png` from
+//! the feed generator's demo shop.
+
+mod browser;
+mod common;
+mod fakes;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use audiencesync::proto::v1;
+use base64::Engine as _;
+use common::*;
+
+const ADMIN: &str = "admin-token-0123456789";
+const QUERY: &str = "query-token-0123456789";
+const INGEST: &str = "ingest-token-0123456789";
+
+/// Chromium, or `None` outside CI when it is not installed (CI must run the browser test:
+/// `.ci/run` installs Debian's `chromium`).
+fn chromium() -> Option<std::path::PathBuf> {
+    let found = browser::find_chromium();
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but chromium is not installed (apt-get install chromium)"
+        );
+        eprintln!("chromium not found: skipping the browser check (CI=true makes this fail)");
+    }
+    found
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Eight buyers (the top quarter by revenue, ties included, is c0..c3; c3 without consent)
+/// and one registered customer with a cart and no order.
+fn shop(now: i64) -> Vec<v1::Event> {
+    let revenues = [10_000, 5_000, 5_000, 5_000, 1_000, 1_000, 500, 100];
+    let mut out = Vec::new();
+    for (i, r) in revenues.iter().enumerate() {
+        let id = format!("c{i}");
+        let who = (
+            format!("Given{i}"),
+            format!("Family{i}"),
+            format!("9410{i}"),
+        );
+        out.push(ev(
+            &format!("u-{id}"),
+            now - 30 * DAY,
+            customer_named(
+                &id,
+                &format!("person.{i}@example.com"),
+                &format!("+1212555{:04}", 100 + i),
+                i != 3,
+                (&who.0, &who.1, &who.2),
+            ),
+        ));
+        out.push(ev(
+            &format!("o-{id}"),
+            now - 10 * DAY,
+            order(&format!("o-{id}"), &id, *r, "USD"),
+        ));
+    }
+    out.push(ev(
+        "u-c9",
+        now - 20 * DAY,
+        customer("c9", "cart.person@example.com", "+12125550999", true),
+    ));
+    out.push(ev("k-c9", now - 60, cart("k-c9", "c9", 3)));
+    out
+}
+
+fn csv_destination(dir: &Path) -> String {
+    format!(
+        "[[destinations]]\nname = \"csv\"\nkind = \"csv\"\ndir = \"{}\"\nlinger = \"100ms\"\n\
+         lists = [{{ audience = \"vip\" }}, {{ audience = \"cart_abandoners\" }}]\n",
+        dir.join("exports").display()
+    )
+}
+
+async fn advance(d: &Daemon, secs: i64) {
+    d.admin()
+        .await
+        .set_clock(v1::SetClockRequest {
+            now: None,
+            advance_seconds: secs,
+        })
+        .await
+        .expect("set clock");
+}
+
+async fn size_history(
+    d: &Daemon,
+    req: v1::GetAudienceSizeHistoryRequest,
+) -> Result<v1::AudienceSizeHistory, tonic::Status> {
+    d.audience()
+        .await
+        .get_audience_size_history(req)
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// The seeded daemon: manual clock, the shop above, then two hours in two steps (the cart is
+/// abandoned after one), each step a size sample.
+fn seeded_daemon(dir: &Path, rt: &tokio::runtime::Runtime) -> Daemon {
+    let d = Daemon::start(
+        dir,
+        &format!(
+            "size_sample_interval = \"1m\"\n[clock]\nmode = \"manual\"\n{}",
+            csv_destination(dir)
+        ),
+    );
+    rt.block_on(async {
+        let acks = stream(&d, vec![shop(now_secs())]).await;
+        assert_eq!(acks[0].applied, 18, "{acks:?}");
+        advance(&d, 3600 + 60).await;
+        advance(&d, 3600).await;
+        // The CSV lists are confirmed, so the sync table is settled.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let st = d
+                .admin()
+                .await
+                .get_sync_status(v1::GetSyncStatusRequest::default())
+                .await
+                .expect("status")
+                .into_inner()
+                .states;
+            let confirmed = |a: &str| {
+                st.iter()
+                    .find(|s| s.audience == a)
+                    .map(|s| (s.confirmed_size, s.pending_adds))
+            };
+            if confirmed("vip") == Some((3, 0)) && confirmed("cart_abandoners") == Some((1, 0)) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "csv lists never settled: {st:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    d
+}
+
+#[test]
+fn the_page_shows_the_seeded_audiences_and_a_chart_without_console_errors() {
+    let Some(exe) = chromium() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let rt = runtime();
+    let d = seeded_daemon(tmp.path(), &rt);
+    let web = d.web.expect("status page address printed");
+
+    let mut b = browser::Browser::launch(&exe, (1280, 1000));
+    b.navigate(&format!("http://{web}/"));
+    b.wait_for(
+        "the page to render the daemon's status",
+        "document.body.dataset.loaded === 'true'",
+        30,
+    );
+    let seen = b.eval(
+        r#"(() => {
+            const cells = (sel) => Array.from(document.querySelectorAll(sel)).map((tr) =>
+                Array.from(tr.querySelectorAll('td')).map((td) => td.textContent.trim()));
+            const byName = {};
+            for (const tr of document.querySelectorAll('#sec-audiences tr[data-audience]')) {
+                byName[tr.dataset.audience] = Array.from(tr.querySelectorAll('td.num'))
+                    .map((td) => td.textContent.trim());
+            }
+            return {
+                audiences: byName,
+                lines: Array.from(document.querySelectorAll('#sec-sizes svg.chart path.line'))
+                    .map((p) => ({ series: p.dataset.series, points: p.getAttribute('d').split('L').length })),
+                sync: cells('#sec-sync tr[data-destination]'),
+                problem: document.getElementById('problem').hidden,
+                title: document.title,
+            };
+        })()"#,
+    );
+    let errors = b.errors();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    assert_eq!(seen["title"], "audiencesync status");
+    assert_eq!(seen["problem"], true, "no problem banner: {seen}");
+    // Members and eligible members, as the daemon counts them.
+    assert_eq!(
+        seen["audiences"]["vip"],
+        serde_json::json!(["4", "3"]),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["audiences"]["cart_abandoners"],
+        serde_json::json!(["1", "1"]),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["audiences"]["stage_new"],
+        serde_json::json!(["8", "7"]),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["audiences"].as_object().map(|o| o.len()),
+        Some(11),
+        "{seen}"
+    );
+    // One line per audience in the two charts, each through all three samples.
+    let lines = seen["lines"].as_array().expect("lines");
+    assert_eq!(lines.len(), 11, "{seen}");
+    let vip = lines
+        .iter()
+        .find(|l| l["series"] == "vip")
+        .expect("vip line");
+    assert_eq!(vip["points"], 3, "{seen}");
+    // Sync rows: destination × audience with confirmed / desired.
+    let sync = seen["sync"].as_array().expect("sync rows");
+    assert_eq!(sync.len(), 2, "{seen}");
+    let vip_row = sync.iter().find(|r| r[1] == "vip").expect("vip sync row");
+    assert_eq!(vip_row[2], "in sync", "{seen}");
+    assert!(
+        vip_row[3].as_str().is_some_and(|s| s.starts_with("3 / 3")),
+        "{seen}"
+    );
+
+    // Clicking a range and hiding a series redraws without errors.
+    b.eval(
+        "Array.from(document.querySelectorAll('#sec-sizes .seg button'))\
+         .find((x) => x.textContent === '24 h').click()",
+    );
+    b.wait_for(
+        "the 24 h range to be selected",
+        "document.querySelector('#sec-sizes .seg button.on').textContent === '24 h'",
+        10,
+    );
+    b.eval(
+        "Array.from(document.querySelectorAll('#sec-sizes .legend button'))\
+         .find((x) => x.textContent.includes('vip')).click()",
+    );
+    b.wait_for(
+        "the vip line to be hidden",
+        "!document.querySelector('#sec-sizes path.line[data-series=\"vip\"]')",
+        10,
+    );
+    let errors = b.errors();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    drop(b);
+    d.stop();
+}
+
+#[test]
+fn the_page_is_read_only_typed_and_locked_down() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = Daemon::start(tmp.path(), "");
+    for (path, ctype) in [
+        ("/", "text/html; charset=utf-8"),
+        ("/app.js", "text/javascript; charset=utf-8"),
+        ("/style.css", "text/css; charset=utf-8"),
+        ("/api/status", "application/json"),
+        ("/api/sizes?range=24h&max_points=10", "application/json"),
+    ] {
+        let (code, head, body) = d.http_get(path, &[]);
+        assert_eq!(code, 200, "{path}: {head}");
+        assert!(
+            head.contains(&format!("Content-Type: {ctype}\r\n")),
+            "{path}: {head}"
+        );
+        assert!(
+            head.contains(&format!(
+                "Content-Security-Policy: {}",
+                audiencesync::web::CONTENT_SECURITY_POLICY
+            )),
+            "{path}: {head}"
+        );
+        assert!(head.contains("X-Content-Type-Options: nosniff"), "{head}");
+        assert!(!body.is_empty(), "{path}");
+    }
+    let (_, _, body) = d.http_get("/api/status", &[]);
+    let status: serde_json::Value = serde_json::from_str(&body).expect("status JSON");
+    assert_eq!(status["audiences"].as_array().map(Vec::len), Some(11));
+    assert_eq!(status["sync"]["running"], true);
+    assert!(status["now"].as_f64().is_some_and(|t| t > 1.6e9));
+
+    let (code, _, body) = d.http_get("/api/sizes?range=soon", &[]);
+    assert_eq!(code, 400);
+    assert!(body.starts_with("range:"), "{body}");
+    let (code, _, body) = d.http_get("/api/sizes?max_points=0", &[]);
+    assert_eq!(code, 400);
+    assert!(body.starts_with("max_points:"), "{body}");
+    let (code, head, _) = http_request(d.web.expect("web"), "POST", "/api/status", &[]);
+    assert_eq!(code, 405, "{head}");
+    assert!(head.contains("Allow: GET, HEAD"), "{head}");
+    let (code, head, body) = http_request(d.web.expect("web"), "HEAD", "/", &[]);
+    assert_eq!(code, 200, "{head}");
+    assert!(body.is_empty(), "HEAD has no body");
+    assert_eq!(d.http_get("/nope", &[]).0, 404);
+    // Without a token, a request addressed to another name (DNS rebinding) is refused.
+    let (code, _, _) = d.http_get("/api/status", &[("Host", "attacker.example:9466")]);
+    assert_eq!(code, 421);
+    assert_eq!(d.http_get("/", &[("Host", "localhost:9466")]).0, 200);
+    d.stop();
+}
+
+#[test]
+fn the_page_needs_the_admin_token_when_auth_is_on() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    for (name, token) in [("ingest", INGEST), ("query", QUERY), ("admin", ADMIN)] {
+        std::fs::write(tmp.path().join(name), token).expect("token file");
+    }
+    let auth = format!(
+        "[auth]\nenabled = true\ningest_token_file = \"{0}/ingest\"\n\
+         query_token_file = \"{0}/query\"\nadmin_token_file = \"{0}/admin\"\n",
+        tmp.path().display()
+    );
+    let d = Daemon::start(tmp.path(), &auth);
+    let basic = |user_and_token: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(user_and_token)
+        )
+    };
+    let (code, head, _) = d.http_get("/", &[]);
+    assert_eq!(code, 401, "{head}");
+    assert!(
+        head.contains("WWW-Authenticate: Basic realm=\"audiencesync\""),
+        "{head}"
+    );
+    assert_eq!(
+        d.http_get(
+            "/api/status",
+            &[("Authorization", "Bearer wrong-token-0123456789")]
+        )
+        .0,
+        401
+    );
+    let query = basic(&format!("ops:{QUERY}"));
+    assert_eq!(
+        d.http_get("/api/status", &[("Authorization", &query)]).0,
+        403
+    );
+    let admin = basic(&format!("ops:{ADMIN}"));
+    let (code, _, body) = d.http_get("/api/status", &[("Authorization", &admin)]);
+    assert_eq!(code, 200);
+    assert!(body.contains("\"audiences\""), "{body}");
+    let bearer = format!("Bearer {ADMIN}");
+    assert_eq!(d.http_get("/", &[("Authorization", &bearer)]).0, 200);
+    // With a token, the Host name does not matter (the token is the guard).
+    assert_eq!(
+        d.http_get(
+            "/api/status",
+            &[("Authorization", &bearer), ("Host", "status.example:443")]
+        )
+        .0,
+        200
+    );
+    d.stop();
+
+    // Off loopback: the token is required there too, and a reload that turns [auth] off is
+    // refused (the page keeps its address until a restart).
+    let off = tmp.path().join("off-loopback");
+    let d = Daemon::start(&off, &format!("{auth}[web]\nlisten = \"0.0.0.0:0\"\n"));
+    let web = d.web.expect("web");
+    assert!(web.ip().is_unspecified(), "{web}");
+    let local = std::net::SocketAddr::from(([127, 0, 0, 1], web.port()));
+    assert_eq!(http_get(local, "/", &[]).0, 401);
+    assert_eq!(http_get(local, "/", &[("Authorization", &bearer)]).0, 200);
+    let cfg = off.join("audiencesync.toml");
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(
+        &cfg,
+        text.replace("enabled = true", "enabled = false")
+            .replace("0.0.0.0:0", "127.0.0.1:0"),
+    )
+    .expect("rewrite config");
+    let ok = std::process::Command::new("kill")
+        .args(["-HUP", &d.pid().to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "SIGHUP sent");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !d.log_text().contains("config reload refused") {
+        assert!(
+            Instant::now() < deadline,
+            "reload not refused:\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(d.log_text().contains("web.listen"), "{}", d.log_text());
+    assert_eq!(http_get(local, "/api/status", &[]).0, 401);
+    d.stop();
+
+    // Off loopback without [auth], the daemon refuses to start, naming the key.
+    let (status, stderr) =
+        Daemon::start_failing(&tmp.path().join("open"), "[web]\nlisten = \"0.0.0.0:0\"\n");
+    assert!(!status.success());
+    assert!(stderr.contains("web.listen"), "{stderr}");
+}
+
+#[test]
+fn sizes_are_sampled_by_the_daemon_clock_served_over_grpc_and_kept_across_restarts() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let rt = runtime();
+    let extra = "size_sample_interval = \"5m\"\n[clock]\nmode = \"manual\"\n";
+    let d = Daemon::start(tmp.path(), extra);
+    let kept = rt.block_on(async {
+        stream(&d, vec![shop(now_secs())]).await;
+        // Two minutes: not yet due. Then 5 and 60 minutes: one sample each.
+        advance(&d, 120).await;
+        let before = size_history(&d, Default::default()).await.expect("history");
+        advance(&d, 180).await;
+        advance(&d, 3600).await;
+        let h = size_history(&d, Default::default()).await.expect("history");
+        assert_eq!(h.interval_seconds, 300);
+        assert_eq!(h.samples.len(), before.samples.len() + 2, "{h:?}");
+        let last = h.samples.last().expect("a sample");
+        let vip = last
+            .sizes
+            .iter()
+            .find(|p| p.audience == "vip")
+            .expect("vip");
+        assert_eq!((vip.size, vip.eligible_size), (4, 3));
+        assert_eq!(last.sizes.len(), 11);
+        // One audience, the newest point only.
+        let one = size_history(
+            &d,
+            v1::GetAudienceSizeHistoryRequest {
+                audiences: vec!["cart_abandoners".into()],
+                max_points: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("one");
+        assert_eq!(one.samples.len(), 1);
+        assert_eq!(one.samples[0].at, last.at);
+        assert_eq!(one.samples[0].sizes.len(), 1);
+        assert_eq!(one.samples[0].sizes[0].size, 1);
+        // A window that ends before the last sample.
+        let last_secs = last.at.as_ref().map_or(0, |t| t.seconds);
+        let earlier = size_history(
+            &d,
+            v1::GetAudienceSizeHistoryRequest {
+                until: ts(last_secs - 1),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("earlier");
+        assert_eq!(earlier.samples.len(), h.samples.len() - 1);
+        let err = size_history(
+            &d,
+            v1::GetAudienceSizeHistoryRequest {
+                audiences: vec!["nope".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect_err("unknown audience");
+        assert_eq!(err.code(), tonic::Code::NotFound);
+        assert!(err.message().contains("nope"), "{err}");
+        let err = size_history(
+            &d,
+            v1::GetAudienceSizeHistoryRequest {
+                max_points: 10_001,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect_err("too many points");
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().contains("max_points"), "{err}");
+        h
+    });
+    assert!(d.stop().success());
+    // A restart reads them back from sled (the first tick may add one more).
+    let d = Daemon::start(tmp.path(), extra);
+    let again = rt
+        .block_on(size_history(&d, Default::default()))
+        .expect("history");
+    assert_eq!(again.samples[..kept.samples.len()], kept.samples[..]);
+    d.stop();
+}
+
+/// Writes `docs/status-page.png`: the feed generator's demo shop arriving in ten daily waves
+/// (manual clock, a size sample every three hours), CSV, Google and Meta destinations (local
+/// fakes), one Meta list parked on a permanent error so the page shows an error and its fix.
+#[test]
+#[ignore = "writes docs/status-page.png; run by hand"]
+fn screenshot() {
+    let exe = browser::find_chromium().expect("chromium is needed for the screenshot");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let rt = runtime();
+    let (g, m) = rt.block_on(async {
+        let g = fakes::FakeGoogle::start().await;
+        let m = fakes::FakeMeta::start("meta-system-user-token", None).await;
+        m.create_audience("222");
+        m.create_audience("223");
+        (g, m)
+    });
+    let creds = tmp.path().join("google-oauth.json");
+    std::fs::write(
+        &creds,
+        format!(
+            r#"{{"client_id":"cid","client_secret":"csecret","refresh_token":"{}"}}"#,
+            g.valid_refresh_token()
+        ),
+    )
+    .expect("google creds");
+    std::fs::write(tmp.path().join("meta-token"), "meta-system-user-token").expect("meta token");
+    let cfg = format!(
+        r#"size_sample_interval = "3h"
+[clock]
+mode = "manual"
+
+[[destinations]]
+name = "csv"
+kind = "csv"
+dir = "{exports}"
+linger = "100ms"
+lists = [{{ audience = "vip" }}, {{ audience = "lapsed_90" }}, {{ audience = "cart_abandoners" }}]
+
+[[destinations]]
+name = "google"
+kind = "google"
+api_base = "{gb}"
+token_url = "{gt}"
+operating_account_id = "1234567890"
+credentials_file = "{creds}"
+linger = "100ms"
+status_poll_interval = "200ms"
+lists = [{{ audience = "vip", list_id = "111" }}, {{ audience = "lapsed_90", list_id = "112" }}]
+
+[[destinations]]
+name = "meta"
+kind = "meta"
+api_base = "{mb}"
+access_token_file = "{mt}"
+linger = "100ms"
+lists = [{{ audience = "vip", list_id = "222" }}, {{ audience = "cart_abandoners", list_id = "223" }}]
+"#,
+        exports = tmp.path().join("exports").display(),
+        gb = g.base_url,
+        gt = g.token_url,
+        creds = creds.display(),
+        mb = m.base_url,
+        mt = tmp.path().join("meta-token").display(),
+    );
+    let d = Daemon::start(tmp.path(), &cfg);
+    // Terms of service not accepted: Meta's first push parks (the page shows the fix).
+    m.inject(fakes::Fault::MetaError {
+        code: 200,
+        subcode: Some(1870090),
+        transient: false,
+    });
+    for wave in 0..10 {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_audiencesync"))
+            .args(["feed", "--addr", &d.url(), "--customers", "400", "--json"])
+            .args(["--seed", &(100 + wave).to_string()])
+            .output()
+            .expect("run feed");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        rt.block_on(async {
+            for _ in 0..8 {
+                advance(&d, 3 * 3600).await;
+            }
+        });
+    }
+    // Let the workers catch up with the last step.
+    std::thread::sleep(Duration::from_secs(5));
+    let mut b = browser::Browser::launch(&exe, (1280, 1000));
+    b.navigate(&format!("http://{}/", d.web.expect("web")));
+    b.wait_for(
+        "the page to render",
+        "document.body.dataset.loaded === 'true'",
+        30,
+    );
+    b.eval(
+        "Array.from(document.querySelectorAll('#sec-sizes .seg button'))\
+         .find((x) => x.textContent === '30 days').click()",
+    );
+    b.wait_for(
+        "the 30-day range",
+        "document.querySelector('#sec-sizes .seg button.on').textContent === '30 days'",
+        10,
+    );
+    let errors = b.errors();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    let png = b.screenshot_png(1280);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/status-page.png");
+    std::fs::write(&path, png).expect("write screenshot");
+    eprintln!("wrote {}", path.display());
+    drop(b);
+    d.stop();
+}
