@@ -208,6 +208,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         mtls = api::tls::mutual(&cfg.tls),
         "audiencesync serving"
     );
+    // Every signal the daemon handles is registered before it reports ready (see StopSignals).
+    let stop_signals = StopSignals::listen()?;
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("listening for SIGHUP")?;
     // A stable line on stdout for scripts and tests that start the daemon on port 0.
     println!("audiencesync listening on {addr}");
     service::notify::ready();
@@ -223,7 +227,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         store: store.clone(),
         feed,
     };
-    tokio::spawn(reloader.run_on_sighup());
+    tokio::spawn(reloader.run_on_sighup(hup));
 
     // On SIGTERM/SIGINT the server stops accepting and lets in-flight calls finish, but only
     // for SHUTDOWN_GRACE: a client that keeps its connection open cannot hold the exit hostage.
@@ -235,7 +239,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tls,
     };
     let server = api::server::serve(listener, ctx, opts, async move {
-        shutdown_signal().await;
+        stop_signals.recv().await;
         service::notify::stopping();
         signalled.notify_one();
     });
@@ -261,20 +265,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// How long in-flight calls may run after a stop signal.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM received"),
-                _ = int.recv() => tracing::info!("SIGINT received"),
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+/// SIGTERM and SIGINT, listened for before the daemon says it is ready: a signal that came
+/// between READY and a later registration would kill the process with the default action.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+        })
+    }
+
+    /// Resolves on SIGTERM or SIGINT.
+    async fn recv(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("SIGTERM received"),
+            _ = self.int.recv() => tracing::info!("SIGINT received"),
         }
     }
 }

@@ -113,16 +113,9 @@ impl Reloader {
         Ok(kept)
     }
 
-    /// Reloads on every SIGHUP until the process ends.
-    pub async fn run_on_sighup(self) {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut hup = match signal(SignalKind::hangup()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGHUP; config reload disabled");
-                return;
-            }
-        };
+    /// Reloads on every SIGHUP until the process ends. `hup` is registered by the caller
+    /// before the daemon reports ready, so an early `systemctl reload` cannot kill it.
+    pub async fn run_on_sighup(self, mut hup: tokio::signal::unix::Signal) {
         while hup.recv().await.is_some() {
             match self.reload().await {
                 Ok(kept) if kept.is_empty() => tracing::info!("config reloaded"),
