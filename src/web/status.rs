@@ -39,6 +39,10 @@ pub struct AudienceRow {
     pub size: u64,
     /// Members eligible for push (consent granted, at least one identifier).
     pub eligible: u64,
+    /// Members held out: never pushed, the comparison group of the lift section.
+    pub holdout: u64,
+    /// The holdout share configured for the audience, as written (`"0.2"`; `"0"`: none).
+    pub holdout_fraction: String,
     /// When membership last changed.
     pub last_changed_at: Option<f64>,
 }
@@ -138,6 +142,8 @@ pub fn status(ctx: &Context) -> Status {
                     definition: d.definition,
                     size: d.size,
                     eligible: d.eligible_size,
+                    holdout: d.holdout_size,
+                    holdout_fraction: d.holdout_fraction,
                     last_changed_at: db.audiences.last_changed(*a).map(secs),
                 }
             })
