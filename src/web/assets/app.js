@@ -101,16 +101,21 @@ const isNum = (x) => typeof x === 'number' && Number.isFinite(x);
 // A rate as a percentage with one decimal ("30.0%"); "–" when undefined.
 const fmtRate = (x) => (isNum(x) ? `${(x * 100).toFixed(1)}%` : '–');
 const sign = (x) => (x > 0 ? '+' : x < 0 ? '−' : '');
+// `digits` of |x| with the sign in front, none when it rounds to zero ("+1.5", "0.0", "−2.0").
+function signed(x, digits) {
+  const text = Math.abs(x).toFixed(digits);
+  return Number(text) === 0 ? text : `${sign(x)}${text}`;
+}
 // A signed difference of rates in percentage points ("+20.0 points").
-const fmtPoints = (x) => (isNum(x) ? `${sign(x)}${Math.abs(x * 100).toFixed(1)} points` : '–');
-const fmtSignedRate = (x) => (isNum(x) ? `${sign(x)}${Math.abs(x * 100).toFixed(1)}%` : '–');
+const fmtPoints = (x) => (isNum(x) ? `${signed(x * 100, 1)} points` : '–');
+const fmtSignedRate = (x) => (isNum(x) ? `${signed(x * 100, 1)}%` : '–');
 // "30.0%" → "30.0": the unit goes after the second bound of an interval only.
 const bare = (x, f) => f(x).replace(/ points$|%$/, '');
 const ci = (low, high, f) => (isNum(low) && isNum(high)
   ? `95% CI ${bare(low, f)} to ${f(high)}` : 'no interval yet');
 
 // Amounts are integers in minor units of the revenue currency (see /api/insights).
-function fmtMoney(minor, signed) {
+function fmtMoney(minor, withSign) {
   if (!isNum(minor)) return '–';
   const ins = data.insights;
   const exp = ins ? ins.currency_exponent : 2;
@@ -118,8 +123,10 @@ function fmtMoney(minor, signed) {
     style: 'currency', currency: (ins && ins.lift.revenue_currency) || 'USD',
     minimumFractionDigits: exp, maximumFractionDigits: exp,
   });
-  const text = f.format(Math.abs(minor) / 10 ** exp);
-  return signed ? `${sign(minor)}${text}` : (minor < 0 ? `−${text}` : text);
+  const major = Math.abs(minor) / 10 ** exp;
+  const text = f.format(major);
+  const s = Number(major.toFixed(exp)) === 0 ? '' : sign(minor);
+  return withSign || s === '−' ? `${s}${text}` : text;
 }
 
 // ---- loading ----
@@ -225,7 +232,7 @@ function renderAudiences({ status }) {
       h('th', { scope: 'col', class: 'num' }, 'Members'),
       h('th', { scope: 'col', class: 'num' }, 'Eligible'),
       h('th', { scope: 'col' }, 'Eligible share'),
-      h('th', { scope: 'col', class: 'num' }, 'Held out'),
+      h('th', { scope: 'col' }, 'Held out'),
       h('th', { scope: 'col' }, 'Last change'))),
     h('tbody', {},
       group('Remarketing audiences', status.audiences.filter((a) => !isStage(a.name))),
@@ -380,25 +387,43 @@ function liftCard(a) {
       h('span', { class: `verdict ${cls}` }, words)),
     h('p', { class: 'conclusion' }, t.conclusion),
     h('div', { class: 'lift-grid' },
-      h('figure', { class: 'chart-box' },
-        h('figcaption', {}, 'Conversion rate after entry, 95% interval'),
-        rateBars([['pushed', t.pushed], ['held out', t.holdout]], `${a.audience}: conversion rate of pushed and held-out members`)),
-      liftFigures(a)),
+      h('div', {},
+        h('figure', { class: 'chart-box' },
+          h('figcaption', {}, 'Conversion rate after entry, 95% interval'),
+          rateBars([['pushed', t.pushed], ['held out', t.holdout]], `${a.audience}: conversion rate of pushed and held-out members`)),
+        liftLines(t)),
+      groupFigures(a)),
     h('figure', { class: 'chart-box weeks' },
       h('figcaption', {}, 'Absolute lift by week of entry (percentage points, 95% interval)'),
-      weekLiftChart(a)));
+      weekLiftChart(a),
+      h('div', { class: 'key muted small' },
+        h('span', { class: 'k positive' }, 'interval above 0'), h('span', { class: 'k inconclusive' }, 'contains 0'),
+        h('span', { class: 'k negative' }, 'below 0'), h('span', { class: 'k too_small' }, 'too few entries'),
+        'open: every window of that week is still open; hover a week for its counts')));
 }
 
-function liftFigures(a) {
+// Absolute, relative and revenue-per-member lift with their intervals.
+function liftLines(t) {
+  const line = (key, label, value, interval) => h('tr', { 'data-figure': key },
+    h('th', { scope: 'row' }, label),
+    h('td', { class: 'num value' }, value),
+    h('td', { class: 'ci' }, interval));
+  return h('table', { class: 'grid compact lifts' },
+    h('tbody', {},
+      line('absolute', 'Absolute lift', fmtPoints(t.absolute_lift), ci(t.absolute_lift_low, t.absolute_lift_high, fmtPoints)),
+      line('relative', 'Relative lift', fmtSignedRate(t.relative_lift), isNum(t.relative_lift)
+        ? ci(t.relative_lift_low, t.relative_lift_high, fmtSignedRate) : 'needs a held-out conversion'),
+      line('revenue_lift', 'Revenue per member lift', fmtMoney(t.revenue_per_member_lift_minor, true),
+        ci(t.revenue_per_member_lift_low_minor, t.revenue_per_member_lift_high_minor, (x) => fmtMoney(x, true)))));
+}
+
+// Pushed and held-out groups side by side, then the entries that do not count (yet).
+function groupFigures(a) {
   const t = a.total;
   const row = (key, label, f) => h('tr', { 'data-figure': key },
     h('th', { scope: 'row' }, label),
     h('td', { class: 'num pushed' }, f(t.pushed)),
     h('td', { class: 'num holdout' }, f(t.holdout)));
-  const line = (key, label, value, interval) => h('tr', { 'data-figure': key },
-    h('th', { scope: 'row' }, label),
-    h('td', { class: 'num value' }, value),
-    h('td', { class: 'ci' }, interval));
   const open = t.pushed.open_members + t.holdout.open_members;
   const inel = a.ineligible.members + a.ineligible.open_members;
   return h('div', { class: 'figures' },
@@ -411,26 +436,19 @@ function liftFigures(a) {
         row('rate_ci', '95% interval', (g) => (isNum(g.conversion_rate_low)
           ? `${bare(g.conversion_rate_low, fmtRate)} to ${fmtRate(g.conversion_rate_high)}` : '–')),
         row('revenue', 'Revenue per member', (g) => fmtMoney(g.revenue_per_member_minor)))),
-    h('table', { class: 'grid compact lifts' },
-      h('tbody', {},
-        line('absolute', 'Absolute lift', fmtPoints(t.absolute_lift), ci(t.absolute_lift_low, t.absolute_lift_high, fmtPoints)),
-        line('relative', 'Relative lift', fmtSignedRate(t.relative_lift), isNum(t.relative_lift)
-          ? ci(t.relative_lift_low, t.relative_lift_high, fmtSignedRate) : 'needs a held-out conversion'),
-        line('revenue_lift', 'Revenue per member lift', fmtMoney(t.revenue_per_member_lift_minor, true),
-          ci(t.revenue_per_member_lift_low_minor, t.revenue_per_member_lift_high_minor, (x) => fmtMoney(x, true))))),
     open ? h('p', { class: 'muted small', 'data-figure': 'open' },
       `${fmtInt(open)} more entries (${fmtInt(t.pushed.open_members)} pushed, ${fmtInt(t.holdout.open_members)} held out) `
-      + `are inside their ${fmtSpan(a.outcome_window_seconds)} window; `
-      + `${fmtInt(t.pushed.open_converted + t.holdout.open_converted)} bought so far. They count once the window closes.`) : null,
+      + `are still inside their outcome window (${fmtSpan(a.outcome_window_seconds)}); `
+      + `${fmtInt(t.pushed.open_converted + t.holdout.open_converted)} of them bought so far. They count once their window closes.`) : null,
     inel ? h('p', { class: 'muted small' },
       `${fmtInt(inel)} entries of members without consent or identifiers are in neither group (never pushed either way).`) : null);
 }
 
 // Horizontal bars of rates with their 95% intervals as whiskers: [[label, GroupOutcome], …].
 function rateBars(groups, label) {
-  const width = 460;
-  const rowH = 34;
-  const m = { l: 72, r: 118, t: 8, b: 24 };
+  const width = 520;
+  const rowH = 40;
+  const m = { l: 72, r: 150, t: 8, b: 24 };
   const height = m.t + m.b + rowH * groups.length;
   const iw = width - m.l - m.r;
   let max = 0;
@@ -455,7 +473,7 @@ function rateBars(groups, label) {
       root.append(svg('text', { class: 'note', x: m.l + 6, y: f(yc + 4) }, 'no closed windows yet'));
       return;
     }
-    const bar = svg('rect', { class: `bar ${cls}`, x: m.l, y: f(yc - 9), width: f(Math.max(0, x(g.conversion_rate) - m.l)), height: 18, rx: 2 },
+    const bar = svg('rect', { class: `rate ${cls}`, x: m.l, y: f(yc - 9), width: f(Math.max(0, x(g.conversion_rate) - m.l)), height: 18, rx: 2 },
       svg('title', {}, `${name}: ${fmtRate(g.conversion_rate)} (${fmtInt(g.converted)} of ${fmtInt(g.members)}), 95% interval ${bare(g.conversion_rate_low, fmtRate)} to ${fmtRate(g.conversion_rate_high)}`));
     root.append(bar);
     if (isNum(g.conversion_rate_low)) {
@@ -608,7 +626,7 @@ function monthBars(periods) {
     }
     const v = Math.max(0, Math.min(1, p.retention_rate));
     root.append(
-      svg('rect', { class: 'bar month', x: f(cx - bw / 2), y: f(y(v)), width: f(bw), height: f(y(0) - y(v)), rx: 2, 'data-month': p.label }, tip),
+      svg('rect', { class: 'col', x: f(cx - bw / 2), y: f(y(v)), width: f(bw), height: f(y(0) - y(v)), rx: 2, 'data-month': p.label }, tip),
       svg('text', { class: 'barlabel', x: f(cx), y: f(y(v) - 5), 'text-anchor': 'middle' }, `${Math.round(p.retention_rate * 100)}%`));
   });
   return root;
@@ -659,7 +677,7 @@ function cohortTable(cohorts) {
   for (const c of cohorts) for (const k of c.months) if (isNum(k.rate) && k.rate > max) max = k.rate;
   const cell = (k) => {
     if (!k || !isNum(k.rate)) return h('td', { class: 'heat none' }, '');
-    const td = h('td', { class: 'heat', title: `${fmtInt(k.customers)} bought in month +${k.months_after}` }, fmtRate(k.rate).replace('.0%', '%'));
+    const td = h('td', { class: 'heat', title: `${fmtRate(k.rate)}: ${fmtInt(k.customers)} bought in month +${k.months_after}` }, `${Math.round(k.rate * 100)}%`);
     const a = max > 0 ? k.rate / max : 0;
     td.style.backgroundColor = `rgba(47, 93, 138, ${(0.08 + 0.82 * a).toFixed(3)})`;
     if (a > 0.55) td.classList.add('dark');
