@@ -278,10 +278,12 @@ fn rate(x: Option<f64>) -> String {
 /// `|x|` with `digits` decimals and its sign in front, none when it rounds to zero.
 fn signed(x: f64, digits: usize) -> String {
     let text = format!("{:.digits$}", x.abs());
-    let sign = match text.parse::<f64>() {
-        Ok(v) if v == 0.0 => "",
-        _ if x > 0.0 => "+",
-        _ => "−",
+    let sign = if text.bytes().all(|b| b == b'0' || b == b'.') {
+        ""
+    } else if x > 0.0 {
+        "+"
+    } else {
+        "−"
     };
     format!("{sign}{text}")
 }
@@ -377,7 +379,10 @@ fn lift_daemon(dir: &Path, rt: &tokio::runtime::Runtime) -> Daemon {
                 }
             }
         }
-        assert!(pushed.len() >= 40 && held.len() >= 40, "{pushed:?} {held:?}");
+        assert!(
+            pushed.len() >= 40 && held.len() >= 40,
+            "{pushed:?} {held:?}"
+        );
         let erasures = pushed
             .split_off(40)
             .into_iter()
@@ -459,9 +464,12 @@ fn the_page_shows_holdouts_lift_and_retention_as_the_insight_service_reports_the
     });
     let a = &lift.audiences[0];
     let t = a.total.clone().expect("total");
-    let (p, h) = (t.pushed.clone().expect("pushed"), t.holdout.clone().expect("held"));
+    let (p, h) = (t.pushed.expect("pushed"), t.holdout.expect("held"));
     // The hand example (tests/insight_e2e.rs checks every figure; here it only anchors).
-    assert_eq!((p.members, p.converted, h.members, h.converted), (40, 12, 40, 4));
+    assert_eq!(
+        (p.members, p.converted, h.members, h.converted),
+        (40, 12, 40, 4)
+    );
     assert_eq!(t.verdict, v1::LiftVerdict::Positive as i32);
     assert!(lapsed.holdout_size > 0, "{lapsed:?}");
 
@@ -514,7 +522,11 @@ fn the_page_shows_holdouts_lift_and_retention_as_the_insight_service_reports_the
 
     // Holdout column: held-out members and their share of the members, the configured share.
     let share = (lapsed.holdout_size as f64 / lapsed.size as f64 * 100.0).round();
-    assert_eq!(seen["held_count"], lapsed.holdout_size.to_string(), "{seen}");
+    assert_eq!(
+        seen["held_count"],
+        lapsed.holdout_size.to_string(),
+        "{seen}"
+    );
     assert_eq!(
         seen["held_note"],
         format!("{share}% of members · configured 50%"),
@@ -524,8 +536,13 @@ fn the_page_shows_holdouts_lift_and_retention_as_the_insight_service_reports_the
 
     // The lift card: only the audience with a holdout, its verdict and every figure as GetLift.
     assert_eq!(seen["cards"], serde_json::json!(["lapsed_90"]), "{seen}");
-    assert_eq!(seen["verdict"], "Yes: pushed members converted more", "{seen}");
-    assert!(seen["verdict_class"].as_str().is_some_and(|c| c.contains("positive")));
+    assert_eq!(
+        seen["verdict"], "Yes: pushed members converted more",
+        "{seen}"
+    );
+    assert!(seen["verdict_class"]
+        .as_str()
+        .is_some_and(|c| c.contains("positive")));
     assert_eq!(seen["conclusion"], t.conclusion.as_str(), "{seen}");
     assert!(t.conclusion.contains("+20.0 points (95% CI 2.3 to 36.6)"));
     let f = &seen["figures"];
@@ -533,7 +550,11 @@ fn the_page_shows_holdouts_lift_and_retention_as_the_insight_service_reports_the
         assert_eq!(f[key], serde_json::json!([pv, hv]), "{key}: {seen}");
     };
     both("members", p.members.to_string(), h.members.to_string());
-    both("converted", p.converted.to_string(), h.converted.to_string());
+    both(
+        "converted",
+        p.converted.to_string(),
+        h.converted.to_string(),
+    );
     both("rate", rate(p.conversion_rate), rate(h.conversion_rate));
     both(
         "rate_ci",
@@ -546,7 +567,10 @@ fn the_page_shows_holdouts_lift_and_retention_as_the_insight_service_reports_the
         usd(h.revenue_per_member_minor, false),
     );
     assert_eq!(f["rate"], serde_json::json!(["30.0%", "10.0%"]), "{seen}");
-    assert_eq!(f["rate_ci"], serde_json::json!(["18.1 to 45.4%", "4.0 to 23.1%"]));
+    assert_eq!(
+        f["rate_ci"],
+        serde_json::json!(["18.1 to 45.4%", "4.0 to 23.1%"])
+    );
     let line = |key: &str, value: String, ci: String| {
         assert_eq!(f[key], serde_json::json!([value, ci]), "{key}: {seen}");
     };
@@ -618,7 +642,15 @@ fn the_page_shows_holdouts_lift_and_retention_as_the_insight_service_reports_the
             "{seen}"
         );
     }
-    assert_eq!(seen["months"], retention.periods.iter().filter(|p| p.retention_rate.is_some()).count(), "{seen}");
+    assert_eq!(
+        seen["months"],
+        retention
+            .periods
+            .iter()
+            .filter(|p| p.retention_rate.is_some())
+            .count(),
+        "{seen}"
+    );
     assert_eq!(seen["cohorts"], 12, "{seen}");
     drop(b);
     d.stop();
@@ -862,10 +894,10 @@ fn sizes_are_sampled_by_the_daemon_clock_served_over_grpc_and_kept_across_restar
 /// Writes `docs/status-page.png`: the feed generator's demo shop arriving in fifteen daily
 /// waves, then four more days (manual clock, a size sample every three hours); CSV, Google and
 /// Meta destinations (local fakes), one Meta list parked on a permanent error so the page shows
-/// an error and its fix. Holdouts of 20 % (`lapsed_90`) and 10 % (`vip`) with 7-day outcome
+/// an error and its fix. Holdouts of 20 % (`lapsed_90`, `lapsed_180`) with 7-day outcome
 /// windows; the feed's shop has no future, so the demo plays one ([`Comebacks`]): after entering
 /// `lapsed_90`, pushed members buy again within the window at 22 % and held-out ones at 9 %
-/// (as if the ads worked); `vip` members at 30 % either way (as if they did not).
+/// (as if the ads worked); `lapsed_180` members at 15 % either way (as if they did not).
 #[test]
 #[ignore = "writes docs/status-page.png; run by hand"]
 fn screenshot() {
@@ -895,7 +927,7 @@ fn screenshot() {
 mode = "manual"
 
 [audiences]
-holdout = {{ lapsed_90 = "0.2", vip = "0.1" }}
+holdout = {{ lapsed_90 = "0.2", lapsed_180 = "0.2" }}
 outcome_window = "7d"
 
 [[destinations]]
@@ -981,7 +1013,7 @@ lists = [{{ audience = "vip", list_id = "222" }}, {{ audience = "cart_abandoners
     let cards = b.eval(
         "Array.from(document.querySelectorAll('#sec-lift [data-lift]')).map((c) => c.dataset.lift)",
     );
-    assert_eq!(cards, serde_json::json!(["lapsed_90", "vip"]));
+    assert_eq!(cards, serde_json::json!(["lapsed_90", "lapsed_180"]));
     let errors = b.errors();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
     let png = b.screenshot_png(1280);
@@ -1002,7 +1034,8 @@ struct Comebacks {
 
 impl Comebacks {
     /// (audience, rate if pushed, rate if held out).
-    const RATES: [(&'static str, f64, f64); 2] = [("lapsed_90", 0.22, 0.09), ("vip", 0.30, 0.30)];
+    const RATES: [(&'static str, f64, f64); 2] =
+        [("lapsed_90", 0.22, 0.09), ("lapsed_180", 0.15, 0.15)];
 
     /// FNV-1a: a fixed, well-spread number per text.
     fn hash(text: &str) -> u64 {

@@ -84,7 +84,10 @@ mod tests {
         assert_eq!(total["verdict"], "LIFT_VERDICT_TOO_SMALL", "{json}");
         // Undefined figures stay absent rather than reading 0.
         assert!(total.get("absolute_lift").is_none(), "{json}");
-        assert!(total["pushed"].get("conversion_rate_low").is_none(), "{json}");
+        assert!(
+            total["pushed"].get("conversion_rate_low").is_none(),
+            "{json}"
+        );
         assert_eq!(json["audiences"][0]["holdout_fraction"], "0.1");
     }
 }

@@ -2,7 +2,8 @@
 //! `/api/sizes` (audience sizes over time). Built from the in-memory state the gRPC services
 //! read, under the same brief read lock. Times are Unix seconds by the daemon's clock.
 //!
-//! A new section of the page is a new field of [`Status`] plus a renderer in `app.js`.
+//! A new section of the page is a new field of [`Status`] (or of `/api/insights`, see
+//! [`super::insights`]) plus a renderer in `app.js`.
 
 use std::sync::atomic::Ordering;
 
