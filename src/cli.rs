@@ -296,18 +296,9 @@ pub async fn report(t: &Target, audience: Option<String>, json: bool) -> Result<
     Ok(())
 }
 
-/// The canonical proto JSON of a message of ours (through its descriptor, so the output
-/// follows the proto field names and the documented JSON mapping).
+/// The canonical proto JSON of a message of ours.
 fn proto_json<M: prost::Message>(m: &M, name: &str) -> serde_json::Value {
-    let decoded = prost_reflect::DescriptorPool::decode(crate::proto::FILE_DESCRIPTOR_SET)
-        .ok()
-        .and_then(|pool| pool.get_message_by_name(&format!("audiencesync.v1.{name}")))
-        .and_then(|desc| {
-            prost_reflect::DynamicMessage::decode(desc, m.encode_to_vec().as_slice()).ok()
-        });
-    decoded
-        .and_then(|d| serde_json::to_value(&d).ok())
-        .unwrap_or(serde_json::Value::Null)
+    crate::proto::to_json(m, name, &prost_reflect::SerializeOptions::new())
 }
 
 mod report_text {

@@ -537,6 +537,11 @@ async fn lift_and_intervals_match_a_hand_computed_example() {
     );
     close(p.conversion_rate, 0.3, "pushed rate");
     close(h.conversion_rate, 0.1, "holdout rate");
+    // Wilson intervals of the hand example (insight::lift tests).
+    close(p.conversion_rate_low, 0.180748, "pushed rate low");
+    close(p.conversion_rate_high, 0.454300, "pushed rate high");
+    close(h.conversion_rate_low, 0.039580, "holdout rate low");
+    close(h.conversion_rate_high, 0.230518, "holdout rate high");
     close(
         p.revenue_per_member_minor,
         1_450.0,

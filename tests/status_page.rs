@@ -15,6 +15,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use audiencesync::proto::v1;
+use audiencesync::proto::v1::insight_service_client::InsightServiceClient;
 use base64::Engine as _;
 use common::*;
 
@@ -182,6 +183,8 @@ fn the_page_shows_the_seeded_audiences_and_a_chart_without_console_errors() {
                 lines: Array.from(document.querySelectorAll('#sec-sizes svg.chart path.line'))
                     .map((p) => ({ series: p.dataset.series, points: p.getAttribute('d').split('L').length })),
                 sync: cells('#sec-sync tr[data-destination]'),
+                lift: document.querySelector('#sec-lift .empty').textContent,
+                repeat: document.querySelector('#sec-retention [data-figure="repeat_purchase_rate"] .tile-value').textContent,
                 problem: document.getElementById('problem').hidden,
                 title: document.title,
             };
@@ -229,6 +232,15 @@ fn the_page_shows_the_seeded_audiences_and_a_chart_without_console_errors() {
         vip_row[3].as_str().is_some_and(|s| s.starts_with("3 / 3")),
         "{seen}"
     );
+    // No holdout: the lift section says how to get one; retention counts the eight buyers,
+    // none of whom bought twice.
+    assert!(
+        seen["lift"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("No audience has a holdout yet.")),
+        "{seen}"
+    );
+    assert_eq!(seen["repeat"], "0.0%", "{seen}");
 
     // Clicking a range and hiding a series redraws without errors.
     b.eval(
@@ -251,6 +263,395 @@ fn the_page_shows_the_seeded_audiences_and_a_chart_without_console_errors() {
     );
     let errors = b.errors();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
+    drop(b);
+    d.stop();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Holdouts, lift and retention: what the page shows must be what InsightService answers.
+
+/// A rate as the page writes it ("30.0%").
+fn rate(x: Option<f64>) -> String {
+    x.map_or("–".into(), |x| format!("{:.1}%", x * 100.0))
+}
+
+/// `|x|` with `digits` decimals and its sign in front, none when it rounds to zero.
+fn signed(x: f64, digits: usize) -> String {
+    let text = format!("{:.digits$}", x.abs());
+    let sign = if text.bytes().all(|b| b == b'0' || b == b'.') {
+        ""
+    } else if x > 0.0 {
+        "+"
+    } else {
+        "−"
+    };
+    format!("{sign}{text}")
+}
+
+/// A difference of rates in points ("+20.0 points").
+fn points(x: Option<f64>) -> String {
+    x.map_or("–".into(), |x| format!("{} points", signed(x * 100.0, 1)))
+}
+
+fn signed_rate(x: Option<f64>) -> String {
+    x.map_or("–".into(), |x| format!("{}%", signed(x * 100.0, 1)))
+}
+
+/// US cents as the page writes them ("$14.50", "+$9.50"); the test amounts stay below $1,000.
+fn usd(minor: Option<f64>, with_sign: bool) -> String {
+    minor.map_or("–".into(), |m| {
+        let s = signed(m / 100.0, 2);
+        let (sign, digits) = match (s.strip_prefix('+'), s.strip_prefix('−')) {
+            (Some(d), _) => ("+", d),
+            (_, Some(d)) => ("−", d),
+            _ => ("", s.as_str()),
+        };
+        if with_sign || sign == "−" {
+            format!("{sign}${digits}")
+        } else {
+            format!("${digits}")
+        }
+    })
+}
+
+/// "95% CI <low without unit> to <high>", as the page writes an interval.
+fn interval(low: Option<f64>, high: Option<f64>, f: impl Fn(Option<f64>) -> String) -> String {
+    let bare = |s: String| {
+        s.trim_end_matches(" points")
+            .trim_end_matches('%')
+            .to_string()
+    };
+    match (low, high) {
+        (Some(_), Some(_)) => format!("95% CI {} to {}", bare(f(low)), f(high)),
+        _ => "no interval yet".into(),
+    }
+}
+
+/// The lift hand example of docs/INSIGHTS.md: lapsed_90 with a 50 % holdout, 40 pushed and 40
+/// held-out entries (the others erased) plus 5 members without consent, 12 and 4 of them buying
+/// on day 10 (one refund), every 30-day window closed on day 31.
+fn lift_daemon(dir: &Path, rt: &tokio::runtime::Runtime) -> Daemon {
+    let d = Daemon::start(
+        dir,
+        "[clock]\nmode = \"manual\"\n[audiences]\nholdout = { lapsed_90 = \"0.5\" }\n",
+    );
+    rt.block_on(async {
+        let t0 = now_secs();
+        let mut events = Vec::new();
+        for i in 0..155 {
+            let id = format!("l{i}");
+            events.push(ev(
+                &format!("u-{id}"),
+                t0 - 200 * DAY,
+                customer(
+                    &id,
+                    &format!("{id}@example.com"),
+                    &format!("+1212555{:04}", 1000 + i),
+                    i < 150,
+                ),
+            ));
+            events.push(ev(
+                &format!("o-{id}"),
+                t0 - 100 * DAY,
+                order(&format!("o-{id}"), &id, 1_000, "USD"),
+            ));
+        }
+        stream(&d, vec![events]).await;
+        let mut pushed = Vec::new();
+        let mut held = Vec::new();
+        let mut page = d
+            .audience()
+            .await
+            .stream_members(v1::StreamMembersRequest {
+                audience: "lapsed_90".into(),
+                page_size: 1_000,
+                ..Default::default()
+            })
+            .await
+            .expect("members")
+            .into_inner();
+        while let Some(p) = page.message().await.expect("page") {
+            for m in p.members {
+                match (m.eligible, m.holdout) {
+                    (false, _) => {}
+                    (true, false) => pushed.push(m.customer_id),
+                    (true, true) => held.push(m.customer_id),
+                }
+            }
+        }
+        assert!(
+            pushed.len() >= 40 && held.len() >= 40,
+            "{pushed:?} {held:?}"
+        );
+        let erasures = pushed
+            .split_off(40)
+            .into_iter()
+            .chain(held.split_off(40))
+            .map(|id| ev(&format!("x-{id}"), t0 - 60, erase(&id)))
+            .collect();
+        stream(&d, vec![erasures]).await;
+        advance(&d, 10 * DAY).await;
+        let t10 = now_of(&d).await;
+        let mut buys: Vec<v1::Event> = pushed
+            .iter()
+            .take(12)
+            .chain(held.iter().take(4))
+            .map(|id| {
+                ev(
+                    &format!("b-{id}"),
+                    t10,
+                    order(&format!("b-{id}"), id, 5_000, "USD"),
+                )
+            })
+            .collect();
+        buys.push(ev(
+            "r-refund",
+            t10,
+            refund(&format!("b-{}", pushed[0]), 2_000, false),
+        ));
+        stream(&d, vec![buys]).await;
+        advance(&d, 21 * DAY).await;
+    });
+    d
+}
+
+async fn now_of(d: &Daemon) -> i64 {
+    d.admin()
+        .await
+        .set_clock(v1::SetClockRequest {
+            now: None,
+            advance_seconds: 0,
+        })
+        .await
+        .expect("set clock")
+        .into_inner()
+        .now
+        .map_or(0, |t| t.seconds)
+}
+
+#[test]
+fn the_page_shows_holdouts_lift_and_retention_as_the_insight_service_reports_them() {
+    let Some(exe) = chromium() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let rt = runtime();
+    let d = lift_daemon(tmp.path(), &rt);
+    // What gRPC says, read after the last tick (SetClock ticks before it answers).
+    let (lift, retention, lapsed) = rt.block_on(async {
+        now_of(&d).await;
+        let mut insight = InsightServiceClient::new(d.channel().await);
+        let lift = insight
+            .get_lift(v1::GetLiftRequest {
+                audience: "lapsed_90".into(),
+            })
+            .await
+            .expect("get_lift")
+            .into_inner();
+        let retention = insight
+            .get_retention(v1::GetRetentionRequest::default())
+            .await
+            .expect("get_retention")
+            .into_inner();
+        let lapsed = d
+            .audience()
+            .await
+            .get_audience(v1::GetAudienceRequest {
+                name: "lapsed_90".into(),
+            })
+            .await
+            .expect("get_audience")
+            .into_inner();
+        (lift, retention, lapsed)
+    });
+    let a = &lift.audiences[0];
+    let t = a.total.clone().expect("total");
+    let (p, h) = (t.pushed.expect("pushed"), t.holdout.expect("held"));
+    // The hand example (tests/insight_e2e.rs checks every figure; here it only anchors).
+    assert_eq!(
+        (p.members, p.converted, h.members, h.converted),
+        (40, 12, 40, 4)
+    );
+    assert_eq!(t.verdict, v1::LiftVerdict::Positive as i32);
+    assert!(lapsed.holdout_size > 0, "{lapsed:?}");
+
+    let web = d.web.expect("web");
+    let mut b = browser::Browser::launch(&exe, (1280, 1000));
+    b.navigate(&format!("http://{web}/"));
+    b.wait_for(
+        "the page to render the daemon's status",
+        "document.body.dataset.loaded === 'true'",
+        30,
+    );
+    let seen = b.eval(
+        r#"(() => {
+            const text = (el) => (el ? el.textContent.trim() : null);
+            const card = document.querySelector('#sec-lift [data-lift="lapsed_90"]');
+            const figures = {};
+            for (const tr of card.querySelectorAll('tr[data-figure]')) {
+                figures[tr.dataset.figure] = Array.from(tr.querySelectorAll('td')).map(text);
+            }
+            const tiles = {};
+            for (const t of document.querySelectorAll('#sec-retention .tile[data-figure]')) {
+                tiles[t.dataset.figure] = text(t.querySelector('.tile-value'));
+            }
+            const tiers = {};
+            for (const tr of document.querySelectorAll('#sec-retention tr[data-tier]')) {
+                tiers[tr.dataset.tier] = Array.from(tr.querySelectorAll('td')).map(text);
+            }
+            const held = document.querySelector('#sec-audiences tr[data-audience="lapsed_90"] td.held');
+            return {
+                cards: Array.from(document.querySelectorAll('#sec-lift [data-lift]')).map((c) => c.dataset.lift),
+                verdict: text(card.querySelector('.verdict')),
+                verdict_class: card.querySelector('.verdict').className,
+                conclusion: text(card.querySelector('.conclusion')),
+                figures,
+                bars: card.querySelectorAll('svg.rates rect.rate').length,
+                whiskers: card.querySelectorAll('svg.rates line.whisker').length,
+                weeks: Array.from(card.querySelectorAll('svg.weeks g.week')).map((g) => g.dataset.week),
+                held_count: text(held.querySelector('.held-count')),
+                held_note: text(held.querySelector('.def')),
+                vip_held: text(document.querySelector('#sec-audiences tr[data-audience="vip"] td.held')),
+                tiles,
+                tiers,
+                months: document.querySelectorAll('#sec-retention svg.months rect.col').length,
+                cohorts: document.querySelectorAll('#sec-retention tr[data-cohort]').length,
+            };
+        })()"#,
+    );
+    let errors = b.errors();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+
+    // Holdout column: held-out members and their share of the members, the configured share.
+    let share = (lapsed.holdout_size as f64 / lapsed.size as f64 * 100.0).round();
+    assert_eq!(
+        seen["held_count"],
+        lapsed.holdout_size.to_string(),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["held_note"],
+        format!("{share}% of members · configured 50%"),
+        "{seen}"
+    );
+    assert_eq!(seen["vip_held"], "–", "no holdout for vip: {seen}");
+
+    // The lift card: only the audience with a holdout, its verdict and every figure as GetLift.
+    assert_eq!(seen["cards"], serde_json::json!(["lapsed_90"]), "{seen}");
+    assert_eq!(
+        seen["verdict"], "Yes: pushed members converted more",
+        "{seen}"
+    );
+    assert!(seen["verdict_class"]
+        .as_str()
+        .is_some_and(|c| c.contains("positive")));
+    assert_eq!(seen["conclusion"], t.conclusion.as_str(), "{seen}");
+    assert!(t.conclusion.contains("+20.0 points (95% CI 2.3 to 36.6)"));
+    let f = &seen["figures"];
+    let both = |key: &str, pv: String, hv: String| {
+        assert_eq!(f[key], serde_json::json!([pv, hv]), "{key}: {seen}");
+    };
+    both("members", p.members.to_string(), h.members.to_string());
+    both(
+        "converted",
+        p.converted.to_string(),
+        h.converted.to_string(),
+    );
+    both("rate", rate(p.conversion_rate), rate(h.conversion_rate));
+    both(
+        "rate_ci",
+        interval(p.conversion_rate_low, p.conversion_rate_high, rate)[7..].to_string(),
+        interval(h.conversion_rate_low, h.conversion_rate_high, rate)[7..].to_string(),
+    );
+    both(
+        "revenue",
+        usd(p.revenue_per_member_minor, false),
+        usd(h.revenue_per_member_minor, false),
+    );
+    assert_eq!(f["rate"], serde_json::json!(["30.0%", "10.0%"]), "{seen}");
+    assert_eq!(
+        f["rate_ci"],
+        serde_json::json!(["18.1 to 45.4%", "4.0 to 23.1%"])
+    );
+    let line = |key: &str, value: String, ci: String| {
+        assert_eq!(f[key], serde_json::json!([value, ci]), "{key}: {seen}");
+    };
+    line(
+        "absolute",
+        points(t.absolute_lift),
+        interval(t.absolute_lift_low, t.absolute_lift_high, points),
+    );
+    line(
+        "relative",
+        signed_rate(t.relative_lift),
+        interval(t.relative_lift_low, t.relative_lift_high, signed_rate),
+    );
+    line(
+        "revenue_lift",
+        usd(t.revenue_per_member_lift_minor, true),
+        interval(
+            t.revenue_per_member_lift_low_minor,
+            t.revenue_per_member_lift_high_minor,
+            |x| usd(x, true),
+        ),
+    );
+    assert_eq!(
+        f["absolute"],
+        serde_json::json!(["+20.0 points", "95% CI +2.3 to +36.6 points"])
+    );
+    // Drawn: two bars with their whiskers (a line and two caps each), one entry week.
+    assert_eq!(seen["bars"], 2, "{seen}");
+    assert_eq!(seen["whiskers"], 6, "{seen}");
+    let weeks: Vec<&str> = a.cohorts.iter().map(|c| c.week.as_str()).collect();
+    assert_eq!(seen["weeks"], serde_json::json!(weeks), "{seen}");
+
+    // Retention headline numbers as GetRetention reports them.
+    let last = retention.periods.last().expect("a complete month");
+    let tiles = &seen["tiles"];
+    assert_eq!(tiles["retention_rate"], rate(last.retention_rate), "{seen}");
+    assert_eq!(
+        tiles["repeat_purchase_rate"],
+        rate(retention.repeat_purchase_rate),
+        "{seen}"
+    );
+    assert_eq!(
+        tiles["vip_revenue_share"],
+        rate(retention.vip_revenue_share),
+        "{seen}"
+    );
+    assert_eq!(
+        tiles["revenue_per_customer"],
+        usd(retention.average_revenue_per_customer_minor, false),
+        "{seen}"
+    );
+    // 85 buyers (40 + 40 + 5 without consent), 16 of them twice.
+    assert_eq!(
+        (retention.buyers, retention.repeat_buyers),
+        (85, 16),
+        "{retention:?}"
+    );
+    assert_eq!(tiles["repeat_purchase_rate"], "18.8%");
+    for tier in &retention.reactivation {
+        assert_eq!(
+            seen["tiers"][&tier.audience],
+            serde_json::json!([
+                tier.audience,
+                tier.entered.to_string(),
+                tier.reactivated.to_string(),
+                rate(tier.rate),
+                tier.open.to_string()
+            ]),
+            "{seen}"
+        );
+    }
+    assert_eq!(
+        seen["months"],
+        retention
+            .periods
+            .iter()
+            .filter(|p| p.retention_rate.is_some())
+            .count(),
+        "{seen}"
+    );
+    assert_eq!(seen["cohorts"], 12, "{seen}");
     drop(b);
     d.stop();
 }
@@ -490,9 +891,13 @@ fn sizes_are_sampled_by_the_daemon_clock_served_over_grpc_and_kept_across_restar
     d.stop();
 }
 
-/// Writes `docs/status-page.png`: the feed generator's demo shop arriving in ten daily waves
-/// (manual clock, a size sample every three hours), CSV, Google and Meta destinations (local
-/// fakes), one Meta list parked on a permanent error so the page shows an error and its fix.
+/// Writes `docs/status-page.png`: the feed generator's demo shop arriving in fifteen daily
+/// waves, then four more days (manual clock, a size sample every three hours); CSV, Google and
+/// Meta destinations (local fakes), one Meta list parked on a permanent error so the page shows
+/// an error and its fix. Holdouts of 20 % (`lapsed_90`, `lapsed_180`) with 7-day outcome
+/// windows; the feed's shop has no future, so the demo plays one ([`Comebacks`]): after entering
+/// `lapsed_90`, pushed members buy again within the window at 22 % and held-out ones at 9 %
+/// (as if the ads worked); `lapsed_180` members at 15 % either way (as if they did not).
 #[test]
 #[ignore = "writes docs/status-page.png; run by hand"]
 fn screenshot() {
@@ -520,6 +925,10 @@ fn screenshot() {
         r#"size_sample_interval = "3h"
 [clock]
 mode = "manual"
+
+[audiences]
+holdout = {{ lapsed_90 = "0.2", lapsed_180 = "0.2" }}
+outcome_window = "7d"
 
 [[destinations]]
 name = "csv"
@@ -561,18 +970,23 @@ lists = [{{ audience = "vip", list_id = "222" }}, {{ audience = "cart_abandoners
         subcode: Some(1870090),
         transient: false,
     });
-    for wave in 0..10 {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_audiencesync"))
-            .args(["feed", "--addr", &d.url(), "--customers", "400", "--json"])
-            .args(["--seed", &(100 + wave).to_string()])
-            .output()
-            .expect("run feed");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    let mut comebacks = Comebacks::default();
+    for day in 0..19 {
+        if day < 15 {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_audiencesync"))
+                .args(["feed", "--addr", &d.url(), "--customers", "400", "--json"])
+                .args(["--seed", &(100 + day).to_string()])
+                .output()
+                .expect("run feed");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         rt.block_on(async {
+            comebacks.plan(&d, day).await;
+            comebacks.send(&d, day).await;
             for _ in 0..8 {
                 advance(&d, 3 * 3600).await;
             }
@@ -596,6 +1010,10 @@ lists = [{{ audience = "vip", list_id = "222" }}, {{ audience = "cart_abandoners
         "document.querySelector('#sec-sizes .seg button.on').textContent === '30 days'",
         10,
     );
+    let cards = b.eval(
+        "Array.from(document.querySelectorAll('#sec-lift [data-lift]')).map((c) => c.dataset.lift)",
+    );
+    assert_eq!(cards, serde_json::json!(["lapsed_90", "lapsed_180"]));
     let errors = b.errors();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
     let png = b.screenshot_png(1280);
@@ -604,4 +1022,89 @@ lists = [{{ audience = "vip", list_id = "222" }}, {{ audience = "cart_abandoners
     eprintln!("wrote {}", path.display());
     drop(b);
     d.stop();
+}
+
+/// The demo's future: members who buy again some days after entering an audience, at a rate
+/// per audience and group (pushed, held out). Decided once per customer by a hash of its id.
+#[derive(Default)]
+struct Comebacks {
+    decided: std::collections::HashSet<String>,
+    due: std::collections::BTreeMap<u64, Vec<(String, i64)>>,
+}
+
+impl Comebacks {
+    /// (audience, rate if pushed, rate if held out).
+    const RATES: [(&'static str, f64, f64); 2] =
+        [("lapsed_90", 0.22, 0.09), ("lapsed_180", 0.15, 0.15)];
+
+    /// FNV-1a: a fixed, well-spread number per text.
+    fn hash(text: &str) -> u64 {
+        text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
+
+    /// Decides for every eligible member not seen before whether (and on which later day, one
+    /// to five days on, inside the 7-day window) they buy again.
+    async fn plan(&mut self, d: &Daemon, day: u64) {
+        for (audience, pushed, held) in Self::RATES {
+            let mut page = d
+                .audience()
+                .await
+                .stream_members(v1::StreamMembersRequest {
+                    audience: audience.into(),
+                    page_size: 1_000,
+                    eligible_only: true,
+                    ..Default::default()
+                })
+                .await
+                .expect("members")
+                .into_inner();
+            while let Some(p) = page.message().await.expect("page") {
+                for m in p.members {
+                    if !self.decided.insert(m.customer_id.clone()) {
+                        continue;
+                    }
+                    let h = Self::hash(&m.customer_id);
+                    let u = (h >> 11) as f64 / (1u64 << 53) as f64;
+                    if u < if m.holdout { held } else { pushed } {
+                        let cents = 2_500 + (h % 120) as i64 * 100;
+                        self.due
+                            .entry(day + 1 + h % 5)
+                            .or_default()
+                            .push((m.customer_id, cents));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends the purchases due on `day`, a minute before the daemon's now.
+    async fn send(&mut self, d: &Daemon, day: u64) {
+        let Some(due) = self.due.remove(&day) else {
+            return;
+        };
+        let at = d
+            .admin()
+            .await
+            .set_clock(v1::SetClockRequest {
+                now: None,
+                advance_seconds: 0,
+            })
+            .await
+            .expect("clock")
+            .into_inner()
+            .now
+            .map_or(0, |t| t.seconds)
+            - 60;
+        let events = due
+            .iter()
+            .map(|(id, cents)| {
+                let order_id = format!("demo-back-{id}");
+                ev(&order_id, at, order(&order_id, id, *cents, "USD"))
+            })
+            .collect();
+        let acks = stream(d, vec![events]).await;
+        assert!(acks.iter().all(|a| a.rejected.is_empty()), "{acks:?}");
+    }
 }

@@ -5,6 +5,7 @@ use tonic::{Request, Response, Status};
 
 use super::{timestamp, Context};
 use crate::insight::calendar::Unit;
+use crate::insight::engine::Published;
 use crate::insight::lift::{self, Estimate, GroupStats, Lift, Verdict};
 use crate::insight::report::AudienceLift;
 use crate::insight::retention::{Reactivation, RetentionReport};
@@ -32,7 +33,10 @@ fn clamp_i64(v: i128) -> i64 {
 }
 
 fn group(g: &GroupStats) -> v1::GroupOutcome {
+    let interval = lift::wilson(g.converted, g.members);
     v1::GroupOutcome {
+        conversion_rate_low: interval.map(|i| i.0),
+        conversion_rate_high: interval.map(|i| i.1),
         members: g.members,
         converted: g.converted,
         revenue_minor: clamp_i64(g.revenue),
@@ -178,6 +182,29 @@ pub fn retention_message(r: &RetentionReport, currency: &str) -> v1::RetentionRe
     }
 }
 
+/// The `GetLift` answer from published counters: the audience at position `only`, or every
+/// audience with entries or a holdout. The status page serves the same message.
+pub fn lift_report(published: &Published, only: Option<usize>) -> v1::LiftReport {
+    v1::LiftReport {
+        as_of: Some(timestamp(published.as_of)),
+        revenue_currency: published.currency.clone(),
+        method: lift::METHOD.into(),
+        audiences: published.lift(only).iter().map(audience_message).collect(),
+    }
+}
+
+/// The `GetRetention` answer from published counters (arguments as [`retention_args`] returns
+/// them). The status page serves the same message.
+pub fn retention_report(
+    published: &Published,
+    unit: Unit,
+    periods: u32,
+    cohort_months: u32,
+) -> v1::RetentionReport {
+    let report = published.retention(unit, periods, cohort_months);
+    retention_message(&report, &published.currency)
+}
+
 /// Validates a retention request: the period unit and the counts, naming the field.
 pub fn retention_args(r: &v1::GetRetentionRequest) -> Result<(Unit, u32, u32), Status> {
     let unit = match v1::PeriodUnit::try_from(r.period) {
@@ -235,13 +262,7 @@ impl InsightService for InsightApi {
                 .ok_or_else(|| Status::not_found(format!("audience `{name}` not found")))?;
             Some(i)
         };
-        let audiences = published.lift(only).iter().map(audience_message).collect();
-        Ok(Response::new(v1::LiftReport {
-            as_of: Some(timestamp(published.as_of)),
-            revenue_currency: published.currency.clone(),
-            method: lift::METHOD.into(),
-            audiences,
-        }))
+        Ok(Response::new(lift_report(&published, only)))
     }
 
     async fn get_retention(
@@ -250,10 +271,8 @@ impl InsightService for InsightApi {
     ) -> Result<Response<v1::RetentionReport>, Status> {
         let (unit, periods, cohorts) = retention_args(&request.into_inner())?;
         let published = self.ctx.ledger.read().insights.published();
-        let report = published.retention(unit, periods, cohorts);
-        Ok(Response::new(retention_message(
-            &report,
-            &published.currency,
+        Ok(Response::new(retention_report(
+            &published, unit, periods, cohorts,
         )))
     }
 }

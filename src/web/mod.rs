@@ -1,7 +1,8 @@
-//! The read-only status page: audience sizes over time, sync state per destination ×
-//! audience, ingest counters. One HTML, one JS and one CSS file compiled into the binary
-//! (`assets/`, no build step), and JSON built from the same in-memory state the gRPC
-//! `AudienceService` and `AdminService` answer from ([`status`]).
+//! The read-only status page: audience sizes over time, holdouts, sync state per destination
+//! × audience, ingest counters, lift of pushed vs held-out members and retention. One HTML,
+//! one JS and one CSS file compiled into the binary (`assets/`, no build step), and JSON built
+//! from the same in-memory state the gRPC `AudienceService` and `AdminService` answer from
+//! ([`status`]) and the same reports `InsightService` answers with ([`insights`]).
 //!
 //! Served over the HTTP side the metrics endpoint uses ([`crate::service::http`]): GET and
 //! HEAD only, a strict Content-Security-Policy (no inline script or style), no caching. With
@@ -11,6 +12,7 @@
 //! name or an IP address are answered, so a web site cannot read the page through DNS
 //! rebinding.
 
+pub mod insights;
 pub mod status;
 
 use std::net::SocketAddr;
@@ -137,6 +139,7 @@ fn respond(req: &Request, page: &Page) -> Response {
         "/app.js" => Response::new("200 OK", "text/javascript; charset=utf-8", APP_JS),
         "/style.css" => Response::new("200 OK", "text/css; charset=utf-8", STYLE_CSS),
         "/api/status" => json(&status::status(&page.ctx)),
+        "/api/insights" => json(&insights::insights(&page.ctx)),
         "/api/sizes" => {
             match status::SizesQuery::parse(req.query("range"), req.query("max_points")) {
                 Ok(q) => json(&status::sizes(&page.ctx, &q)),

@@ -2,7 +2,8 @@
 //! `/api/sizes` (audience sizes over time). Built from the in-memory state the gRPC services
 //! read, under the same brief read lock. Times are Unix seconds by the daemon's clock.
 //!
-//! A new section of the page is a new field of [`Status`] plus a renderer in `app.js`.
+//! A new section of the page is a new field of [`Status`] (or of `/api/insights`, see
+//! [`super::insights`]) plus a renderer in `app.js`.
 
 use std::sync::atomic::Ordering;
 
@@ -39,6 +40,10 @@ pub struct AudienceRow {
     pub size: u64,
     /// Members eligible for push (consent granted, at least one identifier).
     pub eligible: u64,
+    /// Members held out: never pushed, the comparison group of the lift section.
+    pub holdout: u64,
+    /// The holdout share configured for the audience, as written (`"0.2"`; `"0"`: none).
+    pub holdout_fraction: String,
     /// When membership last changed.
     pub last_changed_at: Option<f64>,
 }
@@ -138,6 +143,8 @@ pub fn status(ctx: &Context) -> Status {
                     definition: d.definition,
                     size: d.size,
                     eligible: d.eligible_size,
+                    holdout: d.holdout_size,
+                    holdout_fraction: d.holdout_fraction,
                     last_changed_at: db.audiences.last_changed(*a).map(secs),
                 }
             })
