@@ -94,6 +94,8 @@ pub struct DirtyPlan {
 
 /// Facts applied between two chances for waiting queries to take the read lock.
 const APPLY_SLICE: usize = 1024;
+/// Customers whose outcome counters are refreshed between two such chances.
+const FLUSH_STEP: usize = 4096;
 
 /// Everything the writer owns: the facts and what is derived from them.
 pub struct Db {
@@ -714,7 +716,18 @@ impl Writer {
             } = &mut *db;
             audiences.tick(facts, now);
             insights.observe(facts, audiences, &[]);
-            insights.flush(facts, audiences, now);
+            // Refresh the outcome counters in steps, letting waiting queries in between.
+            loop {
+                let Db {
+                    facts,
+                    audiences,
+                    insights,
+                } = &mut *db;
+                if insights.flush_some(facts, audiences, now, FLUSH_STEP) {
+                    break;
+                }
+                RwLockWriteGuard::bump(&mut db);
+            }
         }
         self.log_changes();
     }
