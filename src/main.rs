@@ -147,6 +147,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cfg.storage.data_dir = dir;
     }
     audiencesync::telemetry::init(&cfg.log);
+    // Crash points exist only in test builds; a release binary ignores FAILPOINTS.
+    let _failpoints = audiencesync::failpoint::setup();
 
     let (clock, manual_clock): (SharedClock, _) = match cfg.clock.mode {
         ClockMode::System => (Arc::new(SystemClock), None),

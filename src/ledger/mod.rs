@@ -494,7 +494,11 @@ impl Writer {
         if !fresh.is_empty() {
             let records = records::encode_wal(&fresh);
             match self.store.append_wal(self.seq + 1, &records) {
-                Ok(last) => self.seq = last,
+                Ok(last) => {
+                    self.seq = last;
+                    // Durable but not applied: a restart must replay it.
+                    crate::failpoint::crash_point!("ledger_after_wal_sync");
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "write-ahead log append failed; batches refused");
                     for reply in replies {
@@ -520,6 +524,8 @@ impl Writer {
             self.opts.sync_feed.mark(&touched);
             self.log_changes();
         }
+        // Applied but not acknowledged: the client resends, and must see duplicates.
+        crate::failpoint::crash_point!("ledger_before_ack");
         let stats = &self.shared.stats;
         stats.wal_seq.store(self.seq, Ordering::Relaxed);
         stats.groups.fetch_add(1, Ordering::Relaxed);

@@ -346,8 +346,12 @@ impl Store {
         }
         self.sync_blobs()?;
         self.sync()?;
+        // Trees newer than `checkpoint_seq`: the restart replays the WAL onto them.
+        crate::failpoint::crash_point!("checkpoint_before_seq");
         self.meta.insert(META_CHECKPOINT, &cp.seq.to_be_bytes())?;
         self.sync()?;
+        // Checkpoint recorded, WAL not yet trimmed: the restart trims it.
+        crate::failpoint::crash_point!("checkpoint_before_trim");
         self.trim_wal(cp.seq)?;
         Ok(())
     }

@@ -2,6 +2,8 @@
 //! directory and log file, and talks to it over gRPC.
 #![allow(dead_code)]
 
+pub mod workload;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,6 +24,8 @@ pub struct Daemon {
     pub metrics: Option<SocketAddr>,
     pub dir: PathBuf,
     pub log: PathBuf,
+    /// Every line the daemon printed on stdout so far.
+    stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Daemon {
@@ -55,8 +59,13 @@ impl Daemon {
         let (tx, rx) = std::sync::mpsc::channel();
         let metrics = std::sync::Arc::new(std::sync::Mutex::new(None::<SocketAddr>));
         let metrics_seen = metrics.clone();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines_seen = lines.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(mut l) = lines_seen.lock() {
+                    l.push(line.clone());
+                }
                 // The metrics line comes first, so it is known once the listen line arrives.
                 if let Some(addr) = line.strip_prefix("audiencesync metrics on ") {
                     if let Ok(mut m) = metrics_seen.lock() {
@@ -85,7 +94,45 @@ impl Daemon {
             metrics,
             dir: dir.to_path_buf(),
             log,
+            stdout: lines,
         }
+    }
+
+    /// Waits up to `secs` for a stdout line containing `needle` (e.g. a crash point's
+    /// `failpoint NAME reached`); false if it never came.
+    pub async fn wait_stdout(&self, needle: &str, secs: u64) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if self.stdout_has(needle) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    /// Whether the daemon printed a line containing `needle`.
+    pub fn stdout_has(&self, needle: &str) -> bool {
+        self.stdout
+            .lock()
+            .map(|l| l.iter().any(|x| x.contains(needle)))
+            .unwrap_or(false)
+    }
+
+    /// The daemon's resident set size in KiB, from `/proc/<pid>/status`.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// Whether the process is still running (not exited, not a zombie we reaped).
+    pub fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// Runs `serve` on a config expected to be refused; returns the exit status and stderr.
