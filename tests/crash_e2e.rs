@@ -10,15 +10,18 @@
 //! See docs/RELIABILITY.md for the scenario table.
 
 mod common;
+mod fakes;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use audiencesync::proto::v1;
 use common::workload::*;
 use common::*;
+use fakes::{FakeGoogle, FakeMeta, Fault};
 
+const META_TOKEN: &str = "meta-system-user-token";
 const CUSTOMERS: usize = 40;
 const BATCH: usize = 6;
 
@@ -220,4 +223,131 @@ async fn kill9_at_arbitrary_moments_of_a_stream() {
         assert_eq!(observe(&d, &shop.ids()).await, truth, "{what}");
         d.kill9();
     }
+}
+
+// --- the sync path -------------------------------------------------------------------------
+
+fn sync_config(dir: &Path, g: &FakeGoogle, m: &FakeMeta, linger: &str) -> String {
+    let creds = dir.join("google-oauth.json");
+    std::fs::write(
+        &creds,
+        format!(
+            r#"{{"client_id":"cid","client_secret":"csecret","refresh_token":"{}"}}"#,
+            g.valid_refresh_token()
+        ),
+    )
+    .expect("google creds");
+    std::fs::write(dir.join("meta-token"), META_TOKEN).expect("meta token");
+    format!(
+        r#"
+[[destinations]]
+name = "google"
+kind = "google"
+api_base = "{gb}"
+token_url = "{gt}"
+operating_account_id = "1234567890"
+credentials_file = "{creds}"
+linger = "{linger}"
+status_poll_interval = "200ms"
+lists = [{{ audience = "vip", list_id = "111" }}, {{ audience = "stage_active", list_id = "112" }}]
+
+[[destinations]]
+name = "meta"
+kind = "meta"
+api_base = "{mb}"
+access_token_file = "{mt}"
+linger = "{linger}"
+lists = [{{ audience = "vip", list_id = "222" }}]
+"#,
+        gb = g.base_url,
+        gt = g.token_url,
+        creds = creds.display(),
+        mb = m.base_url,
+        mt = dir.join("meta-token").display(),
+    )
+}
+
+async fn fakes() -> (FakeGoogle, FakeMeta) {
+    let g = FakeGoogle::start().await;
+    let m = FakeMeta::start(META_TOKEN, None).await;
+    m.create_audience("222");
+    (g, m)
+}
+
+async fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One sync-side crash: ingest everything, kill -9 at `point` of a push, restart, and wait
+/// for both networks to hold exactly the expected members.
+async fn crash_while_pushing(point: &str, faults: &[Fault]) {
+    let now = now_secs();
+    let shop = Shop::new(CUSTOMERS, 13, now, BATCH);
+    let truth = reference(&shop).await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (g, m) = fakes().await;
+    for f in faults {
+        g.inject(f.clone());
+    }
+    // The armed run lingers until every event is in, so the push it dies in carries final
+    // members (a later change of theirs would otherwise mask a lost confirmation).
+    let d = armed(tmp.path(), &sync_config(tmp.path(), &g, &m, "2s"), point, 0);
+    // The push starts while events still arrive; a frozen push can stall the whole daemon,
+    // so the stream runs on its own and the kill ends it.
+    let sender = stream_until_broken(&d, &shop, Duration::from_millis(20));
+    kill_at(d, point).await;
+    let acked = sender.await.expect("sender");
+
+    let d = Daemon::start(tmp.path(), &sync_config(tmp.path(), &g, &m, "100ms"));
+    resend_and_check(&d, &shop, &acked, point).await;
+    assert_eq!(observe(&d, &shop.ids()).await, truth, "{point}");
+    let vip = &truth.eligible_members["vip"];
+    let active = &truth.eligible_members["stage_active"];
+    assert!(vip.len() >= 3 && active.len() >= 3, "{vip:?} {active:?}");
+    let want_g_vip = shop.expected(vip, google_form);
+    let want_g_active = shop.expected(active, google_form);
+    let want_m_vip = shop.expected(vip, meta_form);
+    wait_until("google vip", 60, || g.list("111") == want_g_vip).await;
+    wait_until("google stage_active", 60, || g.list("112") == want_g_active).await;
+    wait_until("meta vip", 60, || m.audience("222") == want_m_vip).await;
+    // Settled: every asynchronous request polled to its end, nothing pending.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = d
+            .admin()
+            .await
+            .get_sync_status(v1::GetSyncStatusRequest::default())
+            .await
+            .expect("status")
+            .into_inner()
+            .states;
+        if st.len() == 3
+            && st
+                .iter()
+                .all(|s| s.pending_adds == 0 && s.pending_removes == 0 && !s.parked)
+            && g.list("111") == want_g_vip
+            && g.list("112") == want_g_active
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{point}: never settled: {st:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    d.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_after_the_network_accepted_before_the_confirmed_ledger() {
+    crash_while_pushing("sync_after_accept", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_between_recording_a_google_request_and_confirming_it_which_later_fails() {
+    // The accepted request reads FAILED when polled: after the restart the daemon must still
+    // know to poll it and resend, or the list would silently miss its members.
+    crash_while_pushing("sync_after_outstanding", &[Fault::RequestFailed]).await;
 }

@@ -660,15 +660,18 @@ impl Worker {
             match result {
                 Ok(accepted) => {
                     attempt = 0;
+                    // The network holds the batch; nothing here says so yet. A crash now
+                    // only makes the start-up comparison send it again (idempotent).
+                    crate::failpoint::crash_point!("sync_after_accept");
                     let batch: Vec<(Box<str>, RemoteMember)> =
                         ids.drain(..n).zip(members.drain(..n)).collect();
                     let changes: Vec<(Box<str>, Option<RemoteMember>)> = batch
                         .iter()
                         .map(|(id, m)| (id.clone(), add.then(|| m.clone())))
                         .collect();
-                    if let Err(e) = self.confirmed.apply(&list.audience, &changes) {
-                        tracing::error!(error = %e, "confirmed ledger write failed");
-                    }
+                    // An asynchronous request is recorded before its confirmation: were it the
+                    // other way round, a crash in between would leave members confirmed whose
+                    // request could still read FAILED, with nothing left to poll it.
                     if let Some(request_id) = accepted.request_id {
                         let o = Outstanding {
                             request_id,
@@ -683,6 +686,11 @@ impl Worker {
                             tracing::error!(error = %e, "outstanding request not persisted");
                         }
                         self.outstanding.push(o);
+                        crate::failpoint::crash_point!("sync_after_outstanding");
+                    }
+                    // `apply` flushes the tree, which makes the outstanding record durable too.
+                    if let Err(e) = self.confirmed.apply(&list.audience, &changes) {
+                        tracing::error!(error = %e, "confirmed ledger write failed");
                     }
                     let now = self.clock.now();
                     self.status.update(&self.spec.name, &list.audience, |s| {
