@@ -9,6 +9,7 @@
 
 pub mod facts;
 pub mod heartbeat;
+pub mod marker;
 pub mod records;
 pub mod state;
 pub mod store;

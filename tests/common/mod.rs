@@ -16,6 +16,12 @@ use audiencesync::proto::v1::audience_service_client::AudienceServiceClient;
 use audiencesync::proto::v1::ingest_service_client::IngestServiceClient;
 use tonic::transport::Channel;
 
+/// How a start went: running, or refused with this exit code.
+pub enum StartOutcome {
+    Running(Daemon),
+    Refused(i32),
+}
+
 /// A running daemon.
 pub struct Daemon {
     child: Option<Child>,
@@ -35,6 +41,17 @@ impl Daemon {
     }
 
     pub fn start_env(dir: &Path, extra_toml: &str, env: &[(&str, &str)]) -> Self {
+        match Self::try_start_env(dir, extra_toml, env) {
+            Ok(d) => d,
+            Err((status, log)) => panic!("daemon did not start ({status}); log:\n{log}"),
+        }
+    }
+
+    fn try_start_env(
+        dir: &Path,
+        extra_toml: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Self, (ExitStatus, String)> {
         let cfg = write_config(dir, extra_toml);
         let log = dir.join(format!(
             "daemon-{}.log",
@@ -80,21 +97,33 @@ impl Daemon {
         let addr = match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(a) => a.parse().expect("address"),
             Err(_) => {
+                // Exited (stdout closed) or hung: either way it did not start. Let an exiting
+                // process finish writing its error first.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
                 let _ = child.kill();
-                panic!(
-                    "daemon did not start; log:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
+                let status = child.wait().expect("wait");
+                return Err((status, std::fs::read_to_string(&log).unwrap_or_default()));
             }
         };
         let metrics = metrics.lock().ok().and_then(|m| *m);
-        Self {
+        Ok(Self {
             child: Some(child),
             addr,
             metrics,
             dir: dir.to_path_buf(),
             log,
             stdout: lines,
+        })
+    }
+
+    /// Starts the daemon if it will; otherwise the exit status and its log (stderr).
+    pub fn start_failing_or_running(dir: &Path, extra_toml: &str) -> (StartOutcome, String) {
+        match Self::try_start_env(dir, extra_toml, &[]) {
+            Ok(d) => (StartOutcome::Running(d), String::new()),
+            Err((status, log)) => (StartOutcome::Refused(status.code().unwrap_or(-1)), log),
         }
     }
 
