@@ -21,7 +21,6 @@ use common::workload::*;
 use common::*;
 use fakes::{FakeGoogle, FakeMeta, Fault};
 
-const META_TOKEN: &str = "meta-system-user-token";
 const CUSTOMERS: usize = 40;
 const BATCH: usize = 6;
 
@@ -228,50 +227,20 @@ async fn kill9_at_arbitrary_moments_of_a_stream() {
 // --- the sync path -------------------------------------------------------------------------
 
 fn sync_config(dir: &Path, g: &FakeGoogle, m: &FakeMeta, linger: &str) -> String {
-    let creds = dir.join("google-oauth.json");
-    std::fs::write(
-        &creds,
-        format!(
-            r#"{{"client_id":"cid","client_secret":"csecret","refresh_token":"{}"}}"#,
-            g.valid_refresh_token()
+    fakes::destinations_toml(
+        dir,
+        g,
+        m,
+        &format!(
+            r#"linger = "{linger}"
+status_poll_interval = "200ms"
+lists = [{{ audience = "vip", list_id = "111" }}, {{ audience = "stage_active", list_id = "112" }}]"#
+        ),
+        &format!(
+            r#"linger = "{linger}"
+lists = [{{ audience = "vip", list_id = "222" }}]"#
         ),
     )
-    .expect("google creds");
-    std::fs::write(dir.join("meta-token"), META_TOKEN).expect("meta token");
-    format!(
-        r#"
-[[destinations]]
-name = "google"
-kind = "google"
-api_base = "{gb}"
-token_url = "{gt}"
-operating_account_id = "1234567890"
-credentials_file = "{creds}"
-linger = "{linger}"
-status_poll_interval = "200ms"
-lists = [{{ audience = "vip", list_id = "111" }}, {{ audience = "stage_active", list_id = "112" }}]
-
-[[destinations]]
-name = "meta"
-kind = "meta"
-api_base = "{mb}"
-access_token_file = "{mt}"
-linger = "{linger}"
-lists = [{{ audience = "vip", list_id = "222" }}]
-"#,
-        gb = g.base_url,
-        gt = g.token_url,
-        creds = creds.display(),
-        mb = m.base_url,
-        mt = dir.join("meta-token").display(),
-    )
-}
-
-async fn fakes() -> (FakeGoogle, FakeMeta) {
-    let g = FakeGoogle::start().await;
-    let m = FakeMeta::start(META_TOKEN, None).await;
-    m.create_audience("222");
-    (g, m)
 }
 
 async fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
@@ -289,7 +258,7 @@ async fn crash_while_pushing(point: &str, faults: &[Fault]) {
     let shop = Shop::new(CUSTOMERS, 13, now, BATCH);
     let truth = reference(&shop).await;
     let tmp = tempfile::tempdir().expect("tmp");
-    let (g, m) = fakes().await;
+    let (g, m) = fakes::fakes_pair().await;
     for f in faults {
         g.inject(f.clone());
     }

@@ -696,6 +696,12 @@ impl Worker {
                     self.status.update(&self.spec.name, &list.audience, |s| {
                         s.last_success_at = Some(now);
                         s.throttled_until = None;
+                        // A retried failure is over once a request goes through; refused
+                        // members stay reported while they are set aside.
+                        if s.set_aside == 0 {
+                            s.last_error.clear();
+                            s.advice.clear();
+                        }
                         if add {
                             s.pending_adds = s.pending_adds.saturating_sub(n as u64);
                         } else {
