@@ -2,6 +2,7 @@
 //! directory and log file, and talks to it over gRPC.
 #![allow(dead_code)]
 
+pub mod arbitrary;
 pub mod workload;
 
 use std::io::{BufRead, BufReader};
