@@ -190,6 +190,18 @@ impl Destination for CsvDestination {
         Ok(Accepted::default())
     }
 
+    /// A CSV list needs no id from anyone: its audience's folder is the list. (Without this the
+    /// engine, finding no list id, asked for a remote list and parked every CSV list.)
+    async fn create_list(&self, audience: &str) -> Result<String, PushError> {
+        let list = ListRef {
+            audience: audience.to_string(),
+            list_id: String::new(),
+        };
+        let dir = self.audience_dir(&list);
+        std::fs::create_dir_all(&dir).map_err(|e| io_err("creating", &dir, e))?;
+        Ok(audience.to_string())
+    }
+
     async fn snapshot(&self, list: &ListRef, members: &[RemoteMember]) -> Result<(), PushError> {
         let dir = self.audience_dir(list);
         let mut g: Vec<String> = members.iter().map(google_row).collect();
