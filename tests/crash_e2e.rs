@@ -22,7 +22,7 @@ use common::*;
 use fakes::{FakeGoogle, FakeMeta, Fault};
 
 const CUSTOMERS: usize = 40;
-const BATCH: usize = 6;
+const BATCH: usize = 4;
 
 /// Starts a daemon that freezes at the `skip + 1`-th pass of crash point `point`.
 fn armed(dir: &Path, extra: &str, point: &str, skip: u32) -> Daemon {
@@ -148,12 +148,12 @@ async fn crash_while_ingesting(point: &str, skip: u32, extra: &str, gap: Duratio
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_after_wal_fsync_before_apply() {
-    crash_while_ingesting("ledger_after_wal_sync", 3, "", Duration::from_millis(20)).await;
+    crash_while_ingesting("ledger_after_wal_sync", 2, "", Duration::from_millis(30)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_after_apply_before_ack() {
-    crash_while_ingesting("ledger_before_ack", 2, "", Duration::from_millis(20)).await;
+    crash_while_ingesting("ledger_before_ack", 1, "", Duration::from_millis(30)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
