@@ -355,3 +355,73 @@ async fn permanent_errors_are_parked_visible_in_status_and_not_retried() {
     wait_until("meta vip after resync", 60, || m.audience("222") == want).await;
     d.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_one_of_two_people_sharing_a_phone_keeps_the_other_on_the_lists() {
+    // Both networks match people, not rows: a removal drops every member sharing an
+    // identifier with the removed one. The daemon must put the other one back.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (g, m) = fakes_pair().await;
+    let cfg = destinations_toml(
+        tmp.path(),
+        &g,
+        &m,
+        r#"linger = "100ms"
+status_poll_interval = "200ms"
+lists = [{ audience = "vip", list_id = "111" }]"#,
+        r#"linger = "100ms"
+lists = [{ audience = "vip", list_id = "222" }]"#,
+    );
+    let d = Daemon::start(tmp.path(), &cfg);
+    let now = now_secs();
+    let shared_phone = "+12125550199";
+    let mut events = Vec::new();
+    for (i, cents) in [50_000, 40_000, 100, 100, 100, 100, 100, 100]
+        .iter()
+        .enumerate()
+    {
+        let id = format!("h{i}");
+        let phone = if i < 2 {
+            shared_phone.to_string()
+        } else {
+            format!("+1212555{:04}", 3000 + i)
+        };
+        events.push(ev(
+            &format!("u-{id}"),
+            now - 30 * DAY,
+            person(&id, &format!("h{i}@example.com"), &phone, true),
+        ));
+        events.push(ev(
+            &format!("o-{id}"),
+            now - 10 * DAY,
+            order(&format!("o-{id}"), &id, *cents, "USD"),
+        ));
+    }
+    stream(&d, vec![events]).await;
+    let both = BTreeSet::from(["h0".to_string(), "h1".to_string()]);
+    assert_eq!(members(&d, "vip", true).await, both);
+    let forms = |ids: &[&str], f: fn(&audiencesync::sync::member::RemoteMember) -> String| {
+        ids.iter()
+            .map(|id| f(&member(id, &format!("{id}@example.com"), shared_phone)))
+            .collect::<BTreeSet<_>>()
+    };
+    wait_until("google both", 30, || {
+        g.list("111") == forms(&["h0", "h1"], google_form)
+    })
+    .await;
+    wait_until("meta both", 30, || {
+        m.audience("222") == forms(&["h0", "h1"], meta_form)
+    })
+    .await;
+
+    // h0 withdraws consent: removed with the shared phone, which takes h1 along remotely.
+    stream(&d, vec![vec![ev("w-h0", now - 60, consent("h0", false))]]).await;
+    let want_g = forms(&["h1"], google_form);
+    let want_m = forms(&["h1"], meta_form);
+    wait_until("google keeps h1", 30, || g.list("111") == want_g).await;
+    wait_until("meta keeps h1", 30, || m.audience("222") == want_m).await;
+    settled(&d, 2).await;
+    assert_eq!(g.list("111"), want_g);
+    assert_eq!(m.audience("222"), want_m);
+    d.stop();
+}

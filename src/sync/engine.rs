@@ -669,6 +669,8 @@ impl Worker {
                         .iter()
                         .map(|(id, m)| (id.clone(), add.then(|| m.clone())))
                         .collect();
+                    let removed: Vec<(Box<str>, RemoteMember)> =
+                        if add { Vec::new() } else { batch.clone() };
                     // An asynchronous request is recorded before its confirmation: were it the
                     // other way round, a crash in between would leave members confirmed whose
                     // request could still read FAILED, with nothing left to poll it.
@@ -691,6 +693,9 @@ impl Worker {
                     // `apply` flushes the tree, which makes the outstanding record durable too.
                     if let Err(e) = self.confirmed.apply(&list.audience, &changes) {
                         tracing::error!(error = %e, "confirmed ledger write failed");
+                    }
+                    if !add {
+                        self.unconfirm_matching(&list.audience, &removed);
                     }
                     let now = self.clock.now();
                     self.status.update(&self.spec.name, &list.audience, |s| {
@@ -783,6 +788,46 @@ impl Worker {
             }
         }
         Ok(())
+    }
+
+    /// After a removal: the network also dropped every member sharing an identifier with a
+    /// removed one (it matches people, not rows). Those are no longer confirmed and are marked
+    /// dirty, so the next cycle adds them back (a household sharing a phone stays listed when
+    /// one of them leaves).
+    fn unconfirm_matching(&mut self, audience: &str, removed: &[(Box<str>, RemoteMember)]) {
+        let gone: HashSet<&str> = removed.iter().map(|(id, _)| &**id).collect();
+        // One pass over the list with the removed identifiers indexed (lists run to millions).
+        let emails: HashSet<_> = removed.iter().filter_map(|(_, m)| m.email).collect();
+        let phones: HashSet<_> = removed.iter().filter_map(|(_, m)| m.phone).collect();
+        let addresses: HashSet<_> = removed.iter().filter_map(|(_, m)| m.address()).collect();
+        let dropped: Vec<(Box<str>, Option<RemoteMember>)> = self
+            .confirmed
+            .list(audience)
+            .filter(|(id, m)| {
+                !gone.contains(&***id)
+                    && (m.email.is_some_and(|e| emails.contains(&e))
+                        || m.phone.is_some_and(|p| phones.contains(&p))
+                        || m.address().is_some_and(|a| addresses.contains(&a)))
+            })
+            .map(|(id, _)| (id.clone(), None))
+            .collect();
+        if dropped.is_empty() {
+            return;
+        }
+        tracing::info!(destination = %self.spec.name, audience, members = dropped.len(),
+            "members sharing an identifier with removed ones left the list too; adding them back");
+        if let Err(e) = self.confirmed.apply(audience, &dropped) {
+            tracing::error!(error = %e, "confirmed ledger write failed");
+        }
+        let dirty: Vec<CustomerIdx> = {
+            let db = self.ledger.read();
+            dropped
+                .iter()
+                .filter_map(|(id, _)| db.facts.customer(id).map(|(c, _)| c))
+                .collect()
+        };
+        self.spec.dirty.customers.lock().extend(dirty);
+        self.spec.dirty.notify.notify_one();
     }
 
     fn park(&mut self, list: &ListRef, e: &PushError) -> Stop {
