@@ -319,10 +319,20 @@ async fn permanent_errors_are_parked_visible_in_status_and_not_retried() {
         .expect("meta parked");
     assert!(meta.advice.contains("access"), "{meta:?}");
 
-    // The other Meta list is not held up by its parked sibling.
-    let active = members(&d, "stage_active", true).await;
-    let want = shop.expected(&active, meta_form);
-    wait_until("meta stage_active", 60, || m.audience("223") == want).await;
+    // The other Meta list is not held up by its parked sibling. (Which of the two met the
+    // error depends on which had members first.)
+    let list_of = |a: &str| if a == "vip" { "222" } else { "223" };
+    let parked_audience = meta.audience.clone();
+    let other = if parked_audience == "vip" {
+        "stage_active"
+    } else {
+        "vip"
+    };
+    let want = shop.expected(&members(&d, other, true).await, meta_form);
+    wait_until("the other meta list", 60, || {
+        m.audience(list_of(other)) == want
+    })
+    .await;
 
     // No retry loop: nothing more is sent for the parked lists.
     let (g_calls, m_calls) = (g.requests().len(), m.requests().len());
@@ -345,14 +355,16 @@ async fn permanent_errors_are_parked_visible_in_status_and_not_retried() {
         .await
         .trigger_resync(v1::TriggerResyncRequest {
             destination: "meta".into(),
-            audience: "vip".into(),
+            audience: parked_audience.clone(),
             mode: v1::ResyncMode::Delta as i32,
         })
         .await
         .expect("resync");
-    let vip = members(&d, "vip", true).await;
-    let want = shop.expected(&vip, meta_form);
-    wait_until("meta vip after resync", 60, || m.audience("222") == want).await;
+    let want = shop.expected(&members(&d, &parked_audience, true).await, meta_form);
+    wait_until("the parked meta list after resync", 60, || {
+        m.audience(list_of(&parked_audience)) == want
+    })
+    .await;
     d.stop();
 }
 
