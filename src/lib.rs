@@ -6,6 +6,7 @@ pub mod audience;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod failpoint;
 pub mod feed;
 pub mod import;
 pub mod ingest;

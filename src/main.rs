@@ -164,6 +164,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cfg.storage.data_dir = dir;
     }
     audiencesync::telemetry::init(&cfg.log);
+    // Crash points exist only in test builds; a release binary ignores FAILPOINTS.
+    let _failpoints = audiencesync::failpoint::setup();
 
     let (clock, manual_clock): (SharedClock, _) = match cfg.clock.mode {
         ClockMode::System => (Arc::new(SystemClock), None),
@@ -178,7 +180,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let specs = audiencesync::sync::build_workers(&cfg, &store, &feed)?;
     let mut opts = LedgerOptions::from_config(&cfg)?;
     opts.sync_feed = feed.clone();
-    let (ledger, writer) = Ledger::start(store.clone(), opts, clock.clone())?;
+    let (ledger, writer) = Ledger::start(store.clone(), opts, clock.clone())
+        .with_context(|| format!("recovering the store in {}", store.dir().display()))?;
     let sync = Arc::new(SyncEngine::start(specs, ledger.clone(), clock.clone()));
     let mut ctx = Context::new(&cfg, ledger.clone(), clock, manual_clock)?;
     ctx.sync = Some(sync.clone());

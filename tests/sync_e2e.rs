@@ -10,59 +10,15 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use audiencesync::ingest::identity::{hex_lower, Normalizer};
 use audiencesync::proto::v1;
 use audiencesync::sync::dest::meta;
 use audiencesync::sync::member::RemoteMember;
+use common::workload::{google_form, member, meta_form, person};
 use common::*;
 use fakes::{FakeGoogle, FakeMeta, Fault};
 
 const META_TOKEN: &str = "meta-system-user-token";
 const META_SECRET: &str = "meta-app-secret";
-
-/// A customer upsert with a name and postal code of its own: Google matches removals on any
-/// shared identifier, so two test people must never share an address.
-fn person(id: &str, email: &str, phone: &str, granted: bool) -> v1::event::Kind {
-    let (first, last, zip) = (format!("Given{id}"), format!("Family{id}"), postal(id));
-    customer_named(id, email, phone, granted, (&first, &last, &zip))
-}
-
-fn postal(id: &str) -> String {
-    format!("9{:04}", id.bytes().map(u32::from).sum::<u32>() % 10_000)
-}
-
-/// The member the test expects a network to hold for a customer made by `person`.
-fn member(id: &str, email: &str, phone: &str) -> RemoteMember {
-    let n = Normalizer::new("US").expect("normalizer");
-    RemoteMember {
-        email: Some(n.email(email).expect("email")),
-        phone: Some(n.phone(phone, Some("US")).expect("phone")),
-        first_name: Some(n.first_name(&format!("Given{id}")).expect("fn")),
-        last_name: Some(n.last_name(&format!("Family{id}")).expect("ln")),
-        country: Some("US".into()),
-        postal_code: Some(postal(id).into()),
-    }
-}
-
-/// Google fake's canonical form: identifiers sorted and joined.
-fn google_form(m: &RemoteMember) -> String {
-    let mut ids = [
-        format!("email:{}", hex_lower(&m.email.expect("e").google)),
-        format!("phone:{}", hex_lower(&m.phone.expect("p").google)),
-        format!(
-            "address:{},{},US,{}",
-            hex_lower(&m.first_name.expect("f").google),
-            hex_lower(&m.last_name.expect("l").google),
-            m.postal_code.as_deref().unwrap_or_default()
-        ),
-    ];
-    ids.sort();
-    ids.join("|")
-}
-
-fn meta_form(m: &RemoteMember) -> String {
-    meta::row(m).join("|")
-}
 
 struct Shop {
     /// (customer id, email, phone, granted, revenue cents)

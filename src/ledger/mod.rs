@@ -9,6 +9,7 @@
 
 pub mod facts;
 pub mod heartbeat;
+pub mod marker;
 pub mod records;
 pub mod sizes;
 pub mod state;
@@ -626,7 +627,11 @@ impl Writer {
         if !fresh.is_empty() {
             let records = records::encode_wal(&fresh);
             match self.store.append_wal(self.seq + 1, &records) {
-                Ok(last) => self.seq = last,
+                Ok(last) => {
+                    self.seq = last;
+                    // Durable but not applied: a restart must replay it.
+                    crate::failpoint::crash_point!("ledger_after_wal_sync");
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "write-ahead log append failed; batches refused");
                     for reply in replies {
@@ -664,6 +669,8 @@ impl Writer {
             drop(db);
             self.log_changes();
         }
+        // Applied but not acknowledged: the client resends, and must see duplicates.
+        crate::failpoint::crash_point!("ledger_before_ack");
         let stats = &self.shared.stats;
         stats.wal_seq.store(self.seq, Ordering::Relaxed);
         stats.groups.fetch_add(1, Ordering::Relaxed);

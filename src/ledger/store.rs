@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::StorageConfig;
 use crate::insight::holdout::SALT_LEN;
+use crate::ledger::marker::{self, Marker};
 use crate::ledger::records::{decode, decode_customer, decode_wal, key_from, CodecError};
 use crate::ledger::state::State;
 
@@ -33,7 +34,7 @@ const MAX_SLED_BATCH: usize = 1_000;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// sled refused to open the directory.
-    #[error("cannot open sled database at {path}: {source} (if it is damaged, move it aside and replay the feed; see docs/RELIABILITY.md)")]
+    #[error("cannot open sled database at {path}: {source} (is another audiencesync using it? If not, the store is damaged: see docs/RELIABILITY.md, \"Recovering a damaged store\")")]
     Open {
         /// The directory.
         path: PathBuf,
@@ -52,7 +53,7 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// A record that does not decode.
-    #[error("corrupt record in tree `{tree}` at key {key}: {source}")]
+    #[error("corrupt record in tree `{tree}` at key {key}: {source} ({RECOVERY})")]
     Corrupt {
         /// The tree.
         tree: &'static str,
@@ -72,6 +73,43 @@ pub enum StoreError {
         "data directory {0} holds data but no schema marker: not an audiencesync store, or damaged"
     )]
     Unmarked(PathBuf),
+    /// The directory was a store once but does not hold what it held (emptied, truncated,
+    /// unreadable): starting on it would silently lose acknowledged facts.
+    #[error("data directory {path} is damaged: {reason} ({RECOVERY})")]
+    Damaged {
+        /// The directory.
+        path: PathBuf,
+        /// What was found.
+        reason: String,
+    },
+}
+
+/// What an operator does about a damaged store (docs/RELIABILITY.md has the steps).
+const RECOVERY: &str = "refusing to start on it; move the directory aside, start on an empty one and replay the shop's history, then `audiencesync resync --full`: see docs/RELIABILITY.md, \"Recovering a damaged store\"";
+
+/// Runs `f`, turning a panic inside sled (it panics on some damaged files instead of
+/// returning an error) into [`StoreError::Damaged`]. The panic message is kept in the error
+/// and not printed on its own.
+fn guarded<T>(
+    dir: &Path,
+    what: &str,
+    f: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(hook);
+    result.unwrap_or_else(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(StoreError::Damaged {
+            path: dir.to_path_buf(),
+            reason: format!("sled failed while {what}: {msg}"),
+        })
+    })
 }
 
 /// Everything checkpointed at once: the dirty entities as of WAL sequence `seq`.
@@ -125,48 +163,92 @@ pub struct Store {
     meta: sled::Tree,
     dir: PathBuf,
     fsync: bool,
+    /// The marker as found at open (or as written for a new store).
+    marker: Marker,
 }
 
 impl Store {
     /// Opens (or creates) the store.
     pub fn open(cfg: &StorageConfig) -> Result<Self, StoreError> {
         let dir = cfg.data_dir.clone();
+        let found_marker = marker::read(&dir).map_err(|e| StoreError::Damaged {
+            path: dir.clone(),
+            reason: format!("unreadable store marker: {e}"),
+        })?;
         let open_err = |source| StoreError::Open {
             path: dir.clone(),
             source,
         };
-        let db = sled::Config::new()
-            .path(&dir)
-            .cache_capacity(cfg.cache_capacity_bytes)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(open_err)?;
-        let tree = |name: &str| db.open_tree(name).map_err(open_err);
-        let store = Self {
-            wal: tree("wal")?,
-            customers: tree("customers")?,
-            orders: tree("orders")?,
-            carts: tree("carts")?,
-            dedup: tree("dedup")?,
-            changes: tree("changes")?,
-            meta: tree("meta")?,
-            db,
-            dir,
-            fsync: cfg.fsync,
-        };
-        store.check_schema()?;
+        let mut store = guarded(&dir, "opening the database", || {
+            let db = sled::Config::new()
+                .path(&dir)
+                .cache_capacity(cfg.cache_capacity_bytes)
+                .mode(sled::Mode::HighThroughput)
+                .open()
+                .map_err(open_err)?;
+            let tree = |name: &str| db.open_tree(name).map_err(open_err);
+            Ok(Self {
+                wal: tree("wal")?,
+                customers: tree("customers")?,
+                orders: tree("orders")?,
+                carts: tree("carts")?,
+                dedup: tree("dedup")?,
+                changes: tree("changes")?,
+                meta: tree("meta")?,
+                db,
+                dir: dir.clone(),
+                fsync: cfg.fsync,
+                marker: Marker {
+                    schema: SCHEMA_VERSION,
+                    checkpoint_seq: 0,
+                },
+            })
+        })?;
+        store.marker = guarded(&dir, "reading the schema", || {
+            store.check_schema(found_marker)
+        })?;
         Ok(store)
     }
 
-    fn check_schema(&self) -> Result<(), StoreError> {
+    /// Checks the schema and the marker agree with what sled holds; starts a new store in an
+    /// empty directory. Returns the marker in force.
+    fn check_schema(&self, found: Option<Marker>) -> Result<Marker, StoreError> {
+        let fresh = Marker {
+            schema: SCHEMA_VERSION,
+            checkpoint_seq: 0,
+        };
         match self.meta.get(META_SCHEMA)? {
             Some(v) => {
-                let found = u64_from(&v);
-                if found != SCHEMA_VERSION {
-                    return Err(StoreError::Schema { found });
+                let found_schema = u64_from(&v);
+                if found_schema != SCHEMA_VERSION {
+                    return Err(StoreError::Schema {
+                        found: found_schema,
+                    });
+                }
+                match found {
+                    Some(m) => Ok(m),
+                    None => {
+                        // A store from before markers existed: mark it now.
+                        let m = Marker {
+                            checkpoint_seq: self.checkpoint_seq()?,
+                            ..fresh
+                        };
+                        self.write_marker(m)?;
+                        Ok(m)
+                    }
                 }
             }
             None => {
+                if let Some(m) = found {
+                    return Err(StoreError::Damaged {
+                        path: self.dir.clone(),
+                        reason: format!(
+                            "its marker ({}) says a store with checkpoint {} lives here, but sled holds no schema: the database files were emptied, truncated or replaced",
+                            marker::FILE_NAME,
+                            m.checkpoint_seq
+                        ),
+                    });
+                }
                 let has_data = [&self.wal, &self.customers, &self.orders, &self.carts]
                     .iter()
                     .any(|t| !t.is_empty());
@@ -176,9 +258,17 @@ impl Store {
                 self.meta
                     .insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
                 self.sync()?;
+                self.write_marker(fresh)?;
+                Ok(fresh)
             }
         }
-        Ok(())
+    }
+
+    fn write_marker(&self, m: Marker) -> Result<(), StoreError> {
+        marker::write(&self.dir, m, self.fsync).map_err(|e| StoreError::Sync {
+            path: marker::path(&self.dir),
+            source: std::io::Error::other(e.to_string()),
+        })
     }
 
     /// A tree for another component (the sync engine's confirmed ledgers).
@@ -241,8 +331,25 @@ impl Store {
         Ok(())
     }
 
-    /// Loads the checkpoint and replays the WAL after it.
+    /// Loads the checkpoint and replays the WAL after it. Refuses a store that recovers to less
+    /// than the checkpoint its marker records (sled fell back to an older prefix of its log).
     pub fn recover(&self) -> Result<Recovered, StoreError> {
+        let rec = guarded(&self.dir, "reading the stored state", || {
+            self.recover_inner()
+        })?;
+        if rec.last_seq < self.marker.checkpoint_seq {
+            return Err(StoreError::Damaged {
+                path: self.dir.clone(),
+                reason: format!(
+                    "it recovers only up to write-ahead record {}, but checkpoint {} was completed: acknowledged events are missing",
+                    rec.last_seq, self.marker.checkpoint_seq
+                ),
+            });
+        }
+        Ok(rec)
+    }
+
+    fn recover_inner(&self) -> Result<Recovered, StoreError> {
         let mut state = State::default();
         let mut customers = Vec::new();
         let mut legacy = false;
@@ -379,8 +486,17 @@ impl Store {
         }
         self.sync_blobs()?;
         self.sync()?;
+        // Trees newer than `checkpoint_seq`: the restart replays the WAL onto them.
+        crate::failpoint::crash_point!("checkpoint_before_seq");
         self.meta.insert(META_CHECKPOINT, &cp.seq.to_be_bytes())?;
         self.sync()?;
+        // From now on the store must recover at least this far.
+        self.write_marker(Marker {
+            schema: SCHEMA_VERSION,
+            checkpoint_seq: cp.seq,
+        })?;
+        // Checkpoint recorded, WAL not yet trimmed: the restart trims it.
+        crate::failpoint::crash_point!("checkpoint_before_trim");
         self.trim_wal(cp.seq)?;
         Ok(())
     }

@@ -665,15 +665,20 @@ impl Worker {
             match result {
                 Ok(accepted) => {
                     attempt = 0;
+                    // The network holds the batch; nothing here says so yet. A crash now
+                    // only makes the start-up comparison send it again (idempotent).
+                    crate::failpoint::crash_point!("sync_after_accept");
                     let batch: Vec<(Box<str>, RemoteMember)> =
                         ids.drain(..n).zip(members.drain(..n)).collect();
                     let changes: Vec<(Box<str>, Option<RemoteMember>)> = batch
                         .iter()
                         .map(|(id, m)| (id.clone(), add.then(|| m.clone())))
                         .collect();
-                    if let Err(e) = self.confirmed.apply(&list.audience, &changes) {
-                        tracing::error!(error = %e, "confirmed ledger write failed");
-                    }
+                    let removed: Vec<(Box<str>, RemoteMember)> =
+                        if add { Vec::new() } else { batch.clone() };
+                    // An asynchronous request is recorded before its confirmation: were it the
+                    // other way round, a crash in between would leave members confirmed whose
+                    // request could still read FAILED, with nothing left to poll it.
                     if let Some(request_id) = accepted.request_id {
                         let o = Outstanding {
                             request_id,
@@ -688,11 +693,25 @@ impl Worker {
                             tracing::error!(error = %e, "outstanding request not persisted");
                         }
                         self.outstanding.push(o);
+                        crate::failpoint::crash_point!("sync_after_outstanding");
+                    }
+                    // `apply` flushes the tree, which makes the outstanding record durable too.
+                    if let Err(e) = self.confirmed.apply(&list.audience, &changes) {
+                        tracing::error!(error = %e, "confirmed ledger write failed");
+                    }
+                    if !add {
+                        self.unconfirm_matching(&list.audience, &removed);
                     }
                     let now = self.clock.now();
                     self.status.update(&self.spec.name, &list.audience, |s| {
                         s.last_success_at = Some(now);
                         s.throttled_until = None;
+                        // A retried failure is over once a request goes through; refused
+                        // members stay reported while they are set aside.
+                        if s.set_aside == 0 {
+                            s.last_error.clear();
+                            s.advice.clear();
+                        }
                         if add {
                             s.pending_adds = s.pending_adds.saturating_sub(n as u64);
                         } else {
@@ -774,6 +793,46 @@ impl Worker {
             }
         }
         Ok(())
+    }
+
+    /// After a removal: the network also dropped every member sharing an identifier with a
+    /// removed one (it matches people, not rows). Those are no longer confirmed and are marked
+    /// dirty, so the next cycle adds them back (a household sharing a phone stays listed when
+    /// one of them leaves).
+    fn unconfirm_matching(&mut self, audience: &str, removed: &[(Box<str>, RemoteMember)]) {
+        let gone: HashSet<&str> = removed.iter().map(|(id, _)| &**id).collect();
+        // One pass over the list with the removed identifiers indexed (lists run to millions).
+        let emails: HashSet<_> = removed.iter().filter_map(|(_, m)| m.email).collect();
+        let phones: HashSet<_> = removed.iter().filter_map(|(_, m)| m.phone).collect();
+        let addresses: HashSet<_> = removed.iter().filter_map(|(_, m)| m.address()).collect();
+        let dropped: Vec<(Box<str>, Option<RemoteMember>)> = self
+            .confirmed
+            .list(audience)
+            .filter(|(id, m)| {
+                !gone.contains(&***id)
+                    && (m.email.is_some_and(|e| emails.contains(&e))
+                        || m.phone.is_some_and(|p| phones.contains(&p))
+                        || m.address().is_some_and(|a| addresses.contains(&a)))
+            })
+            .map(|(id, _)| (id.clone(), None))
+            .collect();
+        if dropped.is_empty() {
+            return;
+        }
+        tracing::info!(destination = %self.spec.name, audience, members = dropped.len(),
+            "members sharing an identifier with removed ones left the list too; adding them back");
+        if let Err(e) = self.confirmed.apply(audience, &dropped) {
+            tracing::error!(error = %e, "confirmed ledger write failed");
+        }
+        let dirty: Vec<CustomerIdx> = {
+            let db = self.ledger.read();
+            dropped
+                .iter()
+                .filter_map(|(id, _)| db.facts.customer(id).map(|(c, _)| c))
+                .collect()
+        };
+        self.spec.dirty.customers.lock().extend(dirty);
+        self.spec.dirty.notify.notify_one();
     }
 
     fn park(&mut self, list: &ListRef, e: &PushError) -> Stop {

@@ -2,7 +2,9 @@
 //! directory and log file, and talks to it over gRPC.
 #![allow(dead_code)]
 
+pub mod arbitrary;
 pub mod population;
+pub mod workload;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -16,6 +18,12 @@ use audiencesync::proto::v1::audience_service_client::AudienceServiceClient;
 use audiencesync::proto::v1::ingest_service_client::IngestServiceClient;
 use tonic::transport::Channel;
 
+/// How a start went: running, or refused with this exit code.
+pub enum StartOutcome {
+    Running(Daemon),
+    Refused(i32),
+}
+
 /// A running daemon.
 pub struct Daemon {
     child: Option<Child>,
@@ -26,6 +34,8 @@ pub struct Daemon {
     pub web: Option<SocketAddr>,
     pub dir: PathBuf,
     pub log: PathBuf,
+    /// Every line the daemon printed on stdout so far.
+    stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Daemon {
@@ -35,6 +45,17 @@ impl Daemon {
     }
 
     pub fn start_env(dir: &Path, extra_toml: &str, env: &[(&str, &str)]) -> Self {
+        match Self::try_start_env(dir, extra_toml, env) {
+            Ok(d) => d,
+            Err((status, log)) => panic!("daemon did not start ({status}); log:\n{log}"),
+        }
+    }
+
+    fn try_start_env(
+        dir: &Path,
+        extra_toml: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Self, (ExitStatus, String)> {
         let cfg = write_config(dir, extra_toml);
         let log = dir.join(format!(
             "daemon-{}.log",
@@ -61,8 +82,13 @@ impl Daemon {
         let metrics_seen = metrics.clone();
         let web = std::sync::Arc::new(std::sync::Mutex::new(None::<SocketAddr>));
         let web_seen = web.clone();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines_seen = lines.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(mut l) = lines_seen.lock() {
+                    l.push(line.clone());
+                }
                 // The metrics and page lines come first, so they are known once the listen
                 // line arrives.
                 if let Some(addr) = line.strip_prefix("audiencesync metrics on ") {
@@ -83,23 +109,73 @@ impl Daemon {
         let addr = match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(a) => a.parse().expect("address"),
             Err(_) => {
+                // Exited (stdout closed) or hung: either way it did not start. Let an exiting
+                // process finish writing its error first.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
                 let _ = child.kill();
-                panic!(
-                    "daemon did not start; log:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
+                let status = child.wait().expect("wait");
+                return Err((status, std::fs::read_to_string(&log).unwrap_or_default()));
             }
         };
         let metrics = metrics.lock().ok().and_then(|m| *m);
         let web = web.lock().ok().and_then(|w| *w);
-        Self {
+        Ok(Self {
             child: Some(child),
             addr,
             metrics,
             web,
             dir: dir.to_path_buf(),
             log,
+            stdout: lines,
+        })
+    }
+
+    /// Starts the daemon if it will; otherwise the exit status and its log (stderr).
+    pub fn start_failing_or_running(dir: &Path, extra_toml: &str) -> (StartOutcome, String) {
+        match Self::try_start_env(dir, extra_toml, &[]) {
+            Ok(d) => (StartOutcome::Running(d), String::new()),
+            Err((status, log)) => (StartOutcome::Refused(status.code().unwrap_or(-1)), log),
         }
+    }
+
+    /// Waits up to `secs` for a stdout line containing `needle` (e.g. a crash point's
+    /// `failpoint NAME reached`); false if it never came.
+    pub async fn wait_stdout(&self, needle: &str, secs: u64) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if self.stdout_has(needle) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    /// Whether the daemon printed a line containing `needle`.
+    pub fn stdout_has(&self, needle: &str) -> bool {
+        self.stdout
+            .lock()
+            .map(|l| l.iter().any(|x| x.contains(needle)))
+            .unwrap_or(false)
+    }
+
+    /// The daemon's resident set size in KiB, from `/proc/<pid>/status`.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// Whether the process is still running (not exited, not a zombie we reaped).
+    pub fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// Runs `serve` on a config expected to be refused; returns the exit status and stderr.

@@ -12,6 +12,8 @@
 //!   `MetaError`, `MalformedJson`, `FieldViolation`, Meta `ExpireToken`) or `Reset` means the
 //!   request was **not** processed; `Delay` sleeps and then processes the request normally.
 //! - `Reset` closes the TCP connection without writing a response (recorded with status 0).
+//! - `Pass` processes the request normally: queued before another fault it aims that fault at
+//!   a later request. `SlowBody` processes the request and then dribbles the response body.
 // Each test crate uses only part of the fakes.
 #![allow(dead_code)]
 
@@ -58,8 +60,14 @@ pub enum Fault {
     },
     /// Close the connection without a response.
     Reset,
-    /// Wait this long, then process the request normally (a slow network).
+    /// Wait this long, then process the request normally (a slow network). Against a client
+    /// timeout shorter than this, the request is processed although the client gave up.
     Delay(Duration),
+    /// Process the request, then send the response body in `chunks` pieces `gap` apart (a
+    /// slow or stalling body; processed whether or not the client waits for the end).
+    SlowBody { chunks: usize, gap: Duration },
+    /// Process the request normally; takes a place in the queue.
+    Pass,
     /// HTTP 200 with a truncated JSON body (not processed).
     MalformedJson,
     /// The request's access token is treated as expired: Google 401 `UNAUTHENTICATED` (and the
@@ -177,6 +185,11 @@ pub(crate) async fn fault_layer<A: FakeApi>(
             tokio::time::sleep(delay).await;
             next.run(Request::from_parts(parts, Body::from(body))).await
         }
+        Some(Fault::Pass) => next.run(Request::from_parts(parts, Body::from(body))).await,
+        Some(Fault::SlowBody { chunks, gap }) => {
+            let response = next.run(Request::from_parts(parts, Body::from(body))).await;
+            slow_body(response, chunks.max(1), gap).await
+        }
         Some(fault) => match api.fault_action(&fault, &parts) {
             FaultAction::Respond(response) => response,
             FaultAction::Pass => {
@@ -194,6 +207,24 @@ pub(crate) async fn fault_layer<A: FakeApi>(
         members,
     });
     response
+}
+
+/// The same response with its body sent in `chunks` pieces, `gap` before each.
+async fn slow_body(response: Response, chunks: usize, gap: Duration) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .unwrap_or_default();
+    let size = bytes.len().div_ceil(chunks).max(1);
+    let pieces: Vec<Bytes> = bytes.chunks(size).map(Bytes::copy_from_slice).collect();
+    let stream = futures::stream::unfold(pieces.into_iter(), move |mut rest| async move {
+        let piece = rest.next()?;
+        tokio::time::sleep(gap).await;
+        Some((Ok::<_, std::convert::Infallible>(piece), rest))
+    });
+    // The length is no longer known up front: the body is chunked.
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from_stream(stream))
 }
 
 /// A JSON response; `body` is serialized as is.
@@ -281,4 +312,62 @@ async fn serve_connection(stream: TcpStream, router: Router) {
         // Dropping the connection closes the socket without a response.
         _ = kill.notified() => {}
     }
+}
+
+/// The access token `FakeMeta` is started with by [`fakes_pair`].
+pub const META_TOKEN: &str = "meta-system-user-token";
+
+/// A Google and a Meta fake; Meta audiences `222` and `223` exist.
+pub async fn fakes_pair() -> (FakeGoogle, FakeMeta) {
+    let g = FakeGoogle::start().await;
+    let m = FakeMeta::start(META_TOKEN, None).await;
+    m.create_audience("222");
+    m.create_audience("223");
+    (g, m)
+}
+
+/// `[[destinations]]` tables for the daemon: `google` and `meta` pointing at the fakes, with
+/// credential files written to `dir`, then each destination's own keys (`lists = ...`,
+/// `linger`, `timeout`, ...) as given.
+pub fn destinations_toml(
+    dir: &std::path::Path,
+    g: &FakeGoogle,
+    m: &FakeMeta,
+    google_keys: &str,
+    meta_keys: &str,
+) -> String {
+    let creds = dir.join("google-oauth.json");
+    std::fs::write(
+        &creds,
+        format!(
+            r#"{{"client_id":"cid","client_secret":"csecret","refresh_token":"{}"}}"#,
+            g.valid_refresh_token()
+        ),
+    )
+    .expect("google creds");
+    std::fs::write(dir.join("meta-token"), META_TOKEN).expect("meta token");
+    format!(
+        r#"
+[[destinations]]
+name = "google"
+kind = "google"
+api_base = "{gb}"
+token_url = "{gt}"
+operating_account_id = "1234567890"
+credentials_file = "{creds}"
+{google_keys}
+
+[[destinations]]
+name = "meta"
+kind = "meta"
+api_base = "{mb}"
+access_token_file = "{mt}"
+{meta_keys}
+"#,
+        gb = g.base_url,
+        gt = g.token_url,
+        creds = creds.display(),
+        mb = m.base_url,
+        mt = dir.join("meta-token").display(),
+    )
 }
