@@ -286,14 +286,7 @@ async fn crash_while_pushing(point: &str, faults: &[Fault]) {
     // Settled: every asynchronous request polled to its end, nothing pending.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let st = d
-            .admin()
-            .await
-            .get_sync_status(v1::GetSyncStatusRequest::default())
-            .await
-            .expect("status")
-            .into_inner()
-            .states;
+        let st = d.sync_states().await;
         if st.len() == 3
             && st
                 .iter()

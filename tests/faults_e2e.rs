@@ -24,21 +24,11 @@ async fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     }
 }
 
-async fn sync_status(d: &Daemon) -> Vec<v1::SyncState> {
-    d.admin()
-        .await
-        .get_sync_status(v1::GetSyncStatusRequest::default())
-        .await
-        .expect("status")
-        .into_inner()
-        .states
-}
-
 /// Waits until every list reports nothing pending and no error, and returns the states.
 async fn settled(d: &Daemon, lists: usize) -> Vec<v1::SyncState> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let st = sync_status(d).await;
+        let st = d.sync_states().await;
         if st.len() == lists
             && st.iter().all(|s| {
                 s.pending_adds == 0
@@ -293,7 +283,7 @@ async fn permanent_errors_are_parked_visible_in_status_and_not_retried() {
     fill(&d, &shop, "vip").await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let parked = loop {
-        let st = sync_status(&d).await;
+        let st = d.sync_states().await;
         let parked: Vec<_> = st.iter().filter(|s| s.parked).cloned().collect();
         if parked.len() == 2 {
             break parked;

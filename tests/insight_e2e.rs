@@ -295,14 +295,7 @@ async fn holdout_members_never_reach_the_networks_across_restarts_and_a_rebalanc
         .into_inner();
     assert!(ca.audiences.contains(&"lapsed_90".to_string()) && ca.eligible);
     assert_eq!(ca.holdout, vec!["lapsed_90".to_string()]);
-    let states = d
-        .admin()
-        .await
-        .get_sync_status(v1::GetSyncStatusRequest::default())
-        .await
-        .expect("status")
-        .into_inner()
-        .states;
+    let states = d.sync_states().await;
     assert_eq!(states.len(), 2);
     for s in &states {
         assert_eq!(s.desired_size, pushed.len() as u64, "{s:?}");

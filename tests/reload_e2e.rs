@@ -98,14 +98,7 @@ async fn sighup_refuses_a_bad_config_and_applies_a_good_one() {
     assert!(v.definition.contains("75/100"), "{}", v.definition);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let states = d
-            .admin()
-            .await
-            .get_sync_status(v1::GetSyncStatusRequest::default())
-            .await
-            .expect("status")
-            .into_inner()
-            .states;
+        let states = d.sync_states().await;
         if states.iter().any(|s| s.audience == "lapsed_90") {
             break;
         }

@@ -284,14 +284,7 @@ lists = [{{ audience = "vip" }}, {{ audience = "stage_active" }}, {{ audience = 
     // The lists caught up with the audiences once the load stopped.
     let settle = Instant::now() + Duration::from_secs(120);
     loop {
-        let st = d
-            .admin()
-            .await
-            .get_sync_status(v1::GetSyncStatusRequest::default())
-            .await
-            .expect("status")
-            .into_inner()
-            .states;
+        let st = d.sync_states().await;
         // Two destinations agree: each Google list equals the distinct members of the CSV
         // snapshot of the same audience. (The synthetic shop has a few customers with
         // identical identifiers, one person at the network; and households sharing a phone,

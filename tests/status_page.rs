@@ -131,14 +131,7 @@ fn seeded_daemon(dir: &Path, rt: &tokio::runtime::Runtime) -> Daemon {
         // The CSV lists are confirmed, so the sync table is settled.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let st = d
-                .admin()
-                .await
-                .get_sync_status(v1::GetSyncStatusRequest::default())
-                .await
-                .expect("status")
-                .into_inner()
-                .states;
+            let st = d.sync_states().await;
             let confirmed = |a: &str| {
                 st.iter()
                     .find(|s| s.audience == a)

@@ -132,16 +132,6 @@ async fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     }
 }
 
-async fn status(d: &Daemon) -> Vec<v1::SyncState> {
-    d.admin()
-        .await
-        .get_sync_status(v1::GetSyncStatusRequest::default())
-        .await
-        .expect("status")
-        .into_inner()
-        .states
-}
-
 async fn fakes() -> (FakeGoogle, FakeMeta) {
     let g = FakeGoogle::start().await;
     let m = FakeMeta::start(META_TOKEN, Some(META_SECRET)).await;
@@ -221,7 +211,7 @@ async fn lists_converge_and_follow_consent_withdrawal_and_erasure() {
 async fn wait_until_async(d: &Daemon, out: &mut Vec<v1::SyncState>) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        *out = status(d).await;
+        *out = d.sync_states().await;
         if out.len() == 2
             && out
                 .iter()
@@ -296,7 +286,7 @@ async fn a_fast_fail_400_sets_one_member_aside_and_sends_the_rest() {
             Instant::now() < deadline,
             "refusal visible in status: {st:?}"
         );
-        st = status(&d).await;
+        st = d.sync_states().await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     d.stop();
@@ -322,7 +312,8 @@ async fn meta_throttling_transient_errors_and_a_parked_permanent_error() {
     stream(&d, vec![shop.events(now_secs())]).await;
     // The throttle is visible as rate-limit state while it lasts.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !status(&d)
+    while !d
+        .sync_states()
         .await
         .iter()
         .any(|s| s.destination == "meta" && s.throttled_until.is_some())
@@ -351,7 +342,8 @@ async fn meta_throttling_transient_errors_and_a_parked_permanent_error() {
     let deadline = Instant::now() + Duration::from_secs(20);
     while parked.is_none() {
         assert!(Instant::now() < deadline, "never parked");
-        parked = status(&d)
+        parked = d
+            .sync_states()
             .await
             .into_iter()
             .find(|s| s.destination == "meta" && s.parked);
@@ -513,7 +505,7 @@ async fn lists_are_created_once_and_the_match_rate_is_reported() {
     let mut ids;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let st = status(&d).await;
+        let st = d.sync_states().await;
         let id = |dest: &str| {
             st.iter()
                 .find(|s| s.destination == dest)
@@ -551,7 +543,7 @@ async fn lists_are_created_once_and_the_match_rate_is_reported() {
     let d = Daemon::start(tmp.path(), &cfg);
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(creations(&g, &m), 2);
-    let st = status(&d).await;
+    let st = d.sync_states().await;
     assert!(
         st.iter()
             .any(|s| s.destination == "google" && s.list_id == ids.0),

@@ -242,6 +242,17 @@ impl Daemon {
         AdminServiceClient::new(self.channel().await)
     }
 
+    /// The sync state of every destination × audience (`AdminService.GetSyncStatus`).
+    pub async fn sync_states(&self) -> Vec<v1::SyncState> {
+        self.admin()
+            .await
+            .get_sync_status(v1::GetSyncStatusRequest::default())
+            .await
+            .expect("status")
+            .into_inner()
+            .states
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
