@@ -154,45 +154,21 @@ fn forms(ids: &BTreeSet<String>, form: fn(&RemoteMember) -> String) -> BTreeSet<
 
 /// Config pushing `lapsed_90` to both fakes, with a holdout share.
 fn sync_config(dir: &Path, g: &FakeGoogle, m: &FakeMeta, share: &str) -> String {
-    let creds = dir.join("google-oauth.json");
-    std::fs::write(
-        &creds,
-        format!(
-            r#"{{"client_id":"cid","client_secret":"csecret","refresh_token":"{}"}}"#,
-            g.valid_refresh_token()
-        ),
-    )
-    .expect("google creds");
-    std::fs::write(dir.join("meta-token"), META_TOKEN).expect("meta token");
+    let destinations = fakes::destinations_toml(
+        dir,
+        g,
+        m,
+        r#"linger = "100ms"
+status_poll_interval = "200ms"
+lists = [{ audience = "lapsed_90", list_id = "111" }]"#,
+        r#"linger = "100ms"
+lists = [{ audience = "lapsed_90", list_id = "222" }]"#,
+    );
     format!(
         r#"
 [audiences]
 holdout = {{ lapsed_90 = "{share}" }}
-
-[[destinations]]
-name = "google"
-kind = "google"
-api_base = "{gb}"
-token_url = "{gt}"
-operating_account_id = "1234567890"
-credentials_file = "{creds}"
-linger = "100ms"
-status_poll_interval = "200ms"
-lists = [{{ audience = "lapsed_90", list_id = "111" }}]
-
-[[destinations]]
-name = "meta"
-kind = "meta"
-api_base = "{mb}"
-access_token_file = "{mt}"
-linger = "100ms"
-lists = [{{ audience = "lapsed_90", list_id = "222" }}]
-"#,
-        gb = g.base_url,
-        gt = g.token_url,
-        creds = creds.display(),
-        mb = m.base_url,
-        mt = dir.join("meta-token").display(),
+{destinations}"#
     )
 }
 

@@ -897,23 +897,17 @@ fn screenshot() {
     let exe = browser::find_chromium().expect("chromium is needed for the screenshot");
     let tmp = tempfile::tempdir().expect("tmp");
     let rt = runtime();
-    let (g, m) = rt.block_on(async {
-        let g = fakes::FakeGoogle::start().await;
-        let m = fakes::FakeMeta::start("meta-system-user-token", None).await;
-        m.create_audience("222");
-        m.create_audience("223");
-        (g, m)
-    });
-    let creds = tmp.path().join("google-oauth.json");
-    std::fs::write(
-        &creds,
-        format!(
-            r#"{{"client_id":"cid","client_secret":"csecret","refresh_token":"{}"}}"#,
-            g.valid_refresh_token()
-        ),
-    )
-    .expect("google creds");
-    std::fs::write(tmp.path().join("meta-token"), "meta-system-user-token").expect("meta token");
+    let (g, m) = rt.block_on(fakes::fakes_pair());
+    let destinations = fakes::destinations_toml(
+        tmp.path(),
+        &g,
+        &m,
+        r#"linger = "100ms"
+status_poll_interval = "200ms"
+lists = [{ audience = "vip", list_id = "111" }, { audience = "lapsed_90", list_id = "112" }]"#,
+        r#"linger = "100ms"
+lists = [{ audience = "vip", list_id = "222" }, { audience = "cart_abandoners", list_id = "223" }]"#,
+    );
     let cfg = format!(
         r#"size_sample_interval = "3h"
 [clock]
@@ -929,32 +923,8 @@ kind = "csv"
 dir = "{exports}"
 linger = "100ms"
 lists = [{{ audience = "vip" }}, {{ audience = "lapsed_90" }}, {{ audience = "cart_abandoners" }}]
-
-[[destinations]]
-name = "google"
-kind = "google"
-api_base = "{gb}"
-token_url = "{gt}"
-operating_account_id = "1234567890"
-credentials_file = "{creds}"
-linger = "100ms"
-status_poll_interval = "200ms"
-lists = [{{ audience = "vip", list_id = "111" }}, {{ audience = "lapsed_90", list_id = "112" }}]
-
-[[destinations]]
-name = "meta"
-kind = "meta"
-api_base = "{mb}"
-access_token_file = "{mt}"
-linger = "100ms"
-lists = [{{ audience = "vip", list_id = "222" }}, {{ audience = "cart_abandoners", list_id = "223" }}]
-"#,
+{destinations}"#,
         exports = tmp.path().join("exports").display(),
-        gb = g.base_url,
-        gt = g.token_url,
-        creds = creds.display(),
-        mb = m.base_url,
-        mt = tmp.path().join("meta-token").display(),
     );
     let d = Daemon::start(tmp.path(), &cfg);
     // Terms of service not accepted: Meta's first push parks (the page shows the fix).

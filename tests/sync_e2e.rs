@@ -72,7 +72,7 @@ impl Shop {
     }
 }
 
-/// Config for a daemon pushing `vip` to both fakes (and a CSV directory).
+/// Config for a daemon pushing `vip` to both fakes, Meta with an app secret.
 fn config(
     dir: &Path,
     g: &FakeGoogle,
@@ -80,47 +80,24 @@ fn config(
     extra_google: &str,
     extra_meta: &str,
 ) -> String {
-    let creds = dir.join("google-oauth.json");
-    std::fs::write(
-        &creds,
-        format!(
-            r#"{{"client_id":"cid","client_secret":"csecret","refresh_token":"{}"}}"#,
-            g.valid_refresh_token()
-        ),
-    )
-    .expect("google creds");
-    std::fs::write(dir.join("meta-token"), META_TOKEN).expect("meta token");
     std::fs::write(dir.join("meta-secret"), META_SECRET).expect("meta secret");
-    format!(
-        r#"
-[[destinations]]
-name = "google"
-kind = "google"
-api_base = "{gb}"
-token_url = "{gt}"
-operating_account_id = "1234567890"
-credentials_file = "{creds}"
-linger = "100ms"
+    fakes::destinations_toml(
+        dir,
+        g,
+        m,
+        &format!(
+            r#"linger = "100ms"
 status_poll_interval = "200ms"
 lists = [{{ audience = "vip", list_id = "111" }}]
-{extra_google}
-
-[[destinations]]
-name = "meta"
-kind = "meta"
-api_base = "{mb}"
-access_token_file = "{mt}"
-app_secret_file = "{ms}"
+{extra_google}"#
+        ),
+        &format!(
+            r#"app_secret_file = "{ms}"
 linger = "100ms"
 lists = [{{ audience = "vip", list_id = "222" }}]
-{extra_meta}
-"#,
-        gb = g.base_url,
-        gt = g.token_url,
-        creds = creds.display(),
-        mb = m.base_url,
-        mt = dir.join("meta-token").display(),
-        ms = dir.join("meta-secret").display(),
+{extra_meta}"#,
+            ms = dir.join("meta-secret").display(),
+        ),
     )
 }
 
