@@ -6,13 +6,14 @@
 //! changes come from a due-time index: each evaluation yields the next instant a rule can
 //! flip, and [`Audiences::tick`] re-evaluates only the customers that are due.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
+use super::due::DueIndex;
 use super::rules::{self, Audience, CartView, CustomerView, Evaluation};
 use super::vip::VipIndex;
 use crate::clock::{Nanos, NANOS_PER_SEC};
@@ -69,12 +70,11 @@ pub struct Audiences {
     currencies: Arc<CurrencyTable>,
     masks: Vec<u32>,
     metric: Vec<i64>,
-    due_of: Vec<Nanos>,
     since: Vec<SmallVec<[(u8, Nanos); 2]>>,
     history: Vec<Vec<(u8, bool, Nanos)>>,
     members: Vec<RoaringBitmap>,
     eligible: RoaringBitmap,
-    due: BTreeSet<(Nanos, CustomerIdx)>,
+    due: DueIndex,
     vip: VipIndex,
     last_changed: Vec<Option<Nanos>>,
     holdout: HoldoutPolicy,
@@ -110,12 +110,11 @@ impl Audiences {
             currencies,
             masks: Vec::new(),
             metric: Vec::new(),
-            due_of: Vec::new(),
             since: Vec::new(),
             history: Vec::new(),
             members: vec![RoaringBitmap::new(); Audience::ALL.len()],
             eligible: RoaringBitmap::new(),
-            due: BTreeSet::new(),
+            due: DueIndex::default(),
             vip,
             last_changed: vec![None; Audience::ALL.len()],
             pending: Vec::new(),
@@ -184,7 +183,7 @@ impl Audiences {
         if self.masks.len() < n {
             self.masks.resize(n, 0);
             self.metric.resize(n, 0);
-            self.due_of.resize(n, NO_DUE);
+            self.due.grow(n);
             self.since.resize(n, SmallVec::new());
             self.history.resize(n, Vec::new());
         }
@@ -343,7 +342,7 @@ impl Audiences {
         self.grow(facts.customers.len());
         let (eval, metric, eligible) = self.measure(facts, c, now, &mut CustomerView::default());
         self.set_eligible(c, eligible);
-        self.set_due(c, eval.next_due);
+        self.due.set(c, eval.next_due);
         let old_metric = self.metric[c as usize];
         self.metric[c as usize] = metric;
         let before = self.vip.update(c, old_metric, metric);
@@ -393,21 +392,6 @@ impl Audiences {
         }
     }
 
-    fn set_due(&mut self, c: CustomerIdx, next: Option<Nanos>) {
-        let old = self.due_of[c as usize];
-        let new = next.unwrap_or(NO_DUE);
-        if old == new {
-            return;
-        }
-        if old != NO_DUE {
-            self.due.remove(&(old, c));
-        }
-        if new != NO_DUE {
-            self.due.insert((new, c));
-        }
-        self.due_of[c as usize] = new;
-    }
-
     fn set_mask(&mut self, c: CustomerIdx, new: u32, now: Nanos, facts: &State) {
         let i = c as usize;
         let old = self.masks[i];
@@ -453,12 +437,7 @@ impl Audiences {
     /// Re-evaluates the customers whose due time has come.
     pub fn tick(&mut self, facts: &State, now: Nanos) -> usize {
         let mut n = 0;
-        while let Some(&(t, c)) = self.due.first() {
-            if t > now {
-                break;
-            }
-            self.due.pop_first();
-            self.due_of[c as usize] = NO_DUE;
+        while let Some(c) = self.due.pop_due(now) {
             self.update(facts, c, now);
             n += 1;
         }
@@ -482,17 +461,13 @@ impl Audiences {
                 .collect()
         };
         self.eligible.clear();
-        self.due.clear();
-        self.due_of.iter_mut().for_each(|d| *d = NO_DUE);
+        self.due = DueIndex::from_instants(results.iter().map(|(eval, _, _)| eval.next_due));
+        self.due.grow(self.masks.len());
         let mut buyers = Vec::new();
-        for (c, (eval, metric, eligible)) in results.iter().enumerate() {
+        for (c, (_, metric, eligible)) in results.iter().enumerate() {
             let c = c as CustomerIdx;
             if *eligible {
                 self.eligible.insert(c);
-            }
-            if let Some(t) = eval.next_due {
-                self.due.insert((t, c));
-                self.due_of[c as usize] = t;
             }
             self.metric[c as usize] = *metric;
             if *metric > 0 {

@@ -1,6 +1,7 @@
-//! Audiences: pure rules ([`rules`]), the VIP threshold ([`vip`]) and the membership engine
-//! ([`engine`]) that keeps them current as facts arrive and time passes.
+//! Audiences: pure rules ([`rules`]), the VIP threshold ([`vip`]), the due-time index ([`due`])
+//! and the membership engine ([`engine`]) that keeps them current as facts arrive and time passes.
 
+pub mod due;
 pub mod engine;
 pub mod rules;
 pub mod vip;

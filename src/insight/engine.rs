@@ -9,7 +9,7 @@
 //! facts, whatever order events arrived in, and a report reads counters instead of scanning
 //! customers. Reports read an immutable copy published at each flush (every writer tick).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use roaring::RoaringBitmap;
@@ -17,6 +17,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use super::outcomes::{Entry, ELIGIBLE, HELD_OUT};
 use super::{next_due, Aggregates, InsightParams, Snapshot};
+use crate::audience::due::DueIndex;
 use crate::audience::engine::Audiences;
 use crate::audience::rules::Audience;
 use crate::clock::Nanos;
@@ -26,8 +27,6 @@ use crate::ledger::state::{CustomerIdx, State};
 
 /// Most entries kept per customer (oldest dropped first), so a record stays bounded.
 pub const MAX_ENTRIES: usize = 128;
-
-const NO_DUE: Nanos = Nanos::MAX;
 
 /// One customer's snapshot: what their current contribution was computed from.
 #[derive(Debug, Clone, Default)]
@@ -67,8 +66,7 @@ pub struct Insights {
     params: Arc<InsightParams>,
     currencies: Arc<CurrencyTable>,
     customers: Vec<Tracked>,
-    due_of: Vec<Nanos>,
-    due: BTreeSet<(Nanos, CustomerIdx)>,
+    due: DueIndex,
     /// Customers whose contribution is subtracted and waits for the next flush.
     stale: RoaringBitmap,
     /// The erasure instant last seen per erased customer.
@@ -122,8 +120,7 @@ impl Insights {
             params,
             currencies,
             customers: Vec::new(),
-            due_of: Vec::new(),
-            due: BTreeSet::new(),
+            due: DueIndex::default(),
             stale: RoaringBitmap::new(),
             erased_seen: HashMap::default(),
             agg: Aggregates::default(),
@@ -137,7 +134,7 @@ impl Insights {
     fn grow(&mut self, n: usize) {
         if self.customers.len() < n {
             self.customers.resize_with(n, Tracked::default);
-            self.due_of.resize(n, NO_DUE);
+            self.due.grow(n);
         }
     }
 
@@ -235,21 +232,6 @@ impl Insights {
         }
     }
 
-    fn set_due(&mut self, c: CustomerIdx, next: Option<Nanos>) {
-        let old = self.due_of[c as usize];
-        let new = next.unwrap_or(NO_DUE);
-        if old == new {
-            return;
-        }
-        if old != NO_DUE {
-            self.due.remove(&(old, c));
-        }
-        if new != NO_DUE {
-            self.due.insert((new, c));
-        }
-        self.due_of[c as usize] = new;
-    }
-
     /// Brings every marked or due customer up to `now` and publishes the counters.
     pub fn flush(&mut self, facts: &State, audiences: &Audiences, now: Nanos) {
         while !self.flush_some(facts, audiences, now, usize::MAX) {}
@@ -265,12 +247,7 @@ impl Insights {
         now: Nanos,
         limit: usize,
     ) -> bool {
-        while let Some(&(t, c)) = self.due.first() {
-            if t > now {
-                break;
-            }
-            self.due.pop_first();
-            self.due_of[c as usize] = NO_DUE;
+        while let Some(c) = self.due.pop_due(now) {
             self.make_stale(c);
         }
         if !self.stale.is_empty() {
@@ -295,7 +272,7 @@ impl Insights {
                 let view = t.view();
                 self.agg.contribute(&view, p, 1);
                 let next = next_due(&view, p);
-                self.set_due(c, next);
+                self.due.set(c, next);
             }
             self.scratch = scratch;
             self.changed = true;
@@ -348,18 +325,12 @@ impl Insights {
                 a
             })
             .reduce(Aggregates::default, Aggregates::merge);
-        self.due_of = self
-            .customers
-            .par_iter()
-            .map(|t| next_due(&t.view(), p).unwrap_or(NO_DUE))
-            .collect();
-        self.due = self
-            .due_of
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| **t != NO_DUE)
-            .map(|(c, t)| (*t, c as CustomerIdx))
-            .collect();
+        self.due = DueIndex::from_instants(
+            self.customers
+                .par_iter()
+                .map(|t| next_due(&t.view(), p))
+                .collect::<Vec<_>>(),
+        );
         self.stale.clear();
         self.changed = true;
         self.publish(now);
