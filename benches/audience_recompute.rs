@@ -5,6 +5,9 @@
 //! the incremental cost per event (apply + re-evaluate the touched customers), the full
 //! recompute time over all customers, and the process's peak RSS.
 
+mod common;
+use common::peak_rss_mib;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,18 +19,6 @@ use audiencesync::ingest::currency::CurrencyTable;
 use audiencesync::ingest::validate::Validator;
 use audiencesync::ledger::facts::Fact;
 use audiencesync::ledger::state::{key_of, Cart, Customer, Key, Order, Placement, Refund, State};
-
-fn peak_rss_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb / 1024)
-}
 
 fn main() {
     let customers: u64 = std::env::args()

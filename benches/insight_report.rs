@@ -7,6 +7,9 @@
 //! the latency of the reports `GetLift` and `GetRetention` answer from (they read counters, so
 //! they must not grow with the population), and the process's peak RSS.
 
+mod common;
+use common::peak_rss_mib;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,18 +23,6 @@ use audiencesync::insight::calendar::Unit;
 use audiencesync::insight::Insights;
 use audiencesync::ledger::facts::Fact;
 use audiencesync::ledger::state::State;
-
-fn peak_rss_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb / 1024)
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
