@@ -5,7 +5,7 @@
 //! busy client got round to sending it, so a stalled daemon cannot hide its stall by slowing
 //! the load down (no coordinated omission).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -101,8 +101,6 @@ pub(super) async fn visibility_probes(
     let mut samples = Samples::default();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_sec as f64));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    static RUN: AtomicU64 = AtomicU64::new(0);
-    let run = RUN.fetch_add(1, Ordering::Relaxed);
     let nonce = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -110,7 +108,7 @@ pub(super) async fn visibility_probes(
     while !stop.load(Ordering::Relaxed) {
         tick.tick().await;
         n += 1;
-        let customer_id = format!("probe{seed}-{nonce}-{run}-{n}");
+        let customer_id = format!("probe{seed}-{nonce}-{n}");
         let started = Instant::now();
         let batch = EventBatch {
             batch_id: n,
