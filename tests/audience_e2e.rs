@@ -39,24 +39,7 @@ async fn daemon_now(d: &Daemon) -> i64 {
 }
 
 async fn members(d: &Daemon, audience: &str) -> Vec<v1::Member> {
-    let mut out = Vec::new();
-    let mut stream = d
-        .audience()
-        .await
-        .stream_members(v1::StreamMembersRequest {
-            audience: audience.into(),
-            page_size: 2,
-            after_customer_id: String::new(),
-            eligible_only: false,
-        })
-        .await
-        .expect("stream_members")
-        .into_inner();
-    while let Some(page) = stream.message().await.expect("page") {
-        assert!(page.members.len() <= 2);
-        out.extend(page.members);
-    }
-    out
+    d.members(audience, 2).await
 }
 
 fn ids(m: &[v1::Member]) -> Vec<String> {

@@ -53,23 +53,7 @@ async fn set_clock(d: &Daemon, secs: i64) {
 }
 
 async fn members(d: &Daemon, audience: &str) -> Vec<v1::Member> {
-    let mut out = Vec::new();
-    let mut stream = d
-        .audience()
-        .await
-        .stream_members(v1::StreamMembersRequest {
-            audience: audience.into(),
-            page_size: 1_000,
-            after_customer_id: String::new(),
-            eligible_only: false,
-        })
-        .await
-        .expect("stream_members")
-        .into_inner();
-    while let Some(page) = stream.message().await.expect("page") {
-        out.extend(page.members);
-    }
-    out
+    d.members(audience, 1_000).await
 }
 
 /// (pushed, held out) customer ids among the audience's members.

@@ -242,6 +242,28 @@ impl Daemon {
         AdminServiceClient::new(self.channel().await)
     }
 
+    /// Every member of `audience`, streamed in pages of at most `page_size`.
+    pub async fn members(&self, audience: &str, page_size: u32) -> Vec<v1::Member> {
+        let mut out = Vec::new();
+        let mut stream = self
+            .audience()
+            .await
+            .stream_members(v1::StreamMembersRequest {
+                audience: audience.into(),
+                page_size,
+                after_customer_id: String::new(),
+                eligible_only: false,
+            })
+            .await
+            .expect("stream_members")
+            .into_inner();
+        while let Some(page) = stream.message().await.expect("page") {
+            assert!(page.members.len() <= page_size as usize);
+            out.extend(page.members);
+        }
+        out
+    }
+
     /// The sync state of every destination × audience (`AdminService.GetSyncStatus`).
     pub async fn sync_states(&self) -> Vec<v1::SyncState> {
         self.admin()
