@@ -81,6 +81,8 @@ pub struct Stats {
 pub struct DirtyPlan {
     /// Customers whose record is rewritten (with their orders and carts).
     customers: HashSet<u32>,
+    /// Of those, the ones whose record drops an order or cart: written last.
+    shrunk: HashSet<u32>,
     /// Orders written on their own (no placement).
     alone_orders: Vec<Key>,
     /// Guest carts written on their own.
@@ -122,6 +124,7 @@ impl Db {
         let facts = &mut self.facts;
         let mut plan = DirtyPlan {
             customers: dirty.customers,
+            shrunk: dirty.shrunk,
             dedup_added: dirty.dedup_added,
             dedup_pruned_before: dirty.dedup_pruned_before,
             ..DirtyPlan::default()
@@ -167,30 +170,32 @@ impl Db {
     /// state cannot move underneath.
     pub fn encode_checkpoint(&self, seq: u64, plan: DirtyPlan) -> Checkpoint {
         let facts = &self.facts;
-        let customers = plan
+        let record = |c: u32| {
+            let cust = &facts.customers[c as usize];
+            let rec = CustomerRecord {
+                erased_at: cust.erased_at,
+                profile: cust.profile.clone(),
+                memberships: self.audiences.record(c),
+                entries: self.insights.entries(c).to_vec(),
+                orders: cust
+                    .orders
+                    .iter()
+                    .filter_map(|k| Some((*k, facts.order_record(facts.orders.get(k)?))))
+                    .collect(),
+                carts: cust
+                    .carts
+                    .iter()
+                    .filter_map(|k| Some((*k, facts.cart_record(facts.carts.get(k)?))))
+                    .collect(),
+            };
+            (cust.id.clone(), encode_customer(&rec))
+        };
+        let (last, first): (Vec<u32>, Vec<u32>) = plan
             .customers
             .into_iter()
-            .map(|c| {
-                let cust = &facts.customers[c as usize];
-                let rec = CustomerRecord {
-                    erased_at: cust.erased_at,
-                    profile: cust.profile.clone(),
-                    memberships: self.audiences.record(c),
-                    entries: self.insights.entries(c).to_vec(),
-                    orders: cust
-                        .orders
-                        .iter()
-                        .filter_map(|k| Some((*k, facts.order_record(facts.orders.get(k)?))))
-                        .collect(),
-                    carts: cust
-                        .carts
-                        .iter()
-                        .filter_map(|k| Some((*k, facts.cart_record(facts.carts.get(k)?))))
-                        .collect(),
-                };
-                (cust.id.clone(), encode_customer(&rec))
-            })
-            .collect();
+            .partition(|c| plan.shrunk.contains(c));
+        let customers = first.into_iter().map(record).collect();
+        let customers_last = last.into_iter().map(record).collect();
         let orders = plan
             .alone_orders
             .into_iter()
@@ -214,6 +219,7 @@ impl Db {
         Checkpoint {
             seq,
             customers,
+            customers_last,
             orders,
             carts,
             orders_removed: plan.orders_removed.into_iter().map(key_bytes).collect(),
@@ -922,6 +928,11 @@ impl State {
     /// Marks every entity dirty, so the next checkpoint rewrites all of them.
     pub fn mark_all_dirty(&mut self) {
         self.dirty.customers = (0..self.customers.len() as u32).collect();
+        // Only an erasure makes a record drop an order or cart; a failed checkpoint may have
+        // lost which ones did, so every erased customer's record goes last.
+        self.dirty.shrunk = (0..self.customers.len() as u32)
+            .filter(|&c| self.customers[c as usize].erased_at.is_some())
+            .collect();
         self.dirty.orders = self.orders.keys().copied().collect();
         self.dirty.carts = self.carts.keys().copied().collect();
         self.dirty.dedup_added = self.dedup.iter().map(|(k, t)| (*k, *t)).collect();

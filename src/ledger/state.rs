@@ -275,6 +275,10 @@ pub struct Dirty {
     pub dedup_added: Vec<(Key, i64)>,
     /// Ids first received before this second were forgotten (past retention).
     pub dedup_pruned_before: Option<i64>,
+    /// Customers whose record no longer carries some order or cart it carried (an erasure
+    /// dropped them): the checkpoint writes these records last, after the records and lone
+    /// copies that now carry what they dropped are durable.
+    pub shrunk: HashSet<CustomerIdx>,
 }
 
 /// All customer facts.
@@ -536,6 +540,7 @@ impl State {
         cust.profile.purge(e);
         let orders = std::mem::take(&mut cust.orders);
         let carts = std::mem::take(&mut cust.carts);
+        let carried = orders.len() + carts.len();
         self.dirty.customers.insert(c);
         self.touched.insert(c);
         let mut kept_orders = Vec::new();
@@ -561,6 +566,9 @@ impl State {
                 }
                 self.dirty.carts.insert(key);
             }
+        }
+        if kept_orders.len() + kept_carts.len() < carried {
+            self.dirty.shrunk.insert(c);
         }
         let cust = &mut self.customers[c as usize];
         cust.orders = kept_orders;

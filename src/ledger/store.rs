@@ -119,6 +119,9 @@ pub struct Checkpoint {
     pub seq: u64,
     /// (customer id, record)
     pub customers: Vec<(Box<str>, Vec<u8>)>,
+    /// (customer id, record) of customers whose record drops an order or cart (erasures):
+    /// written after a sync, once every record that now carries what they drop is durable.
+    pub customers_last: Vec<(Box<str>, Vec<u8>)>,
     /// (order key, record)
     pub orders: Vec<([u8; 16], Vec<u8>)>,
     /// (cart key, record)
@@ -431,29 +434,26 @@ impl Store {
     /// Writes a checkpoint, then records its sequence, then trims the WAL below it.
     /// A crash anywhere in between is harmless: replay is idempotent (see `state`).
     pub fn write_checkpoint(&self, cp: &Checkpoint) -> Result<(), StoreError> {
-        for chunk in cp.customers.chunks(MAX_SLED_BATCH) {
-            let mut b = sled::Batch::default();
-            for (k, v) in chunk {
-                b.insert(k.as_bytes(), v.as_slice());
-            }
-            self.customers.apply_batch(b)?;
+        // Phase 1: everything that only adds — customer records and lone copies. An order or
+        // cart can move from one record to another (an erasure drops it from the erased
+        // customer's record); the new carriers are written here, before anything drops it.
+        self.insert_rows(&self.customers, &cp.customers, |k| k.as_bytes())?;
+        self.insert_rows(&self.orders, &cp.orders, |k| k.as_slice())?;
+        self.insert_rows(&self.carts, &cp.carts, |k| k.as_slice())?;
+        // Phase 2, after a sync: the records that drop something, and the lone copies that
+        // customer records now carry.
+        if !cp.customers_last.is_empty()
+            || !cp.orders_removed.is_empty()
+            || !cp.carts_removed.is_empty()
+        {
+            self.sync_blobs()?;
+            self.sync()?;
         }
-        for (tree, rows, removed) in [
-            (&self.orders, &cp.orders, &cp.orders_removed),
-            (&self.carts, &cp.carts, &cp.carts_removed),
+        self.insert_rows(&self.customers, &cp.customers_last, |k| k.as_bytes())?;
+        for (tree, removed) in [
+            (&self.orders, &cp.orders_removed),
+            (&self.carts, &cp.carts_removed),
         ] {
-            for chunk in rows.chunks(MAX_SLED_BATCH) {
-                let mut b = sled::Batch::default();
-                for (k, v) in chunk {
-                    b.insert(k, v.as_slice());
-                }
-                tree.apply_batch(b)?;
-            }
-            // Removed only once the customer records carrying them are durable.
-            if !removed.is_empty() {
-                self.sync_blobs()?;
-                self.sync()?;
-            }
             for chunk in removed.chunks(MAX_SLED_BATCH) {
                 let mut b = sled::Batch::default();
                 chunk.iter().for_each(|k| b.remove(k));
@@ -498,6 +498,23 @@ impl Store {
         // Checkpoint recorded, WAL not yet trimmed: the restart trims it.
         crate::failpoint::crash_point!("checkpoint_before_trim");
         self.trim_wal(cp.seq)?;
+        Ok(())
+    }
+
+    /// Inserts `rows` in batches of at most [`MAX_SLED_BATCH`].
+    fn insert_rows<K>(
+        &self,
+        tree: &sled::Tree,
+        rows: &[(K, Vec<u8>)],
+        key: impl Fn(&K) -> &[u8],
+    ) -> Result<(), StoreError> {
+        for chunk in rows.chunks(MAX_SLED_BATCH) {
+            let mut b = sled::Batch::default();
+            for (k, v) in chunk {
+                b.insert(key(k), v.as_slice());
+            }
+            tree.apply_batch(b)?;
+        }
         Ok(())
     }
 
