@@ -18,7 +18,7 @@ use audiencesync::feed::Generator;
 use audiencesync::ingest::currency::CurrencyTable;
 use audiencesync::ingest::validate::Validator;
 use audiencesync::ledger::facts::Fact;
-use audiencesync::ledger::state::{key_of, Cart, Customer, Key, Order, Placement, Refund, State};
+use audiencesync::ledger::state::{key_of, Cart, Customer, Key, State};
 
 fn main() {
     let customers: u64 = std::env::args()
@@ -129,7 +129,7 @@ fn print_memory(state: &State, rss_mib: u64) {
     let mut ids = 0;
     for c in &state.customers {
         ids += chunk(c.id.len());
-        lists += chunk(c.orders.capacity() * 16) + chunk(c.carts.capacity() * 16);
+        lists += chunk(c.orders.capacity() * 4) + chunk(c.carts.capacity() * 16);
         let p = &c.profile;
         let eids = [
             p.email.as_ref().map(|l| l.eid.len()),
@@ -151,25 +151,13 @@ fn print_memory(state: &State, rss_mib: u64) {
     let customers = state.customers.capacity() * size_of::<Customer>();
     let by_id = slot(state.by_id.capacity(), size_of::<(Box<str>, u32)>())
         + state.by_id.keys().map(|k| chunk(k.len())).sum::<usize>();
-    let mut order_heap = 0;
-    for o in state.orders.values() {
-        order_heap += o
-            .placements
-            .iter()
-            .map(|p| chunk(p.eid.len()))
-            .sum::<usize>();
-        if o.placements.spilled() {
-            order_heap += chunk(o.placements.capacity() * size_of::<Placement>());
-        }
-        order_heap += chunk(o.refunds.capacity() * size_of::<Refund>());
-    }
-    let orders = slot(state.orders.capacity(), size_of::<(Key, Order)>());
+    let (order_slots, order_index, order_chains, order_eids) = state.orders.heap_bytes();
     let mut cart_heap = 0;
     for k in state.carts.values() {
         cart_heap += k.updates.iter().map(|u| chunk(u.eid.len())).sum::<usize>();
     }
     let carts = slot(state.carts.capacity(), size_of::<(Key, Cart)>());
-    let dedup = slot(state.dedup.capacity(), size_of::<(Key, i64)>());
+    let dedup = state.dedup.heap_bytes();
     let rows = [
         (
             "customers: Vec<Customer> (profile registers inline)",
@@ -181,8 +169,10 @@ fn print_memory(state: &State, rss_mib: u64) {
         ),
         ("customers: order and cart key lists", lists),
         ("customers: by_id index (map + its own id copies)", by_id),
-        ("orders: map entries", orders),
-        ("orders: placement event ids, refunds", order_heap),
+        ("orders: slots (key + first placement)", order_slots),
+        ("orders: id index", order_index),
+        ("orders: further placements, refunds", order_chains),
+        ("orders: placement event-id arena", order_eids),
         ("carts: map entries", carts),
         ("carts: update event ids", cart_heap),
         ("dedup: event-id keys", dedup),

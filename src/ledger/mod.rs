@@ -10,7 +10,9 @@
 pub mod facts;
 pub mod heartbeat;
 pub mod marker;
+pub mod orders;
 pub mod records;
+pub mod seen;
 pub mod sizes;
 pub mod state;
 pub mod store;
@@ -31,7 +33,7 @@ use crate::ingest::currency::CurrencyTable;
 use crate::insight::Insights;
 use facts::Fact;
 use records::{encode, encode_customer, key_bytes, ChangeRecord, CustomerRecord};
-use state::{key_of, Key, State};
+use state::{key_of, Key, OrderSlot, State};
 use store::{Checkpoint, Store, StoreError};
 
 /// Why a submission was not made durable. The client may retry: nothing was applied.
@@ -84,7 +86,7 @@ pub struct DirtyPlan {
     /// Of those, the ones whose record drops an order or cart: written last.
     shrunk: HashSet<u32>,
     /// Orders written on their own (no placement).
-    alone_orders: Vec<Key>,
+    alone_orders: Vec<OrderSlot>,
     /// Guest carts written on their own.
     alone_carts: Vec<Key>,
     /// Lone order records now carried by a customer record.
@@ -131,19 +133,16 @@ impl Db {
         };
         plan.customers.extend(self.audiences.dirty.drain());
         plan.customers.extend(self.insights.dirty.drain());
-        for k in dirty.orders {
-            let Some(o) = facts.orders.get(&k) else {
-                continue;
-            };
-            if o.placements.is_empty() {
-                facts.stored_alone.orders.insert(k);
-                plan.alone_orders.push(k);
-            } else {
+        for s in dirty.orders {
+            if facts.orders.is_placed(s) {
                 plan.customers
-                    .extend(o.placements.iter().map(|p| p.customer));
-                if facts.stored_alone.orders.remove(&k) {
-                    plan.orders_removed.push(k);
+                    .extend(facts.orders.placements(s).map(|p| p.customer));
+                if facts.stored_alone.orders.remove(&s) {
+                    plan.orders_removed.push(facts.orders.key(s));
                 }
+            } else {
+                facts.stored_alone.orders.insert(s);
+                plan.alone_orders.push(s);
             }
         }
         for k in dirty.carts {
@@ -180,7 +179,7 @@ impl Db {
                 orders: cust
                     .orders
                     .iter()
-                    .filter_map(|k| Some((*k, facts.order_record(facts.orders.get(k)?))))
+                    .map(|&s| (facts.orders.key(s), facts.order_record(s)))
                     .collect(),
                 carts: cust
                     .carts
@@ -199,11 +198,11 @@ impl Db {
         let orders = plan
             .alone_orders
             .into_iter()
-            .filter_map(|k| {
-                Some((
-                    key_bytes(k),
-                    encode(&facts.order_record(facts.orders.get(&k)?)),
-                ))
+            .map(|s| {
+                (
+                    key_bytes(facts.orders.key(s)),
+                    encode(&facts.order_record(s)),
+                )
             })
             .collect();
         let carts = plan
@@ -933,9 +932,9 @@ impl State {
         self.dirty.shrunk = (0..self.customers.len() as u32)
             .filter(|&c| self.customers[c as usize].erased_at.is_some())
             .collect();
-        self.dirty.orders = self.orders.keys().copied().collect();
+        self.dirty.orders = self.orders.slots().collect();
         self.dirty.carts = self.carts.keys().copied().collect();
-        self.dirty.dedup_added = self.dedup.iter().map(|(k, t)| (*k, *t)).collect();
+        self.dirty.dedup_added = self.dedup.iter().collect();
         self.dirty.dedup_pruned_before = None;
     }
 }

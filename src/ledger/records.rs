@@ -8,7 +8,8 @@ use crate::clock::Nanos;
 use crate::ingest::currency::CurrencyCode;
 use crate::insight::outcomes::Entry;
 use crate::ledger::facts::Fact;
-use crate::ledger::state::{Cart, CartUpdate, Key, Order, Placement, Profile, Refund, State};
+use crate::ledger::orders::OrderSlot;
+use crate::ledger::state::{Cart, CartUpdate, Key, Profile, Refund, State};
 
 /// Version byte of every record written by this build (customer records: see
 /// [`CUSTOMER_RECORD_VERSION`]).
@@ -237,21 +238,21 @@ pub fn key_from(bytes: &[u8]) -> Option<Key> {
 
 impl State {
     /// The stored form of an order.
-    pub fn order_record(&self, o: &Order) -> OrderRecord {
+    pub fn order_record(&self, s: OrderSlot) -> OrderRecord {
+        let book = &self.orders;
         OrderRecord {
-            placements: o
-                .placements
-                .iter()
+            placements: book
+                .placements(s)
                 .map(|p| PlacementRecord {
                     customer: self.customers[p.customer as usize].id.clone(),
                     at: p.at,
-                    eid: p.eid.clone(),
+                    eid: book.eid(p.eid).into(),
                     total_minor: p.total_minor,
                     currency: p.currency,
                     item_count: p.item_count,
                 })
                 .collect(),
-            refunds: o.refunds.clone(),
+            refunds: book.refunds(s).copied().collect(),
         }
     }
 
@@ -307,40 +308,28 @@ impl State {
     }
 
     /// Joins an order record into the state: placements and refunds not seen yet are added.
-    pub fn restore_order(&mut self, key: Key, r: OrderRecord) {
-        let mut placements = Vec::with_capacity(r.placements.len());
+    pub fn restore_order(&mut self, key: Key, r: OrderRecord) -> OrderSlot {
+        let slot = self.orders.slot(key);
         for p in r.placements {
             let c = self.intern(&p.customer);
             let cust = &mut self.customers[c as usize];
-            if !cust.orders.contains(&key) {
-                cust.orders.push(key);
+            if !cust.orders.contains(&slot) {
+                cust.orders.push(slot);
             }
-            placements.push(Placement {
+            let new = crate::ledger::orders::NewPlacement {
                 customer: c,
                 at: p.at,
-                eid: p.eid,
+                eid: &p.eid,
                 total_minor: p.total_minor,
                 currency: p.currency,
                 item_count: p.item_count,
-            });
-        }
-        let order = self.orders.entry(key).or_default();
-        for p in placements {
-            let pos = order
-                .placements
-                .iter()
-                .position(|q| (q.at, &*q.eid) >= (p.at, &*p.eid));
-            match pos {
-                Some(i) if order.placements[i].at == p.at && order.placements[i].eid == p.eid => {}
-                Some(i) => order.placements.insert(i, p),
-                None => order.placements.push(p),
-            }
+            };
+            self.orders.place(slot, new);
         }
         for refund in r.refunds {
-            if !order.refunds.iter().any(|x| x.eid == refund.eid) {
-                order.refunds.push(refund);
-            }
+            self.orders.refund(slot, refund);
         }
+        slot
     }
 
     /// Joins a cart record into the state: checked out wins; otherwise the latest update per

@@ -16,6 +16,8 @@ use crate::clock::{whole_secs_between, Nanos};
 use crate::ingest::currency::{CurrencyCode, CurrencyTable};
 use crate::ingest::identity::NetworkHashes;
 use crate::ledger::facts::{Consent, CustomerUpsert, Fact, FactKind};
+use crate::ledger::seen::SeenIds;
+pub use crate::ledger::orders::{NewPlacement, OrderRef, OrderSlot, Orders, Placement};
 
 /// Dense internal customer number (index into [`State::customers`]).
 pub type CustomerIdx = u32;
@@ -134,7 +136,7 @@ pub struct Customer {
     /// Profile and consent.
     pub profile: Profile,
     /// Orders with a placement by this customer (the customer counts those it placed first).
-    pub orders: Vec<Key>,
+    pub orders: Vec<OrderSlot>,
     /// Carts with an update by this customer.
     pub carts: Vec<Key>,
 }
@@ -143,23 +145,6 @@ impl Customer {
     fn erased_since(&self, at: Nanos) -> bool {
         self.erased_at.is_some_and(|e| at <= e)
     }
-}
-
-/// One `order_placed` event for an order id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Placement {
-    /// Who placed it.
-    pub customer: CustomerIdx,
-    /// When.
-    pub at: Nanos,
-    /// By which event.
-    pub eid: Box<str>,
-    /// Total in minor units of `currency`.
-    pub total_minor: i64,
-    /// Currency of the total.
-    pub currency: CurrencyCode,
-    /// Items.
-    pub item_count: u32,
 }
 
 /// A refund of an order.
@@ -173,35 +158,6 @@ pub struct Refund {
     pub amount_minor: i64,
     /// Whole order refunded.
     pub full: bool,
-}
-
-/// An order id's placements (the earliest counts) and refunds (which may arrive first).
-#[derive(Debug, Clone, Default)]
-pub struct Order {
-    /// Sorted by `(at, eid)`; the first is the counted one.
-    pub placements: SmallVec<[Placement; 1]>,
-    /// Refunds, each event once.
-    pub refunds: Vec<Refund>,
-}
-
-impl Order {
-    /// The placement that counts, if the order has arrived.
-    pub fn counted(&self) -> Option<&Placement> {
-        self.placements.first()
-    }
-
-    /// Net value in the order's currency: total minus refunds, floored at zero.
-    pub fn net_minor(&self) -> Option<(i64, CurrencyCode)> {
-        let p = self.counted()?;
-        if self.refunds.iter().any(|r| r.full) {
-            return Some((0, p.currency));
-        }
-        let refunded: i64 = self
-            .refunds
-            .iter()
-            .fold(0i64, |s, r| s.saturating_add(r.amount_minor));
-        Some((p.total_minor.saturating_sub(refunded).max(0), p.currency))
-    }
 }
 
 /// A cart update (the latest per owner is kept; the latest overall decides).
@@ -268,7 +224,7 @@ pub struct Dirty {
     /// Customers whose profile or erasure changed (or that are new).
     pub customers: HashSet<CustomerIdx>,
     /// Orders changed.
-    pub orders: HashSet<Key>,
+    pub orders: HashSet<OrderSlot>,
     /// Carts changed.
     pub carts: HashSet<Key>,
     /// Event keys remembered since the last checkpoint.
@@ -289,11 +245,11 @@ pub struct State {
     /// Dense index by the shop's id.
     pub by_id: HashMap<Box<str>, CustomerIdx>,
     /// Orders by key of their id.
-    pub orders: HashMap<Key, Order>,
+    pub orders: Orders,
     /// Carts by key of their id.
     pub carts: HashMap<Key, Cart>,
-    /// Seen event keys with the second they were first received.
-    pub dedup: HashMap<Key, i64>,
+    /// Seen event keys with the day they were first received.
+    pub dedup: SeenIds,
     /// Changes not yet checkpointed.
     pub dirty: Dirty,
     /// Customers whose derived figures may have changed, for the audience engine.
@@ -307,8 +263,8 @@ pub struct State {
 /// Keys of the entities checkpointed outside any customer record (see [`State::stored_alone`]).
 #[derive(Debug, Default)]
 pub struct StoredAlone {
-    /// Order keys in the `orders` tree.
-    pub orders: HashSet<Key>,
+    /// Orders in the `orders` tree.
+    pub orders: HashSet<OrderSlot>,
     /// Cart keys in the `carts` tree.
     pub carts: HashSet<Key>,
 }
@@ -337,22 +293,20 @@ impl State {
 
     /// Whether an event id was seen (within retention).
     pub fn seen(&self, event: Key) -> bool {
-        self.dedup.contains_key(&event)
+        self.dedup.contains(event)
     }
 
     /// Remembers an event id as seen at `received_secs`.
     pub fn remember(&mut self, event: Key, received_secs: i64) {
-        if self.dedup.insert(event, received_secs).is_none() {
+        if self.dedup.insert(event, received_secs) {
             self.dirty.dedup_added.push((event, received_secs));
         }
     }
 
-    /// Forgets event ids first received before `cutoff_secs`.
+    /// Forgets event ids first received on days before the one holding `cutoff_secs`.
     pub fn prune_dedup(&mut self, cutoff_secs: i64) -> usize {
-        let before = self.dedup.len();
-        self.dedup.retain(|_, t| *t >= cutoff_secs);
         self.dirty.dedup_pruned_before = Some(cutoff_secs);
-        before - self.dedup.len()
+        self.dedup.retain_since(cutoff_secs)
     }
 
     /// Applies one fact. Idempotent and order-independent (see the module docs).
@@ -399,55 +353,45 @@ impl State {
                 if self.customers[c as usize].erased_since(f.at) {
                     return;
                 }
-                let key = key_of(order);
-                let o = self.orders.entry(key).or_default();
-                let pos = o
-                    .placements
-                    .iter()
-                    .position(|p| (p.at, &*p.eid) >= (f.at, &*f.event_id));
-                if let Some(i) = pos {
-                    if o.placements[i].at == f.at && *o.placements[i].eid == *f.event_id {
-                        return; // the same event again
-                    }
-                }
-                let placement = Placement {
+                let slot = self.orders.slot(key_of(order));
+                let new = NewPlacement {
                     customer: c,
                     at: f.at,
-                    eid: f.event_id.clone(),
+                    eid: &f.event_id,
                     total_minor: *total_minor,
                     currency: *currency,
                     item_count: *item_count,
                 };
-                o.placements
-                    .insert(pos.unwrap_or(o.placements.len()), placement);
-                self.touched.extend(o.placements.iter().map(|p| p.customer));
-                let cust = &mut self.customers[c as usize];
-                if !cust.orders.contains(&key) {
-                    cust.orders.push(key);
+                if !self.orders.place(slot, new) {
+                    return; // the same event again
                 }
-                self.dirty.orders.insert(key);
+                self.touched
+                    .extend(self.orders.placements(slot).map(|p| p.customer));
+                let cust = &mut self.customers[c as usize];
+                if !cust.orders.contains(&slot) {
+                    cust.orders.push(slot);
+                }
+                self.dirty.orders.insert(slot);
             }
             FactKind::OrderRefunded {
                 order,
                 amount_minor,
                 full,
             } => {
-                let key = key_of(order);
-                let eid = key_of(&f.event_id);
-                let o = self.orders.entry(key).or_default();
-                if o.refunds.iter().any(|r| r.eid == eid) {
-                    return;
-                }
-                o.refunds.push(Refund {
-                    eid,
+                let slot = self.orders.slot(key_of(order));
+                let refund = Refund {
+                    eid: key_of(&f.event_id),
                     at: f.at,
                     amount_minor: *amount_minor,
                     full: *full,
-                });
-                if let Some(p) = o.counted() {
+                };
+                if !self.orders.refund(slot, refund) {
+                    return;
+                }
+                if let Some(p) = self.orders.counted(slot) {
                     self.touched.insert(p.customer);
                 }
-                self.dirty.orders.insert(key);
+                self.dirty.orders.insert(slot);
             }
             FactKind::CartUpdated {
                 cart,
@@ -544,15 +488,15 @@ impl State {
         self.dirty.customers.insert(c);
         self.touched.insert(c);
         let mut kept_orders = Vec::new();
-        for key in orders {
-            if let Some(o) = self.orders.get_mut(&key) {
-                self.touched.extend(o.placements.iter().map(|p| p.customer));
-                o.placements.retain(|p| !(p.customer == c && p.at <= e));
-                if o.placements.iter().any(|p| p.customer == c) {
-                    kept_orders.push(key);
-                }
-                self.dirty.orders.insert(key);
+        for slot in orders {
+            self.touched
+                .extend(self.orders.placements(slot).map(|p| p.customer));
+            self.orders
+                .retain_placements(slot, |p| !(p.customer == c && p.at <= e));
+            if self.orders.placements(slot).any(|p| p.customer == c) {
+                kept_orders.push(slot);
             }
+            self.dirty.orders.insert(slot);
         }
         let mut kept_carts = Vec::new();
         for key in carts {
@@ -576,12 +520,14 @@ impl State {
     }
 
     /// Orders counted for customer `c` (those whose earliest placement is theirs).
-    pub fn counted_orders(&self, c: CustomerIdx) -> impl Iterator<Item = (&Placement, &Order)> {
-        self.customers[c as usize]
-            .orders
-            .iter()
-            .filter_map(move |k| self.orders.get(k))
-            .filter_map(move |o| o.counted().filter(|p| p.customer == c).map(|p| (p, o)))
+    pub fn counted_orders(
+        &self,
+        c: CustomerIdx,
+    ) -> impl Iterator<Item = (&Placement, OrderRef<'_>)> {
+        self.customers[c as usize].orders.iter().filter_map(move |&s| {
+            let o = self.orders.get(s);
+            o.counted().filter(|p| p.customer == c).map(|p| (p, o))
+        })
     }
 
     /// Each counted order of customer `c` as (placed at, net value in revenue-currency minor

@@ -368,8 +368,8 @@ impl Store {
         for item in self.orders.iter() {
             let (k, v) = item?;
             let key = key_from(&k).ok_or_else(|| corrupt("orders", &k, CodecError::Empty))?;
-            state.restore_order(key, decode(&v).map_err(|e| corrupt("orders", &k, e))?);
-            state.stored_alone.orders.insert(key);
+            let slot = state.restore_order(key, decode(&v).map_err(|e| corrupt("orders", &k, e))?);
+            state.stored_alone.orders.insert(slot);
         }
         for item in self.carts.iter() {
             let (k, v) = item?;
@@ -387,7 +387,7 @@ impl Store {
             for id in v.chunks_exact(16) {
                 if let Some(key) = key_from(id) {
                     // The chunk's newest second: retention may keep an id slightly longer.
-                    state.dedup.entry(key).or_insert(newest);
+                    state.dedup.insert(key, newest);
                 }
             }
         }
