@@ -282,6 +282,7 @@ impl State {
         let cust = &mut self.customers[c as usize];
         cust.erased_at = r.erased_at;
         cust.profile = r.profile;
+        cust.profile.share_eids();
         for (key, order) in r.orders {
             self.restore_order(key, order);
         }

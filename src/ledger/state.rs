@@ -6,6 +6,7 @@
 //! of a checkpoint that is partly newer than the log position it records.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -37,23 +38,41 @@ pub struct Lww<T> {
     pub value: T,
     /// When it was set.
     pub at: Nanos,
-    /// By which event (tie-breaker).
-    pub eid: Box<str>,
+    /// By which event (tie-breaker); the registers one event set share one copy.
+    pub eid: Arc<str>,
 }
 
-/// Offers a value to a register; returns whether it won.
-fn offer<T>(slot: &mut Option<Lww<T>>, value: T, at: Nanos, eid: &str) -> bool {
-    if let Some(cur) = slot {
-        if (at, eid) <= (cur.at, &*cur.eid) {
-            return false;
+/// The event offering values to registers: its id is allocated once, on the first win.
+struct Offerer<'a> {
+    at: Nanos,
+    eid: &'a str,
+    shared: Option<Arc<str>>,
+}
+
+impl<'a> Offerer<'a> {
+    fn new(at: Nanos, eid: &'a str) -> Self {
+        Offerer {
+            at,
+            eid,
+            shared: None,
         }
     }
-    *slot = Some(Lww {
-        value,
-        at,
-        eid: eid.into(),
-    });
-    true
+
+    /// Offers a value to a register; returns whether it won.
+    fn offer<T>(&mut self, slot: &mut Option<Lww<T>>, value: T) -> bool {
+        if let Some(cur) = slot {
+            if (self.at, self.eid) <= (cur.at, &*cur.eid) {
+                return false;
+            }
+        }
+        let eid = self.shared.get_or_insert_with(|| self.eid.into()).clone();
+        *slot = Some(Lww {
+            value,
+            at: self.at,
+            eid,
+        });
+        true
+    }
 }
 
 /// Drops a register set at or before `e`.
@@ -89,10 +108,11 @@ pub struct Profile {
 impl Profile {
     fn apply_upsert(&mut self, u: &CustomerUpsert, at: Nanos, eid: &str) -> bool {
         let mut changed = false;
+        let mut by = Offerer::new(at, eid);
         macro_rules! set {
             ($field:ident) => {
                 if let Some(v) = &u.$field {
-                    changed |= offer(&mut self.$field, v.clone(), at, eid);
+                    changed |= by.offer(&mut self.$field, v.clone());
                 }
             };
         }
@@ -106,6 +126,31 @@ impl Profile {
         set!(ad_user_data);
         set!(ad_personalization);
         changed
+    }
+
+    /// Makes registers set by the same event share one copy of its id (decoding a record
+    /// gives each its own).
+    pub fn share_eids(&mut self) {
+        let mut seen: SmallVec<[Arc<str>; 4]> = SmallVec::new();
+        macro_rules! share {
+            ($field:ident) => {
+                if let Some(l) = &mut self.$field {
+                    match seen.iter().find(|s| **s == l.eid) {
+                        Some(s) => l.eid = s.clone(),
+                        None => seen.push(l.eid.clone()),
+                    }
+                }
+            };
+        }
+        share!(email);
+        share!(phone);
+        share!(first_name);
+        share!(last_name);
+        share!(country);
+        share!(postal_code);
+        share!(registered_at);
+        share!(ad_user_data);
+        share!(ad_personalization);
     }
 
     fn purge(&mut self, e: Nanos) {
@@ -331,11 +376,12 @@ impl State {
                     return;
                 }
                 let mut changed = false;
+                let mut by = Offerer::new(f.at, &f.event_id);
                 if let Some(v) = ad_user_data {
-                    changed |= offer(&mut cust.profile.ad_user_data, *v, f.at, &f.event_id);
+                    changed |= by.offer(&mut cust.profile.ad_user_data, *v);
                 }
                 if let Some(v) = ad_personalization {
-                    changed |= offer(&mut cust.profile.ad_personalization, *v, f.at, &f.event_id);
+                    changed |= by.offer(&mut cust.profile.ad_personalization, *v);
                 }
                 if changed {
                     self.dirty.customers.insert(c);
