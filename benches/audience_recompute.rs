@@ -149,8 +149,7 @@ fn print_memory(state: &State, rss_mib: u64) {
         }
     }
     let customers = state.customers.capacity() * size_of::<Customer>();
-    let by_id = slot(state.by_id.capacity(), size_of::<(Box<str>, u32)>())
-        + state.by_id.keys().map(|k| chunk(k.len())).sum::<usize>();
+    let by_id = state.id_index_bytes();
     let (order_slots, order_index, order_chains, order_eids) = state.orders.heap_bytes();
     let mut cart_heap = 0;
     for k in state.carts.values() {
@@ -168,7 +167,7 @@ fn print_memory(state: &State, rss_mib: u64) {
             ids + profile_eids,
         ),
         ("customers: order and cart key lists", lists),
-        ("customers: by_id index (map + its own id copies)", by_id),
+        ("customers: id index", by_id),
         ("orders: slots (key + first placement)", order_slots),
         ("orders: id index", order_index),
         ("orders: further placements, refunds", order_chains),

@@ -101,11 +101,11 @@ fn with_ids(mut facts: Vec<Fact>) -> Vec<Fact> {
 /// Everything observable about the customers, independent of dense indices.
 fn canonical(s: &State) -> Vec<String> {
     let currencies = CurrencyTable::from_config(&RevenueConfig::default()).expect("currencies");
-    let mut out: Vec<String> = s
-        .by_id
-        .iter()
-        .map(|(id, &c)| {
+    let mut out: Vec<String> = (0..s.customers.len() as u32)
+        .map(|c| {
             let cust = &s.customers[c as usize];
+            let id = &cust.id;
+            assert_eq!(s.customer(id).map(|(i, _)| i), Some(c), "{id} indexed");
             let summary = s.summary(c, NOW, 365 * 86_400, &currencies);
             let mut counted: Vec<(i64, String)> = s
                 .counted_orders(c)

@@ -26,6 +26,10 @@ pub type CustomerIdx = u32;
 /// 128-bit key of an external id (order, cart, event): collisions are out of reach.
 pub type Key = u128;
 
+fn id_hash(id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(id.as_bytes())
+}
+
 /// The key of an external id.
 pub fn key_of(id: &str) -> Key {
     xxhash_rust::xxh3::xxh3_128(id.as_bytes())
@@ -287,8 +291,9 @@ pub struct Dirty {
 pub struct State {
     /// Customers by dense index.
     pub customers: Vec<Customer>,
-    /// Dense index by the shop's id.
-    pub by_id: HashMap<Box<str>, CustomerIdx>,
+    /// Dense index by the shop's id: bare indices hashed by the id the customer holds
+    /// (no second copy of every id).
+    by_id: hashbrown::HashTable<CustomerIdx>,
     /// Orders by key of their id.
     pub orders: Orders,
     /// Carts by key of their id.
@@ -317,23 +322,38 @@ pub struct StoredAlone {
 impl State {
     /// The dense index of a customer, created on first sight.
     pub fn intern(&mut self, id: &str) -> CustomerIdx {
-        if let Some(&i) = self.by_id.get(id) {
-            return i;
-        }
+        let customers = &self.customers;
+        let entry = self.by_id.entry(
+            id_hash(id),
+            |&i| *customers[i as usize].id == *id,
+            |&i| id_hash(&customers[i as usize].id),
+        );
+        let vacant = match entry {
+            hashbrown::hash_table::Entry::Occupied(e) => return *e.get(),
+            hashbrown::hash_table::Entry::Vacant(v) => v,
+        };
         let i = CustomerIdx::try_from(self.customers.len()).unwrap_or(CustomerIdx::MAX);
+        vacant.insert(i);
         self.customers.push(Customer {
             id: id.into(),
             ..Customer::default()
         });
-        self.by_id.insert(id.into(), i);
         self.dirty.customers.insert(i);
         i
     }
 
     /// Looks a customer up by the shop's id.
     pub fn customer(&self, id: &str) -> Option<(CustomerIdx, &Customer)> {
-        let &i = self.by_id.get(id)?;
-        Some((i, &self.customers[i as usize]))
+        let customers = &self.customers;
+        let &i = self
+            .by_id
+            .find(id_hash(id), |&i| *customers[i as usize].id == *id)?;
+        Some((i, &customers[i as usize]))
+    }
+
+    /// Approximate heap bytes of the id index.
+    pub fn id_index_bytes(&self) -> usize {
+        self.by_id.capacity() * (size_of::<CustomerIdx>() + 1)
     }
 
     /// Whether an event id was seen (within retention).
