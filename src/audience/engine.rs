@@ -6,7 +6,7 @@
 //! changes come from a due-time index: each evaluation yields the next instant a rule can
 //! flip, and [`Audiences::tick`] re-evaluates only the customers that are due.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet as HashSet;
 use std::sync::Arc;
 
 use roaring::RoaringBitmap;
@@ -118,7 +118,7 @@ impl Audiences {
             vip,
             last_changed: vec![None; Audience::ALL.len()],
             pending: Vec::new(),
-            dirty: HashSet::new(),
+            dirty: HashSet::default(),
         }
     }
 

@@ -9,7 +9,7 @@
 //! facts, whatever order events arrived in, and a report reads counters instead of scanning
 //! customers. Reports read an immutable copy published at each flush (every writer tick).
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet as HashSet;
 use std::sync::Arc;
 
 use roaring::RoaringBitmap;
@@ -127,7 +127,7 @@ impl Insights {
             changed: true,
             published,
             scratch: Vec::new(),
-            dirty: HashSet::new(),
+            dirty: HashSet::default(),
         }
     }
 

@@ -17,7 +17,7 @@ pub mod sizes;
 pub mod state;
 pub mod store;
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet as HashSet;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -613,7 +613,7 @@ impl Writer {
         {
             let db = self.shared.db.read();
             let state = &db.facts;
-            let mut in_group: HashSet<u128> = HashSet::new();
+            let mut in_group: HashSet<u128> = HashSet::default();
             for (facts, reply) in group {
                 let mut out = Outcome::default();
                 for (idx, fact) in facts {

@@ -5,7 +5,7 @@
 //! makes out-of-order delivery exact, and what lets recovery replay the write-ahead log on top
 //! of a checkpoint that is partly newer than the log position it records.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet as HashSet;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap as HashMap;
