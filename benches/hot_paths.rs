@@ -8,6 +8,9 @@
 //! - `vip`: one step of the VIP threshold maintenance among 1M buyers.
 //! - `delta`: desired − confirmed for 10,000 customers, then cutting the adds into Meta
 //!   requests and encoding their rows.
+//! - `import`: decoding ~1,000 JSON Lines rows of `audiencesync import --format jsonl` as
+//!   `scripts/gen10m.py` writes them, and the same rows through `prost-reflect` (the earlier
+//!   decoder) in the same run, for the ratio.
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -23,11 +26,12 @@ use audiencesync::audience::Audiences;
 use audiencesync::clock::NANOS_PER_SEC;
 use audiencesync::config::Config;
 use audiencesync::feed::Generator;
+use audiencesync::import::decode_jsonl_line;
 use audiencesync::ingest::currency::CurrencyTable;
 use audiencesync::ingest::identity::Normalizer;
 use audiencesync::ingest::validate::Validator;
 use audiencesync::ledger::state::{Lww, Profile, State};
-use audiencesync::proto::v1::EventBatch;
+use audiencesync::proto::v1::{Event, EventBatch};
 use audiencesync::sync::dest::meta::{self, MetaDestination, MetaSettings};
 use audiencesync::sync::dest::Destination;
 use audiencesync::sync::member::RemoteMember;
@@ -226,5 +230,78 @@ fn delta(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, identity, ingest, vip, delta);
+/// 90 customers as `scripts/gen10m.py 90 10` writes them: an upsert and ten orders each, a
+/// partial refund for every tenth (999 lines).
+fn history_lines() -> Vec<String> {
+    const BASE: i64 = 1_725_148_800; // 2024-09-01T00:00:00Z
+    const DAY: i64 = 86_400;
+    let mut lines = Vec::new();
+    for c in 0..90i64 {
+        let iso = |days: i64| {
+            prost_types::Timestamp {
+                seconds: BASE + c * 7 + days * DAY,
+                nanos: 0,
+            }
+            .to_string()
+        };
+        lines.push(format!(
+            r#"{{"eventId":"h-{c}-c","occurredAt":"{}","customerUpserted":{{"customerId":"H-{c}","email":"h{c}@example.com","country":"US","adUserData":"CONSENT_STATUS_GRANTED","adPersonalization":"CONSENT_STATUS_GRANTED"}}}}"#,
+            iso(0)
+        ));
+        for o in 0..10i64 {
+            lines.push(format!(
+                r#"{{"eventId":"h-{c}-o{o}","occurredAt":"{}","orderPlaced":{{"orderId":"HO-{c}-{o}","customerId":"H-{c}","total":{{"amountMinor":"{}","currency":"USD"}},"itemCount":1}}}}"#,
+                iso((c + o * 61) % 700),
+                1000 + (c * 31 + o * 17) % 9000
+            ));
+        }
+        if c % 10 == 0 {
+            lines.push(format!(
+                r#"{{"eventId":"h-{c}-r","occurredAt":"{}","orderRefunded":{{"orderId":"HO-{c}-1","amountMinor":"500"}}}}"#,
+                iso((c + 61) % 700 + 1)
+            ));
+        }
+    }
+    lines
+}
+
+/// The importer's decoder before issue 11: serde_json into a `DynamicMessage` through the
+/// descriptor, re-encoded and decoded as the prost type.
+fn decode_via_prost_reflect(desc: &prost_reflect::MessageDescriptor, line: &str) -> Option<Event> {
+    let mut de = serde_json::Deserializer::from_str(line);
+    let dynamic = prost_reflect::DynamicMessage::deserialize(desc.clone(), &mut de).ok()?;
+    de.end().ok()?;
+    Event::decode(dynamic.encode_to_vec().as_slice()).ok()
+}
+
+fn import(c: &mut Criterion) {
+    let lines = history_lines();
+    let desc = prost_reflect::DescriptorPool::decode(audiencesync::proto::FILE_DESCRIPTOR_SET)
+        .expect("descriptor set")
+        .get_message_by_name("audiencesync.v1.Event")
+        .expect("Event");
+    for line in &lines {
+        let event = decode_jsonl_line(line).expect("decodes");
+        assert_eq!(Some(event), decode_via_prost_reflect(&desc, line), "{line}");
+    }
+    let mut g = c.benchmark_group("import");
+    g.throughput(Throughput::Elements(lines.len() as u64));
+    g.bench_function("jsonl decode", |b| {
+        b.iter(|| {
+            for line in &lines {
+                let _ = black_box(decode_jsonl_line(black_box(line)));
+            }
+        })
+    });
+    g.bench_function("jsonl decode via prost-reflect (before)", |b| {
+        b.iter(|| {
+            for line in &lines {
+                black_box(decode_via_prost_reflect(&desc, black_box(line)));
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, identity, ingest, vip, delta, import);
 criterion_main!(benches);

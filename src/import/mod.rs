@@ -8,6 +8,7 @@
 //! interruption) applies every fact once: the daemon reports the replays as duplicates.
 
 mod csv_mapped;
+mod event_json;
 mod jsonl;
 mod shopify;
 mod util;
@@ -28,6 +29,8 @@ use crate::proto::v1::ingest_service_client::IngestServiceClient;
 use crate::proto::v1::{Event, EventBatch};
 
 pub use csv_mapped::Mapping;
+/// Public for the `import/jsonl decode` benchmark.
+pub use jsonl::decode as decode_jsonl_line;
 
 /// Bad rows printed in the summary; the counts by reason cover all of them.
 const BAD_ROWS_SHOWN: usize = 20;
