@@ -157,9 +157,8 @@ impl Orders {
         match entry {
             hashbrown::hash_table::Entry::Occupied(e) => *e.get(),
             hashbrown::hash_table::Entry::Vacant(e) => {
-                let s = OrderSlot::try_from(slots.len()).unwrap_or_else(|_| {
-                    panic!("more than {} order ids in memory", OrderSlot::MAX)
-                });
+                let s = OrderSlot::try_from(slots.len())
+                    .unwrap_or_else(|_| panic!("more than {} order ids in memory", OrderSlot::MAX));
                 slots.push(Slot {
                     key: k,
                     first: Placement {
@@ -444,7 +443,8 @@ impl EidArena {
         // Validation caps ids at 128 bytes; the byte length always fits.
         let len = u8::try_from(id.len()).unwrap_or(u8::MAX);
         self.bytes.push(len);
-        self.bytes.extend_from_slice(&id.as_bytes()[..usize::from(len)]);
+        self.bytes
+            .extend_from_slice(&id.as_bytes()[..usize::from(len)]);
         if self.bytes.len() % 2 == 1 {
             self.bytes.push(0);
         }

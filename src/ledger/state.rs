@@ -17,8 +17,8 @@ use crate::clock::{whole_secs_between, Nanos};
 use crate::ingest::currency::{CurrencyCode, CurrencyTable};
 use crate::ingest::identity::NetworkHashes;
 use crate::ledger::facts::{Consent, CustomerUpsert, Fact, FactKind};
-use crate::ledger::seen::SeenIds;
 pub use crate::ledger::orders::{NewPlacement, OrderRef, OrderSlot, Orders, Placement};
+use crate::ledger::seen::SeenIds;
 
 /// Dense internal customer number (index into [`State::customers`]).
 pub type CustomerIdx = u32;
@@ -590,10 +590,13 @@ impl State {
         &self,
         c: CustomerIdx,
     ) -> impl Iterator<Item = (&Placement, OrderRef<'_>)> {
-        self.customers[c as usize].orders.iter().filter_map(move |&s| {
-            let o = self.orders.get(s);
-            o.counted().filter(|p| p.customer == c).map(|p| (p, o))
-        })
+        self.customers[c as usize]
+            .orders
+            .iter()
+            .filter_map(move |&s| {
+                let o = self.orders.get(s);
+                o.counted().filter(|p| p.customer == c).map(|p| (p, o))
+            })
     }
 
     /// Each counted order of customer `c` as (placed at, net value in revenue-currency minor

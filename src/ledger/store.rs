@@ -440,16 +440,18 @@ impl Store {
         self.insert_rows(&self.customers, &cp.customers, |k| k.as_bytes())?;
         self.insert_rows(&self.orders, &cp.orders, |k| k.as_slice())?;
         self.insert_rows(&self.carts, &cp.carts, |k| k.as_slice())?;
-        // Phase 2, after a sync: the records that drop something, and the lone copies that
-        // customer records now carry.
-        if !cp.customers_last.is_empty()
-            || !cp.orders_removed.is_empty()
-            || !cp.carts_removed.is_empty()
-        {
+        // Phase 2, after a sync: the records that drop something.
+        if !cp.customers_last.is_empty() {
+            self.sync_blobs()?;
+            self.sync()?;
+            self.insert_rows(&self.customers, &cp.customers_last, |k| k.as_bytes())?;
+        }
+        // Phase 3, after a sync: the lone copies that customer records now carry (a carrier
+        // may be a record of phase 2: a customer erased once who placed the order later).
+        if !cp.orders_removed.is_empty() || !cp.carts_removed.is_empty() {
             self.sync_blobs()?;
             self.sync()?;
         }
-        self.insert_rows(&self.customers, &cp.customers_last, |k| k.as_bytes())?;
         for (tree, removed) in [
             (&self.orders, &cp.orders_removed),
             (&self.carts, &cp.carts_removed),
