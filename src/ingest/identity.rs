@@ -88,7 +88,8 @@ impl Normalizer {
         Ok(NetworkHashes { google, meta })
     }
 
-    /// Phone parsed with the `phonenumber` crate, required valid, formatted E.164; Google hashes
+    /// Phone parsed as the `phonenumber` crate parses it, required valid, formatted E.164
+    /// (common shapes on a fast path over the crate's own metadata; see `phone`); Google hashes
     /// it with `+`, Meta without.
     ///
     /// `country`: the customer's country (alpha-2, any case) if known, else default region.
@@ -401,10 +402,15 @@ fn is_country(country: Option<&str>, code: &str) -> bool {
     country.is_some_and(|c| c.trim().eq_ignore_ascii_case(code))
 }
 
-/// An ISO code the phone parser has metadata for.
+/// An ISO code the phone parser has metadata for. Runs once per phone with a country, so the
+/// upper-casing stays on the stack.
 fn phone_region(raw: &str) -> Option<RegionId> {
-    let code = raw.trim().to_ascii_uppercase();
-    if !is_iso_alpha2(&code) {
+    let [a, b] = raw.trim().as_bytes() else {
+        return None;
+    };
+    let upper = [a.to_ascii_uppercase(), b.to_ascii_uppercase()];
+    let code = std::str::from_utf8(&upper).ok()?;
+    if !is_iso_alpha2(code) {
         return None;
     }
     let id: RegionId = code.parse().ok()?;

@@ -82,7 +82,7 @@ fn digits_of<'b>(raw: &str, buf: &'b mut [u8; MAX_INPUT]) -> Result<&'b str, Sto
 
 /// A number written with `+`, read without a region.
 fn with_plus(table: &Table, raw: &str, digits: &str) -> Result<String, Stop> {
-    let (code, national) = match rfc3966_code(raw, digits)? {
+    let (code, national) = match rfc3966_code(table, raw, digits)? {
         Some(split) => split,
         None => leading_code(table, digits)?,
     };
@@ -144,9 +144,14 @@ fn national(table: &Table, region: RegionId, digits: &str) -> Result<String, Sto
 }
 
 /// The RFC 3966 branch of the crate's parser, which runs first: on an input with `+`, no
-/// space, and a `-`, `.`, `(` or `)` after the first digit, the digits before that separator
-/// are taken as the country code as written. `None`: the natural-language branch applies.
-fn rfc3966_code<'d>(raw: &str, digits: &'d str) -> Result<Option<(u16, &'d str)>, Stop> {
+/// space, a `-`, `.`, `(` or `)` somewhere after the character following the `+`, and no `/`
+/// after that separator, the digits before the separator are taken as the country code as
+/// written. `None`: the natural-language branch applies.
+fn rfc3966_code<'d>(
+    table: &Table,
+    raw: &str,
+    digits: &'d str,
+) -> Result<Option<(u16, &'d str)>, Stop> {
     let Some(rest) = raw.strip_prefix('+') else {
         return Ok(None);
     };
@@ -167,7 +172,7 @@ fn rfc3966_code<'d>(raw: &str, digits: &'d str) -> Result<Option<(u16, &'d str)>
         return Err(Stop::Defer);
     }
     let code: u16 = prefix.parse().map_err(|_| Stop::Defer)?;
-    match TABLE.by_code(code) {
+    match table.by_code(code) {
         Code::Unknown => Err(Stop::Invalid),
         _ => Ok(Some((code, national))),
     }
