@@ -1,8 +1,9 @@
 //! Criterion benchmarks of the hot paths: `cargo bench --bench hot_paths` (figures and their
 //! reading in docs/BENCHMARKS.md).
 //!
-//! - `identity`: normalize + SHA-256 of emails and phones, next to raw `sha2` on the same
-//!   strings in the same run, so the ratio survives a noisy machine.
+//! - `identity`: normalize + SHA-256 of emails and phones (US numbers with `+`, and 10 other
+//!   countries' numbers written both ways), next to raw `sha2` on the same strings in the same
+//!   run, so the ratio survives a noisy machine.
 //! - `ingest`: one batch of 1,000 events from protobuf bytes to memberships: decode, validate
 //!   (which normalizes and hashes), apply to the facts, re-evaluate the touched customers.
 //! - `vip`: one step of the VIP threshold maintenance among 1M buyers.
@@ -35,6 +36,7 @@ use audiencesync::proto::v1::{Event, EventBatch};
 use audiencesync::sync::dest::meta::{self, MetaDestination, MetaSettings};
 use audiencesync::sync::dest::Destination;
 use audiencesync::sync::member::RemoteMember;
+use phonenumber::metadata::DATABASE;
 
 const NOW_SECS: i64 = 1_900_000_000;
 
@@ -76,7 +78,53 @@ fn identity(c: &mut Criterion) {
             }
         })
     });
+    let mixed = mixed_phones();
+    let invalid: Vec<_> = mixed
+        .iter()
+        .filter(|(p, country)| n.phone(p, *country).is_err())
+        .collect();
+    assert!(invalid.is_empty(), "not valid: {invalid:?}");
+    g.bench_function(
+        "phone normalize+sha256, 10 countries, national and +",
+        |b| {
+            b.iter(|| {
+                for (p, country) in &mixed {
+                    let _ = black_box(n.phone(black_box(p), *country));
+                }
+            })
+        },
+    );
+    g.bench_function("phone raw sha256 once, 10 countries", |b| {
+        b.iter(|| {
+            for (p, _) in &mixed {
+                black_box(Sha256::digest(black_box(p).as_bytes()));
+            }
+        })
+    });
     g.finish();
+}
+
+/// 1,000 valid phones of 10 countries from the metadata's own examples (fixed line and mobile),
+/// half written with `+` and spaces, half national with the national prefix and the customer's
+/// country: regions other than the default one, and the national-prefix rules.
+fn mixed_phones() -> Vec<(String, Option<&'static str>)> {
+    const COUNTRIES: [&str; 10] = ["GB", "DE", "FR", "IT", "ES", "AU", "BR", "IN", "JP", "MX"];
+    let mut forms = Vec::new();
+    for id in COUNTRIES {
+        let meta = DATABASE.by_id(id).expect("region");
+        let d = meta.descriptors();
+        for ex in [d.fixed_line(), d.mobile()]
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.example())
+        {
+            let (head, tail) = ex.split_at(ex.len() / 2);
+            forms.push((format!("+{} {head} {tail}", meta.country_code()), None));
+            let np = meta.national_prefix().unwrap_or("");
+            forms.push((format!("{np}{head} {tail}"), Some(id)));
+        }
+    }
+    forms.iter().cycle().take(1_000).cloned().collect()
 }
 
 /// The synthetic shop as encoded batches of 1,000 events, as a client sends them.

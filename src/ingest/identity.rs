@@ -7,9 +7,7 @@
 //! normalized form. Error values carry no input, so nothing raw can reach a log through them.
 
 use phonenumber::country::Id as RegionId;
-use phonenumber::country::Source;
 use phonenumber::metadata::DATABASE;
-use phonenumber::{Mode, PhoneNumber};
 use sha2::{Digest as _, Sha256};
 
 /// A SHA-256 digest; rendered as lowercase hex only when sent.
@@ -90,7 +88,8 @@ impl Normalizer {
         Ok(NetworkHashes { google, meta })
     }
 
-    /// Phone parsed with the `phonenumber` crate, required valid, formatted E.164; Google hashes
+    /// Phone parsed as the `phonenumber` crate parses it, required valid, formatted E.164
+    /// (common shapes on a fast path over the crate's own metadata; see `phone`); Google hashes
     /// it with `+`, Meta without.
     ///
     /// `country`: the customer's country (alpha-2, any case) if known, else default region.
@@ -160,26 +159,16 @@ impl Normalizer {
         if raw.is_empty() || raw.len() > MAX_PHONE_LEN {
             return Err(IdentityError::InvalidPhone);
         }
-        let number = if raw.starts_with('+') {
+        let region = if raw.starts_with('+') {
             // The number names its own country; no region may be applied to it.
-            parse_valid(None, raw)
+            None
         } else {
-            let region = match country.map(str::trim).filter(|c| !c.is_empty()) {
-                None => self.region,
-                Some(c) => phone_region(c).ok_or(IdentityError::InvalidRegion)?,
-            };
-            let first =
-                phonenumber::parse(Some(region), raw).map_err(|_| IdentityError::InvalidPhone)?;
-            let own_code = DATABASE.by_id(region.as_ref()).map(|m| m.country_code());
-            if Some(first.code().value()) == own_code {
-                first.is_valid().then_some(first)
-            } else {
-                // Dialled with an international prefix ("011 44 …", "0044 …").
-                reparse_foreign(raw, first.code())
+            match country.map(str::trim).filter(|c| !c.is_empty()) {
+                None => Some(self.region),
+                Some(c) => Some(phone_region(c).ok_or(IdentityError::InvalidRegion)?),
             }
-        }
-        .ok_or(IdentityError::InvalidPhone)?;
-        let e164 = number.format().mode(Mode::E164).to_string();
+        };
+        let e164 = super::phone::e164(raw, region).ok_or(IdentityError::InvalidPhone)?;
         // Belt and braces: Google requires "+" then digits only, and Meta's form must not start
         // with a zero (country codes never do).
         let digits = e164.strip_prefix('+').ok_or(IdentityError::InvalidPhone)?;
@@ -190,57 +179,6 @@ impl Normalizer {
             return Err(IdentityError::InvalidPhone);
         }
         Ok(e164)
-    }
-}
-
-/// A parse that is also a valid number.
-fn parse_valid(region: Option<RegionId>, text: &str) -> Option<PhoneNumber> {
-    let number = phonenumber::parse(region, text).ok()?;
-    number.is_valid().then_some(number)
-}
-
-/// Re-reads a number whose country code differs from the region it was parsed with.
-///
-/// phonenumber 0.3.10 applies the *given region's* national-prefix rule to the digits after a
-/// foreign country code: with region US, "+44 113 243 0987" comes out as "+4432430987" and
-/// "+33 1 42 68 53 00" as an invalid number; a wrong but valid result would hash someone else.
-/// Parsing without a region uses the number's own metadata. So `+` numbers never get a region
-/// (see `e164`; the `Plus` arm here catches "tel:+…"), and for an international dialling prefix
-/// ("011 44 …", "0044 …") each digit position is tried as the start of "+<country code>…":
-/// exactly one valid reading with the same country code must exist, else the number is rejected
-/// rather than guessed.
-fn reparse_foreign(raw: &str, code: &phonenumber::country::Code) -> Option<PhoneNumber> {
-    let same_code = |n: &PhoneNumber| n.code().value() == code.value();
-    match code.source() {
-        Source::Plus => parse_valid(None, raw).filter(same_code),
-        Source::Idd | Source::Number => {
-            let min_skip = usize::from(code.source() == Source::Idd);
-            let mut found = None;
-            let mut candidate = String::with_capacity(raw.len() + 1);
-            for (digits_before, (pos, _)) in raw
-                .char_indices()
-                .filter(|(_, c)| c.is_ascii_digit())
-                .enumerate()
-            {
-                if digits_before < min_skip {
-                    continue;
-                }
-                candidate.clear();
-                candidate.push('+');
-                candidate.push_str(&raw[pos..]);
-                if let Some(n) = parse_valid(None, &candidate).filter(same_code) {
-                    if found
-                        .as_ref()
-                        .is_some_and(|f: &PhoneNumber| f.national() != n.national())
-                    {
-                        return None;
-                    }
-                    found = Some(n);
-                }
-            }
-            found
-        }
-        Source::Default => None,
     }
 }
 
@@ -464,10 +402,15 @@ fn is_country(country: Option<&str>, code: &str) -> bool {
     country.is_some_and(|c| c.trim().eq_ignore_ascii_case(code))
 }
 
-/// An ISO code the phone parser has metadata for.
+/// An ISO code the phone parser has metadata for. Runs once per phone with a country, so the
+/// upper-casing stays on the stack.
 fn phone_region(raw: &str) -> Option<RegionId> {
-    let code = raw.trim().to_ascii_uppercase();
-    if !is_iso_alpha2(&code) {
+    let [a, b] = raw.trim().as_bytes() else {
+        return None;
+    };
+    let upper = [a.to_ascii_uppercase(), b.to_ascii_uppercase()];
+    let code = std::str::from_utf8(&upper).ok()?;
+    if !is_iso_alpha2(code) {
         return None;
     }
     let id: RegionId = code.parse().ok()?;
@@ -752,7 +695,7 @@ mod tests {
         // Google's Java util example.
         assert_eq!(n.e164("+44-113-496-0987", None).unwrap(), "+441134960987");
         // Foreign numbers read under a region (works around phonenumber 0.3.10 applying the
-        // region's national-prefix rule to them; see `reparse_foreign`).
+        // region's national-prefix rule to them; see `phone::reparse_foreign`).
         assert_eq!(n.e164("+33 1 42 68 53 00", None).unwrap(), "+33142685300");
         assert_eq!(
             n.e164("+44 (0)20 7946 0958", None).unwrap(),
