@@ -196,17 +196,7 @@ proptest! {
             store.write_checkpoint(&cp).expect("checkpoint");
             canonical(&db.facts)
         };
-        // sled's background flusher may hold the directory lock for a moment after the handle
-        // above is dropped (same process); a real restart is a new process.
-        let mut reopened = Store::open(&cfg);
-        for _ in 0..100 {
-            if reopened.is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            reopened = Store::open(&cfg);
-        }
-        let store = reopened.expect("reopen");
+        let store = reopen(&cfg);
         let rec = store.recover().expect("recover");
         prop_assert_eq!(rec.replayed as usize, facts.len() - k);
         prop_assert_eq!(canonical(&rec.state), full);
@@ -229,6 +219,20 @@ proptest! {
     ) {
         partly_written_checkpoint(facts, split, &written)?;
     }
+}
+
+/// Opens the store again. sled's background flusher may hold the directory lock for a moment
+/// after the previous handle is dropped (same process); a real restart is a new process.
+fn reopen(cfg: &StorageConfig) -> Store {
+    let mut reopened = Store::open(cfg);
+    for _ in 0..100 {
+        if reopened.is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        reopened = Store::open(cfg);
+    }
+    reopened.expect("reopen")
 }
 
 /// The body of `recovery_from_a_partly_written_checkpoint_is_exact`: the facts' first
@@ -299,15 +303,7 @@ fn partly_written_checkpoint(
         store.write_checkpoint(&next).expect("partial checkpoint");
         canonical(&db.facts)
     };
-    let mut reopened = Store::open(&cfg);
-    for _ in 0..100 {
-        if reopened.is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        reopened = Store::open(&cfg);
-    }
-    let store = reopened.expect("reopen");
+    let store = reopen(&cfg);
     let rec = store.recover().expect("recover");
     prop_assert_eq!(rec.replayed as usize, facts.len() - k);
     prop_assert_eq!(canonical(&rec.state), full);
