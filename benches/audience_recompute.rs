@@ -131,18 +131,25 @@ fn print_memory(state: &State, rss_mib: u64) {
         ids += chunk(c.id.len());
         lists += chunk(c.orders.capacity() * 4) + chunk(c.carts.capacity() * 16);
         let p = &c.profile;
-        let eids = [
-            p.email.as_ref().map(|l| l.eid.len()),
-            p.phone.as_ref().map(|l| l.eid.len()),
-            p.first_name.as_ref().map(|l| l.eid.len()),
-            p.last_name.as_ref().map(|l| l.eid.len()),
-            p.country.as_ref().map(|l| l.eid.len()),
-            p.postal_code.as_ref().map(|l| l.eid.len()),
-            p.registered_at.as_ref().map(|l| l.eid.len()),
-            p.ad_user_data.as_ref().map(|l| l.eid.len()),
-            p.ad_personalization.as_ref().map(|l| l.eid.len()),
-        ];
-        profile_eids += eids.iter().flatten().map(|&n| chunk(n)).sum::<usize>();
+        // Registers set by one event share one `Arc<str>` of its id: count each once.
+        let mut eids: Vec<&std::sync::Arc<str>> = [
+            p.email.as_ref().map(|l| &l.eid),
+            p.phone.as_ref().map(|l| &l.eid),
+            p.first_name.as_ref().map(|l| &l.eid),
+            p.last_name.as_ref().map(|l| &l.eid),
+            p.country.as_ref().map(|l| &l.eid),
+            p.postal_code.as_ref().map(|l| &l.eid),
+            p.registered_at.as_ref().map(|l| &l.eid),
+            p.ad_user_data.as_ref().map(|l| &l.eid),
+            p.ad_personalization.as_ref().map(|l| &l.eid),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        eids.sort_by_key(|e| e.as_ptr());
+        eids.dedup_by(|a, b| std::sync::Arc::ptr_eq(a, b));
+        // An `Arc<str>`'s allocation: two counters, then the bytes.
+        profile_eids += eids.iter().map(|e| chunk(16 + e.len())).sum::<usize>();
         // Country and postal code strings.
         for v in [&p.country, &p.postal_code].into_iter().flatten() {
             profile_eids += v.value.as_ref().map_or(0, |s| chunk(s.len()));

@@ -8,6 +8,7 @@
 //! append-only arena.
 
 use hashbrown::HashTable;
+use smallvec::SmallVec;
 
 use crate::clock::Nanos;
 use crate::ingest::currency::CurrencyCode;
@@ -253,21 +254,8 @@ impl Orders {
             currency,
             item_count,
         } = new;
-        if !self.is_placed(s) {
-            let eid = self.eids.push(eid);
-            let slot = &mut self.slots[s as usize];
-            slot.first = Placement {
-                at,
-                total_minor,
-                customer,
-                eid,
-                item_count,
-                currency,
-            };
-            slot.more = SINGLE;
-            return true;
-        }
-        let mut list: Vec<Placement> = self.placements(s).copied().collect();
+        // Nearly every order has one placement: the list stays on the stack.
+        let mut list: SmallVec<[Placement; 2]> = self.placements(s).copied().collect();
         let pos = list
             .iter()
             .position(|p| (p.at, self.eids.get(p.eid)) >= (at, eid));
@@ -290,10 +278,10 @@ impl Orders {
     }
 
     /// Keeps the placements for which `keep` holds.
-    pub fn retain_placements(&mut self, s: OrderSlot, keep: impl FnMut(&Placement) -> bool) {
-        let mut list: Vec<Placement> = self.placements(s).copied().collect();
+    pub fn retain_placements(&mut self, s: OrderSlot, mut keep: impl FnMut(&Placement) -> bool) {
+        let mut list: SmallVec<[Placement; 2]> = self.placements(s).copied().collect();
         let before = list.len();
-        list.retain(keep);
+        list.retain(|p| keep(p));
         if list.len() != before {
             self.set_placements(s, &list);
         }
@@ -346,17 +334,20 @@ impl Orders {
         let mut head = SINGLE;
         let mut prev: Option<u32> = None;
         for p in rest {
-            let n = spare.next().unwrap_or_else(|| {
-                let n = node_index(self.more_nodes.len());
-                self.more_nodes.push(Node {
-                    value: *p,
-                    next: NONE,
-                });
-                n
-            });
-            self.more_nodes[n as usize] = Node {
+            let node = Node {
                 value: *p,
                 next: NONE,
+            };
+            let n = match spare.next() {
+                Some(n) => {
+                    self.more_nodes[n as usize] = node;
+                    n
+                }
+                None => {
+                    let n = node_index(self.more_nodes.len());
+                    self.more_nodes.push(node);
+                    n
+                }
             };
             match prev {
                 Some(pv) => self.more_nodes[pv as usize].next = n,

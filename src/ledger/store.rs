@@ -312,6 +312,13 @@ impl Store {
         Ok(())
     }
 
+    /// Syncs the main file and sled's blob files: what a checkpoint phase must have durable
+    /// before the next one starts.
+    fn sync_with_blobs(&self) -> Result<(), StoreError> {
+        self.sync_blobs()?;
+        self.sync()
+    }
+
     /// Syncs any sled blob files too (values over ~128 KiB live outside the main file).
     fn sync_blobs(&self) -> Result<(), StoreError> {
         if !self.fsync {
@@ -442,15 +449,13 @@ impl Store {
         self.insert_rows(&self.carts, &cp.carts, |k| k.as_slice())?;
         // Phase 2, after a sync: the records that drop something.
         if !cp.customers_last.is_empty() {
-            self.sync_blobs()?;
-            self.sync()?;
+            self.sync_with_blobs()?;
             self.insert_rows(&self.customers, &cp.customers_last, |k| k.as_bytes())?;
         }
         // Phase 3, after a sync: the lone copies that customer records now carry (a carrier
         // may be a record of phase 2: a customer erased once who placed the order later).
         if !cp.orders_removed.is_empty() || !cp.carts_removed.is_empty() {
-            self.sync_blobs()?;
-            self.sync()?;
+            self.sync_with_blobs()?;
         }
         for (tree, removed) in [
             (&self.orders, &cp.orders_removed),
@@ -486,8 +491,7 @@ impl Store {
             }
             self.dedup.insert(key, value)?;
         }
-        self.sync_blobs()?;
-        self.sync()?;
+        self.sync_with_blobs()?;
         // Trees newer than `checkpoint_seq`: the restart replays the WAL onto them.
         crate::failpoint::crash_point!("checkpoint_before_seq");
         self.meta.insert(META_CHECKPOINT, &cp.seq.to_be_bytes())?;
