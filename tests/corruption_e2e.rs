@@ -160,7 +160,7 @@ async fn truncated_or_overwritten_database_files_never_start_with_fewer_facts() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_undecodable_wal_record_or_a_garbled_marker_stops_the_start() {
+async fn an_undecodable_wal_record_a_damaged_log_or_a_garbled_marker_stops_the_start() {
     let shop = Shop::new(10, 23, now_secs(), 10);
     let tmp = tempfile::tempdir().expect("tmp");
     built(tmp.path(), &shop).await;
@@ -175,16 +175,34 @@ async fn an_undecodable_wal_record_or_a_garbled_marker_stops_the_start() {
             .expect("get")
             .map(|v| u64::from_be_bytes(v.as_ref().try_into().expect("u64")))
             .unwrap_or(0);
-        let wal = db.open_tree("wal").expect("wal");
-        wal.insert(
-            (cp + 1).to_be_bytes(),
-            &[1u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff][..],
-        )
-        .expect("insert");
-        db.flush().expect("flush");
+        drop(db);
+        // Framed and checksummed like any record: only its contents are wrong.
+        let mut wal = audiencesync::ledger::wal::Wal::open(&data.join("wal"), false).expect("wal");
+        let next = wal.last_seq().max(cp) + 1;
+        wal.append(next, &[vec![1u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]])
+            .expect("append");
     }
     let err = assert_refused(tmp.path(), "undecodable WAL record");
-    assert!(err.contains("tree `wal`"), "{err}");
+    assert!(err.contains("corrupt write-ahead record"), "{err}");
+
+    // A flipped byte in the log's first record, with intact records after it: damage,
+    // not the torn tail of an interrupted append.
+    let tmp = tempfile::tempdir().expect("tmp");
+    built(tmp.path(), &shop).await;
+    let segment = std::fs::read_dir(tmp.path().join("data/wal"))
+        .expect("wal dir")
+        .map(|e| e.expect("entry").path())
+        .max()
+        .expect("a segment");
+    let mut bytes = std::fs::read(&segment).expect("read");
+    let frames = bytes.len();
+    bytes[20] ^= 0x40;
+    std::fs::write(&segment, &bytes).expect("write");
+    let err = assert_refused(tmp.path(), "flipped byte in the log");
+    assert!(
+        err.contains("write-ahead log") && err.contains("damaged"),
+        "{frames} bytes: {err}"
+    );
 
     // The marker itself unreadable.
     let tmp = tempfile::tempdir().expect("tmp");

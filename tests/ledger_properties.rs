@@ -14,6 +14,7 @@ use audiencesync::ledger::state::State;
 use audiencesync::ledger::store::Store;
 use audiencesync::ledger::Db;
 use proptest::prelude::*;
+use proptest::strategy::ValueTree as _;
 
 const NOW: i64 = 2_000_000_000 * 1_000_000_000;
 const DAY: i64 = 86_400 * 1_000_000_000;
@@ -441,4 +442,68 @@ fn the_change_log_is_pruned_by_age_oldest_first() {
     assert_eq!(store.prune_changes(5 * DAY).expect("prune"), 2);
     assert_eq!(store.prune_changes(5 * DAY).expect("prune again"), 0);
     assert_eq!(store.prune_changes(11 * DAY).expect("prune"), 1);
+}
+
+/// A version-1 store kept its write-ahead log in the sled tree `wal`; opening it moves the
+/// records to the log files, and everything in them is recovered, once, and stays after
+/// another reopen (the old tree is gone).
+#[test]
+fn a_version_1_store_keeps_its_write_ahead_records_when_the_log_moves_out_of_sled() {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let facts = with_ids(
+        (0..40)
+            .map(|_| {
+                fact_strategy()
+                    .new_tree(&mut runner)
+                    .expect("fact")
+                    .current()
+            })
+            .collect(),
+    );
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("data");
+    {
+        // What version 1 left: schema 1, a checkpoint at 5, records 3..=40 (3..=5 not yet
+        // trimmed), one fact each; the marker.
+        let db = sled::open(&dir).expect("sled");
+        let meta = db.open_tree("meta").expect("meta");
+        meta.insert("schema", &1u64.to_be_bytes()).expect("schema");
+        meta.insert("checkpoint_seq", &5u64.to_be_bytes())
+            .expect("cp");
+        let wal = db.open_tree("wal").expect("wal");
+        for (i, f) in facts.iter().enumerate().skip(2) {
+            let rec = encode_wal(std::slice::from_ref(f));
+            wal.insert((i as u64 + 1).to_be_bytes(), rec[0].as_slice())
+                .expect("insert");
+        }
+        db.flush().expect("flush");
+        std::fs::write(
+            dir.join("audiencesync.store"),
+            "audiencesync store\nschema 1\ncheckpoint_seq 5\n",
+        )
+        .expect("marker");
+    }
+    let cfg = StorageConfig {
+        data_dir: dir.clone(),
+        fsync: false,
+        ..StorageConfig::default()
+    };
+    let expected = canonical(&apply_all(&facts[5..]));
+    for round in 0..2 {
+        let store = reopen(&cfg);
+        let rec = store.recover().expect("recover");
+        assert_eq!(rec.last_seq, 40, "round {round}");
+        assert_eq!(rec.replayed, 35, "round {round}");
+        assert_eq!(canonical(&rec.state), expected, "round {round}");
+    }
+    let db = sled::open(&dir).expect("sled");
+    assert!(db.open_tree("wal").expect("wal").is_empty());
+    let schema = db
+        .open_tree("meta")
+        .expect("meta")
+        .get("schema")
+        .expect("get");
+    assert_eq!(schema.as_deref(), Some(&2u64.to_be_bytes()[..]));
+    let marker = std::fs::read_to_string(dir.join("audiencesync.store")).expect("marker");
+    assert!(marker.contains("schema 2"), "{marker}");
 }

@@ -16,6 +16,7 @@ pub mod seen;
 pub mod sizes;
 pub mod state;
 pub mod store;
+pub mod wal;
 
 use rustc_hash::FxHashSet as HashSet;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -631,8 +632,11 @@ impl Writer {
         }
         if !fresh.is_empty() {
             let records = records::encode_wal(&fresh);
+            let appending = Instant::now();
             match self.store.append_wal(self.seq + 1, &records) {
                 Ok(last) => {
+                    metrics::histogram!(crate::service::metrics::names::WAL_APPEND_DURATION)
+                        .record(appending.elapsed().as_secs_f64());
                     self.seq = last;
                     // Durable but not applied: a restart must replay it.
                     crate::failpoint::crash_point!("ledger_after_wal_sync");

@@ -1,8 +1,8 @@
-//! sled layout: the write-ahead log, the checkpointed state trees, and durability.
+//! The store: the write-ahead log ([`crate::ledger::wal`], files beside sled), the
+//! checkpointed state trees in sled, and durability.
 //!
 //! | tree        | key                         | value                          |
 //! |-------------|-----------------------------|--------------------------------|
-//! | `wal`       | sequence number (u64 BE)    | facts of one group commit      |
 //! | `customers` | the shop's customer id      | [`CustomerRecord`]             |
 //! | `orders`    | key of the order id (16 B)  | [`OrderRecord`]                |
 //! | `carts`     | key of the cart id (16 B)   | [`CartRecord`]                 |
@@ -13,15 +13,24 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use crate::config::StorageConfig;
 use crate::insight::holdout::SALT_LEN;
 use crate::ledger::marker::{self, Marker};
 use crate::ledger::records::{decode, decode_customer, decode_wal, key_from, CodecError};
 use crate::ledger::state::State;
+use crate::ledger::wal::{Wal, WalError};
 
-/// Layout version of the trees above.
-pub const SCHEMA_VERSION: u64 = 1;
+/// Layout version of the trees above. 2: the write-ahead log moved from the sled tree `wal`
+/// to segment files (a version-1 store is migrated at open).
+pub const SCHEMA_VERSION: u64 = 2;
+/// Where version 1 kept the write-ahead log; read once to migrate it, then emptied.
+const LEGACY_WAL_TREE: &str = "wal";
+/// The write-ahead log's directory inside the data directory.
+const WAL_DIR: &str = "wal";
 const META_SCHEMA: &[u8] = b"schema";
 const META_CHECKPOINT: &[u8] = b"checkpoint_seq";
 const META_HOLDOUT_SALT: &[u8] = b"holdout_salt";
@@ -44,6 +53,17 @@ pub enum StoreError {
     /// A sled operation failed.
     #[error("sled: {0}")]
     Sled(#[from] sled::Error),
+    /// The write-ahead log could not be read, written or synced.
+    #[error("{0} ({RECOVERY})")]
+    Wal(#[from] WalError),
+    /// A write-ahead record whose bytes are not facts.
+    #[error("corrupt write-ahead record {seq}: {source} ({RECOVERY})")]
+    CorruptWal {
+        /// Its sequence.
+        seq: u64,
+        /// Why.
+        source: CodecError,
+    },
     /// fdatasync failed.
     #[error("syncing {path}: {source}")]
     Sync {
@@ -157,7 +177,11 @@ pub struct Recovered {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    wal: sled::Tree,
+    /// The appending end of the log: the writer appends, recovery replays.
+    wal: Arc<Mutex<Wal>>,
+    wal_dir: PathBuf,
+    /// Version 1's log tree: emptied by the migration.
+    legacy_wal: sled::Tree,
     customers: sled::Tree,
     orders: sled::Tree,
     carts: sled::Tree,
@@ -190,8 +214,11 @@ impl Store {
                 .open()
                 .map_err(open_err)?;
             let tree = |name: &str| db.open_tree(name).map_err(open_err);
+            let wal_dir = dir.join(WAL_DIR);
             Ok(Self {
-                wal: tree("wal")?,
+                wal: Arc::new(Mutex::new(Wal::open(&wal_dir, cfg.fsync)?)),
+                wal_dir,
+                legacy_wal: tree(LEGACY_WAL_TREE)?,
                 customers: tree("customers")?,
                 orders: tree("orders")?,
                 carts: tree("carts")?,
@@ -223,13 +250,25 @@ impl Store {
         match self.meta.get(META_SCHEMA)? {
             Some(v) => {
                 let found_schema = u64_from(&v);
-                if found_schema != SCHEMA_VERSION {
-                    return Err(StoreError::Schema {
-                        found: found_schema,
-                    });
+                match found_schema {
+                    1 => self.migrate_wal()?,
+                    SCHEMA_VERSION => self.clear_legacy_wal()?,
+                    _ => {
+                        return Err(StoreError::Schema {
+                            found: found_schema,
+                        })
+                    }
                 }
                 match found {
-                    Some(m) => Ok(m),
+                    Some(m) if m.schema == SCHEMA_VERSION => Ok(m),
+                    Some(m) => {
+                        let m = Marker {
+                            schema: SCHEMA_VERSION,
+                            ..m
+                        };
+                        self.write_marker(m)?;
+                        Ok(m)
+                    }
                     None => {
                         // A store from before markers existed: mark it now.
                         let m = Marker {
@@ -252,9 +291,10 @@ impl Store {
                         ),
                     });
                 }
-                let has_data = [&self.wal, &self.customers, &self.orders, &self.carts]
+                let has_data = [&self.legacy_wal, &self.customers, &self.orders, &self.carts]
                     .iter()
-                    .any(|t| !t.is_empty());
+                    .any(|t| !t.is_empty())
+                    || self.wal.lock().last_seq() > 0;
                 if has_data {
                     return Err(StoreError::Unmarked(self.dir.clone()));
                 }
@@ -265,6 +305,53 @@ impl Store {
                 Ok(fresh)
             }
         }
+    }
+
+    /// Version 1 → 2: the log tree's records move to the log files, then the schema says 2,
+    /// then the tree is emptied. Interrupted anywhere, it starts over (or only empties the
+    /// tree) at the next open.
+    fn migrate_wal(&self) -> Result<(), StoreError> {
+        let mut wal = self.wal.lock();
+        // Files in a version-1 store can only be an interrupted migration's.
+        wal.clear()?;
+        let mut run: Vec<Vec<u8>> = Vec::new();
+        let mut first = 0;
+        let mut moved = 0;
+        for item in self.legacy_wal.iter() {
+            let (k, v) = item?;
+            let seq = u64_from(&k);
+            if !run.is_empty() && (seq != first + run.len() as u64 || run.len() == 256) {
+                wal.append(first, &run)?;
+                run.clear();
+            }
+            if run.is_empty() {
+                first = seq;
+            }
+            run.push(v.to_vec());
+            moved += 1;
+        }
+        if !run.is_empty() {
+            wal.append(first, &run)?;
+        }
+        drop(wal);
+        self.meta
+            .insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+        self.sync()?;
+        self.clear_legacy_wal()?;
+        tracing::info!(
+            records = moved,
+            "moved the write-ahead log out of sled (store schema 1 → 2)"
+        );
+        Ok(())
+    }
+
+    /// Empties version 1's log tree (left over when a migration stopped after the schema).
+    fn clear_legacy_wal(&self) -> Result<(), StoreError> {
+        if self.legacy_wal.is_empty() {
+            return Ok(());
+        }
+        self.legacy_wal.clear()?;
+        self.sync()
     }
 
     fn write_marker(&self, m: Marker) -> Result<(), StoreError> {
@@ -286,17 +373,7 @@ impl Store {
 
     /// Appends WAL records `first_seq..` and makes them durable before returning.
     pub fn append_wal(&self, first_seq: u64, records: &[Vec<u8>]) -> Result<u64, StoreError> {
-        let mut seq = first_seq;
-        for chunk in records.chunks(MAX_SLED_BATCH) {
-            let mut batch = sled::Batch::default();
-            for r in chunk {
-                batch.insert(&seq.to_be_bytes(), r.as_slice());
-                seq += 1;
-            }
-            self.wal.apply_batch(batch)?;
-        }
-        self.sync()?;
-        Ok(seq - 1)
+        Ok(self.wal.lock().append(first_seq, records)?)
     }
 
     /// Flushes sled and, when configured, fdatasyncs its data file: sled's own flush is
@@ -409,24 +486,27 @@ impl Store {
         let checkpoint_seq = self.meta.get(META_CHECKPOINT)?.map_or(0, |v| u64_from(&v));
         let mut last_seq = checkpoint_seq;
         let mut replayed = 0;
-        for item in self.wal.range((checkpoint_seq + 1).to_be_bytes()..) {
-            let (k, v) = item?;
-            let facts = decode_wal(&v).map_err(|e| corrupt("wal", &k, e))?;
-            let seq = u64_from(&k);
-            // The record's facts are durable; remember their ids as seen at replay time.
-            for f in &facts {
-                state.apply(f);
-            }
-            let now_secs =
-                crate::clock::Clock::now(&crate::clock::SystemClock) / crate::clock::NANOS_PER_SEC;
-            for f in &facts {
-                state.remember(crate::ledger::state::key_of(&f.event_id), now_secs);
-            }
-            last_seq = seq;
-            replayed += 1;
-        }
-        // Records at or below the checkpoint are left over from a crash mid-trim.
-        self.trim_wal(checkpoint_seq)?;
+        let now_secs =
+            crate::clock::Clock::now(&crate::clock::SystemClock) / crate::clock::NANOS_PER_SEC;
+        self.wal
+            .lock()
+            .replay(checkpoint_seq, |seq, v| -> Result<(), StoreError> {
+                let facts =
+                    decode_wal(v).map_err(|source| StoreError::CorruptWal { seq, source })?;
+                // The record's facts are durable; remember their ids as seen at replay time.
+                for f in &facts {
+                    state.apply(f);
+                }
+                for f in &facts {
+                    state.remember(crate::ledger::state::key_of(&f.event_id), now_secs);
+                }
+                last_seq = seq;
+                replayed += 1;
+                Ok(())
+            })?;
+        self.wal.lock().continue_after(last_seq);
+        // Segments at or below the checkpoint are left over from a crash mid-trim.
+        Wal::trim(&self.wal_dir, checkpoint_seq, self.fsync)?;
         let last_change_seq = self.changes.last()?.map_or(0, |(k, _)| u64_from(&k));
         Ok(Recovered {
             state,
@@ -503,7 +583,7 @@ impl Store {
         })?;
         // Checkpoint recorded, WAL not yet trimmed: the restart trims it.
         crate::failpoint::crash_point!("checkpoint_before_trim");
-        self.trim_wal(cp.seq)?;
+        Wal::trim(&self.wal_dir, cp.seq, self.fsync)?;
         Ok(())
     }
 
@@ -521,23 +601,6 @@ impl Store {
             }
             tree.apply_batch(b)?;
         }
-        Ok(())
-    }
-
-    /// Deletes WAL records up to and including `seq`.
-    fn trim_wal(&self, seq: u64) -> Result<(), StoreError> {
-        let mut keys = Vec::new();
-        for item in self.wal.range(..=seq.to_be_bytes()) {
-            keys.push(item?.0);
-            if keys.len() == MAX_SLED_BATCH {
-                let mut b = sled::Batch::default();
-                keys.drain(..).for_each(|k| b.remove(k));
-                self.wal.apply_batch(b)?;
-            }
-        }
-        let mut b = sled::Batch::default();
-        keys.into_iter().for_each(|k| b.remove(k));
-        self.wal.apply_batch(b)?;
         Ok(())
     }
 

@@ -35,6 +35,9 @@ pub mod names {
     pub const CHECKPOINT_SEQUENCE: &str = "audiencesync_checkpoint_sequence";
     /// Counter: group commits (one WAL write + fsync each).
     pub const GROUP_COMMITS: &str = "audiencesync_group_commits_total";
+    /// Histogram: one group's write-ahead append, write plus fdatasync (the disk's share of
+    /// every ack's latency).
+    pub const WAL_APPEND_DURATION: &str = "audiencesync_wal_append_duration_seconds";
     /// Gauge: members per audience (label `audience`).
     pub const AUDIENCE_MEMBERS: &str = "audiencesync_audience_members";
     /// Gauge: members eligible for push per audience.
@@ -131,6 +134,10 @@ pub async fn start(
             Matcher::Full(names::SYNC_REQUEST_DURATION.into()),
             DURATION_BUCKETS,
         )?
+        .set_buckets_for_metric(
+            Matcher::Full(names::WAL_APPEND_DURATION.into()),
+            DURATION_BUCKETS,
+        )?
         .install_recorder()?;
     describe();
     metrics::gauge!(names::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
@@ -179,6 +186,11 @@ fn describe() {
     describe_counter!(
         names::GRPC_REQUESTS,
         "Finished gRPC calls by method and status code."
+    );
+    describe_histogram!(
+        names::WAL_APPEND_DURATION,
+        Unit::Seconds,
+        "Write-ahead append of one group commit: write plus fdatasync."
     );
     describe_histogram!(
         names::GRPC_DURATION,
