@@ -5,7 +5,7 @@
 set -euo pipefail
 FILE=$1; BATCH=${2:-5000}
 BIN=${BIN:-target/release/audiencesync}
-WORK=$(mktemp -d); trap 'kill $DAEMON 2>/dev/null || true; rm -rf "$WORK"' EXIT
+WORK=$(mktemp -d); trap 'kill $DAEMON 2>/dev/null && wait $DAEMON 2>/dev/null; rm -rf "$WORK"' EXIT
 cat > "$WORK/cfg.toml" <<CFG
 destinations = []
 [server]

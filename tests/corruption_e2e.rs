@@ -7,6 +7,8 @@ mod common;
 
 use std::path::Path;
 
+use audiencesync::proto::v1;
+
 use common::workload::*;
 use common::*;
 
@@ -221,4 +223,41 @@ async fn an_undecodable_wal_record_a_damaged_log_or_a_garbled_marker_stops_the_s
     std::fs::remove_file(tmp.path().join("data/db")).expect("rm");
     std::fs::create_dir(tmp.path().join("data/db")).expect("mkdir");
     assert_refused(tmp.path(), "db is a directory");
+}
+
+/// A write-ahead append that fails (here: the log's first segment cannot be created) refuses
+/// the whole batch with UNAVAILABLE and changes nothing: the ids are not remembered as seen,
+/// so the client's retry applies every event, and the store ends as one clean run's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_log_append_refuses_the_batch_and_the_retry_applies_all_of_it() {
+    let shop = Shop::new(20, 29, now_secs(), 10);
+    let clean = tempfile::tempdir().expect("tmp");
+    let expected = built(clean.path(), &shop).await;
+
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = Daemon::start(tmp.path(), "");
+    let blocker = tmp.path().join("data/wal/00000000000000000001.wal");
+    std::fs::create_dir(&blocker).expect("block the first segment");
+    let mut client = d.ingest().await;
+    let batch = |i: usize| v1::EventBatch {
+        batch_id: i as u64,
+        events: shop.batches[i].clone(),
+    };
+    let err = client.ingest_batch(batch(0)).await.expect_err("refused");
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    assert!(err.message().contains("not persisted"), "{err:?}");
+    std::fs::remove_dir(&blocker).expect("unblock");
+    for i in 0..shop.batches.len() {
+        let ack = client
+            .ingest_batch(batch(i))
+            .await
+            .expect("ingest")
+            .into_inner();
+        assert!(
+            ack.rejected.is_empty() && ack.duplicates == 0,
+            "batch {i} after the failure: {ack:?}"
+        );
+    }
+    assert_eq!(observe(&d, &shop.ids()).await, expected);
+    assert!(d.stop().success());
 }

@@ -611,25 +611,34 @@ impl Writer {
         let mut fresh: Vec<Fact> = Vec::new();
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(group.len());
         let mut replies = Vec::with_capacity(group.len());
-        {
-            let db = self.shared.db.read();
-            let state = &db.facts;
-            let mut in_group: HashSet<u128> = HashSet::default();
+        // Each id is remembered as it is classified: one probe of the seen set per event
+        // (a check now and an insert at apply were two random reads of a table that holds
+        // tens of millions of ids during an import), and duplicates within the group are
+        // caught by the same probe. Undone below if the WAL append fails.
+        let remembered_from = {
+            let mut db = self.shared.db.write();
+            let mark = db.facts.dirty.dedup_added.len();
+            let mut since_bump = 0;
             for (facts, reply) in group {
                 let mut out = Outcome::default();
                 for (idx, fact) in facts {
-                    let k = key_of(&fact.event_id);
-                    if state.seen(k) || !in_group.insert(k) {
-                        out.duplicates.push(idx);
-                    } else {
+                    if db.facts.remember(key_of(&fact.event_id), now_secs) {
                         out.applied += 1;
                         fresh.push(fact);
+                    } else {
+                        out.duplicates.push(idx);
+                    }
+                    since_bump += 1;
+                    if since_bump == APPLY_SLICE {
+                        since_bump = 0;
+                        RwLockWriteGuard::bump(&mut db);
                     }
                 }
                 outcomes.push(out);
                 replies.push(reply);
             }
-        }
+            mark
+        };
         if !fresh.is_empty() {
             let records = records::encode_wal(&fresh);
             let appending = Instant::now();
@@ -643,6 +652,8 @@ impl Writer {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "write-ahead log append failed; batches refused");
+                    // Not durable, so not seen: the client's retry must apply them.
+                    self.shared.db.write().facts.forget_since(remembered_from);
                     for reply in replies {
                         let _ = reply.send(Err(LedgerError::Persist(e.to_string())));
                     }
@@ -662,7 +673,6 @@ impl Writer {
                 } = &mut *db;
                 for f in slice {
                     facts.apply(f);
-                    facts.remember(key_of(&f.event_id), now_secs);
                 }
                 let touched: Vec<u32> = std::mem::take(&mut facts.touched).into_iter().collect();
                 let pending_before = audiences.pending.len();

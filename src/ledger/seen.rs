@@ -69,6 +69,14 @@ impl SeenIds {
         }
     }
 
+    /// Forgets one id.
+    pub fn remove(&mut self, key: Key) {
+        let k = key & HASH_MASK;
+        if let Ok(e) = self.table.find_entry(hash(k), |&e| e & HASH_MASK == k) {
+            e.remove();
+        }
+    }
+
     /// Forgets the ids first received on days before the one holding `cutoff_secs`; returns
     /// how many.
     pub fn retain_since(&mut self, cutoff_secs: i64) -> usize {
@@ -115,5 +123,8 @@ mod tests {
         assert!(!s.contains(u128::MAX) && s.contains(7));
         // A key read back from a checkpoint (top bits cleared) is the same id.
         assert!(!s.insert(7 & HASH_MASK, day));
+        s.remove(7);
+        assert!(!s.contains(7) && s.is_empty());
+        s.remove(7);
     }
 }

@@ -361,10 +361,20 @@ impl State {
         self.dedup.contains(event)
     }
 
-    /// Remembers an event id as seen at `received_secs`.
-    pub fn remember(&mut self, event: Key, received_secs: i64) {
-        if self.dedup.insert(event, received_secs) {
+    /// Remembers an event id as seen at `received_secs`; `false` if it was already.
+    pub fn remember(&mut self, event: Key, received_secs: i64) -> bool {
+        let new = self.dedup.insert(event, received_secs);
+        if new {
             self.dirty.dedup_added.push((event, received_secs));
+        }
+        new
+    }
+
+    /// Forgets the ids remembered since `dirty.dedup_added` had `mark` entries (their facts
+    /// never became durable).
+    pub fn forget_since(&mut self, mark: usize) {
+        for (event, _) in self.dirty.dedup_added.drain(mark..) {
+            self.dedup.remove(event);
         }
     }
 
