@@ -4,6 +4,7 @@ use std::future::Future;
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::StreamExt as _;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::ServerTlsConfig;
 
@@ -106,7 +107,17 @@ pub async fn serve(
                 .max_decoding_message_size(max_message_bytes),
             guard.require(Scope::Admin),
         ))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            // No Nagle: a unary answer is several small HTTP/2 frames, and waiting for the
+            // peer's ACK between them put ~1.4 ms under every query on loopback.
+            TcpListenerStream::new(listener).map(|conn| {
+                conn.and_then(|stream| {
+                    stream.set_nodelay(true)?;
+                    Ok(stream)
+                })
+            }),
+            shutdown,
+        )
         .await?;
     Ok(())
 }

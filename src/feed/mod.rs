@@ -111,6 +111,10 @@ pub struct ReadReport {
     pub query_latency_ms_p999: f64,
     /// Slowest check.
     pub query_latency_ms_max: f64,
+    /// Check latency from its send to its answer (no client timer lag): median.
+    pub query_service_ms_p50: f64,
+    /// 99th percentile.
+    pub query_service_ms_p99: f64,
     /// Probe events that became visible.
     pub probes: u64,
     /// Probes not sent or not visible within 30 s.
@@ -360,6 +364,9 @@ fn read_report(samples: Vec<(bool, probe::Samples)>) -> ReadReport {
             r.query_latency_ms_p99 = percentile(l, 0.99);
             r.query_latency_ms_p999 = percentile(l, 0.999);
             r.query_latency_ms_max = max;
+            s.service_ms.sort_unstable_by(f64::total_cmp);
+            r.query_service_ms_p50 = percentile(&s.service_ms, 0.50);
+            r.query_service_ms_p99 = percentile(&s.service_ms, 0.99);
         } else {
             r.probes = l.len() as u64;
             r.probe_errors = s.errors;
@@ -481,6 +488,10 @@ pub fn print_report(r: &FeedReport, json: bool) {
             q.query_latency_ms_p99,
             q.query_latency_ms_p999,
             q.query_latency_ms_max
+        );
+        println!(
+            "  from send to answer (no client timer lag): ms p50 {:.2}  p99 {:.2}",
+            q.query_service_ms_p50, q.query_service_ms_p99
         );
         println!(
             "event → visible in a query: {} probes, {} failed; ms p50 {:.1}  p99 {:.1}  max {:.1}",
