@@ -171,12 +171,7 @@ proptest! {
     ) {
         let facts = with_ids(facts);
         let k = split % facts.len();
-        let tmp = tempfile::tempdir().expect("tmp");
-        let cfg = StorageConfig {
-            data_dir: tmp.path().join("data"),
-            fsync: false,
-            ..StorageConfig::default()
-        };
+        let (_tmp, cfg) = scratch_store();
         let full = {
             let store = Store::open(&cfg).expect("open");
             // One WAL record per fact: seq i+1 holds facts[i].
@@ -224,6 +219,17 @@ proptest! {
 
 /// Opens the store again. sled's background flusher may hold the directory lock for a moment
 /// after the previous handle is dropped (same process); a real restart is a new process.
+/// A store configuration in a fresh temporary directory (kept while the guard lives), no fsync.
+fn scratch_store() -> (tempfile::TempDir, StorageConfig) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = StorageConfig {
+        data_dir: tmp.path().join("data"),
+        fsync: false,
+        ..StorageConfig::default()
+    };
+    (tmp, cfg)
+}
+
 fn reopen(cfg: &StorageConfig) -> Store {
     let mut reopened = Store::open(cfg);
     for _ in 0..100 {
@@ -245,12 +251,7 @@ fn partly_written_checkpoint(
 ) -> Result<(), TestCaseError> {
     let facts = with_ids(facts);
     let k = split % facts.len();
-    let tmp = tempfile::tempdir().expect("tmp");
-    let cfg = StorageConfig {
-        data_dir: tmp.path().join("data"),
-        fsync: false,
-        ..StorageConfig::default()
-    };
+    let (_tmp, cfg) = scratch_store();
     let params = AudiencesConfig::default().rules().expect("rules");
     let currencies = Arc::new(CurrencyTable::from_config(&RevenueConfig::default()).expect("cur"));
     let full = {
@@ -423,12 +424,7 @@ fn a_record_that_drops_an_order_is_written_after_the_one_that_takes_it() {
 #[test]
 fn the_change_log_is_pruned_by_age_oldest_first() {
     use audiencesync::ledger::records::{encode, ChangeRecord};
-    let tmp = tempfile::tempdir().expect("tmp");
-    let cfg = StorageConfig {
-        data_dir: tmp.path().join("data"),
-        fsync: false,
-        ..StorageConfig::default()
-    };
+    let (_tmp, cfg) = scratch_store();
     let store = Store::open(&cfg).expect("open");
     for (seq, day) in [(1u64, 1i64), (2, 2), (3, 10), (4, 11)] {
         let rec = vec![ChangeRecord {
@@ -460,8 +456,8 @@ fn a_version_1_store_keeps_its_write_ahead_records_when_the_log_moves_out_of_sle
             })
             .collect(),
     );
-    let tmp = tempfile::tempdir().expect("tmp");
-    let dir = tmp.path().join("data");
+    let (_tmp, cfg) = scratch_store();
+    let dir = cfg.data_dir.clone();
     {
         // What version 1 left: schema 1, a checkpoint at 5, records 3..=40 (3..=5 not yet
         // trimmed), one fact each; the marker.
@@ -483,11 +479,6 @@ fn a_version_1_store_keeps_its_write_ahead_records_when_the_log_moves_out_of_sle
         )
         .expect("marker");
     }
-    let cfg = StorageConfig {
-        data_dir: dir.clone(),
-        fsync: false,
-        ..StorageConfig::default()
-    };
     let expected = canonical(&apply_all(&facts[5..]));
     for round in 0..2 {
         let store = reopen(&cfg);

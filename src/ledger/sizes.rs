@@ -104,7 +104,8 @@ impl SizeHistory {
     }
 
     /// Adds a sample later than every other and drops those past retention. Not synced on its
-    /// own: the next WAL append or checkpoint syncs it, and a sample lost to a crash is only a
+    /// own: sled's flusher writes it within half a second and the next checkpoint syncs it,
+    /// and a sample lost to a crash is only a
     /// gap in a chart.
     pub fn record(&self, sample: SizeSample) -> Result<(), StoreError> {
         let mut samples = self.samples.write();

@@ -356,11 +356,6 @@ impl State {
         self.by_id.capacity() * (size_of::<CustomerIdx>() + 1)
     }
 
-    /// Whether an event id was seen (within retention).
-    pub fn seen(&self, event: Key) -> bool {
-        self.dedup.contains(event)
-    }
-
     /// Remembers an event id as seen at `received_secs`; `false` if it was already.
     pub fn remember(&mut self, event: Key, received_secs: i64) -> bool {
         let new = self.dedup.insert(event, received_secs);

@@ -488,23 +488,22 @@ impl Store {
         let mut replayed = 0;
         let now_secs =
             crate::clock::Clock::now(&crate::clock::SystemClock) / crate::clock::NANOS_PER_SEC;
-        self.wal
-            .lock()
-            .replay(checkpoint_seq, |seq, v| -> Result<(), StoreError> {
-                let facts =
-                    decode_wal(v).map_err(|source| StoreError::CorruptWal { seq, source })?;
-                // The record's facts are durable; remember their ids as seen at replay time.
-                for f in &facts {
-                    state.apply(f);
-                }
-                for f in &facts {
-                    state.remember(crate::ledger::state::key_of(&f.event_id), now_secs);
-                }
-                last_seq = seq;
-                replayed += 1;
-                Ok(())
-            })?;
-        self.wal.lock().continue_after(last_seq);
+        let mut wal = self.wal.lock();
+        wal.replay(checkpoint_seq, |seq, v| -> Result<(), StoreError> {
+            let facts = decode_wal(v).map_err(|source| StoreError::CorruptWal { seq, source })?;
+            // The record's facts are durable; remember their ids as seen at replay time.
+            for f in &facts {
+                state.apply(f);
+            }
+            for f in &facts {
+                state.remember(crate::ledger::state::key_of(&f.event_id), now_secs);
+            }
+            last_seq = seq;
+            replayed += 1;
+            Ok(())
+        })?;
+        wal.continue_after(last_seq);
+        drop(wal);
         // Segments at or below the checkpoint are left over from a crash mid-trim.
         Wal::trim(&self.wal_dir, checkpoint_seq, self.fsync)?;
         let last_change_seq = self.changes.last()?.map_or(0, |(k, _)| u64_from(&k));
@@ -604,8 +603,9 @@ impl Store {
         Ok(())
     }
 
-    /// Appends one record of membership changes. Not synced on its own: the next WAL append
-    /// or checkpoint syncs it, and a change lost to a crash is found again by the start-up
+    /// Appends one record of membership changes. Not synced on its own (WAL appends no longer
+    /// touch sled): sled's flusher writes it within half a second and the next checkpoint
+    /// syncs it, and a change lost to a crash is found again by the start-up
     /// recompute, which compares with the checkpointed memberships.
     pub fn append_changes(&self, seq: u64, record: &[u8]) -> Result<(), StoreError> {
         self.changes.insert(seq.to_be_bytes(), record)?;

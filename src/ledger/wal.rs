@@ -73,12 +73,8 @@ impl Wal {
     /// Opens (or creates) the log in `dir`, checking every frame and cutting a torn tail off
     /// the newest segment.
     pub fn open(dir: &Path, fsync: bool) -> Result<Self, WalError> {
-        let io_err = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| WalError::Io { path, source }
-        };
         if !dir.exists() {
-            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+            std::fs::create_dir_all(dir).map_err(io_at(dir))?;
             if fsync {
                 sync_dir(dir.parent().unwrap_or(dir))?;
             }
@@ -88,7 +84,7 @@ impl Wal {
         let mut current = None;
         for (i, seg) in segments.iter().enumerate() {
             let last = i + 1 == segments.len();
-            let bytes = std::fs::read(&seg.path).map_err(io_err(&seg.path))?;
+            let bytes = std::fs::read(&seg.path).map_err(io_at(&seg.path))?;
             let scan = scan(&bytes, seg, next_seq);
             let len = scan.bad.as_ref().map_or(bytes.len(), |b| b.0) as u64;
             if let Some(bad) = scan.bad {
@@ -103,10 +99,10 @@ impl Wal {
                 let f = OpenOptions::new()
                     .write(true)
                     .open(&seg.path)
-                    .map_err(io_err(&seg.path))?;
-                f.set_len(bad.0 as u64).map_err(io_err(&seg.path))?;
+                    .map_err(io_at(&seg.path))?;
+                f.set_len(bad.0 as u64).map_err(io_at(&seg.path))?;
                 if fsync {
-                    f.sync_data().map_err(io_err(&seg.path))?;
+                    f.sync_data().map_err(io_at(&seg.path))?;
                 }
                 tracing::warn!(segment = %seg.path.display(), cut_at = bad.0, dropped_bytes = bytes.len() - bad.0,
                     "cut the torn tail of an interrupted write-ahead append");
@@ -116,7 +112,7 @@ impl Wal {
                 let f = OpenOptions::new()
                     .append(true)
                     .open(&seg.path)
-                    .map_err(io_err(&seg.path))?;
+                    .map_err(io_at(&seg.path))?;
                 current = Some((f, seg.path.clone(), len));
             }
         }
@@ -193,10 +189,7 @@ impl Wal {
             if file.set_len(*len).and_then(|()| file.sync_data()).is_err() {
                 self.poisoned = true;
             }
-            return Err(WalError::Io {
-                path: path.clone(),
-                source,
-            });
+            return Err(io_at(path)(source));
         }
         *len += self.buf.len() as u64;
         self.next_seq = seq;
@@ -209,10 +202,7 @@ impl Wal {
             .create_new(true)
             .append(true)
             .open(&path)
-            .map_err(|source| WalError::Io {
-                path: path.clone(),
-                source,
-            })?;
+            .map_err(io_at(&path))?;
         if self.fsync {
             sync_dir(&self.dir)?;
         }
@@ -234,10 +224,7 @@ impl Wal {
             .unwrap_or(0);
         let mut expect = 0;
         for seg in &segments[start..] {
-            let bytes = std::fs::read(&seg.path).map_err(|source| WalError::Io {
-                path: seg.path.clone(),
-                source,
-            })?;
+            let bytes = std::fs::read(&seg.path).map_err(io_at(&seg.path))?;
             let mut at = 0;
             while at < bytes.len() {
                 // `open` checked every frame; a change since is damage, not a tail.
@@ -271,10 +258,7 @@ impl Wal {
             if pair[1].first > upto + 1 {
                 break;
             }
-            std::fs::remove_file(&pair[0].path).map_err(|source| WalError::Io {
-                path: pair[0].path.clone(),
-                source,
-            })?;
+            std::fs::remove_file(&pair[0].path).map_err(io_at(&pair[0].path))?;
             if fsync {
                 sync_dir(dir)?;
             }
@@ -286,10 +270,7 @@ impl Wal {
     /// Deletes every segment (a migration that starts over).
     pub fn clear(&mut self) -> Result<(), WalError> {
         for seg in segments(&self.dir)? {
-            std::fs::remove_file(&seg.path).map_err(|source| WalError::Io {
-                path: seg.path.clone(),
-                source,
-            })?;
+            std::fs::remove_file(&seg.path).map_err(io_at(&seg.path))?;
         }
         if self.fsync {
             sync_dir(&self.dir)?;
@@ -302,16 +283,10 @@ impl Wal {
 
 /// The segments in `dir`, oldest first; other files are ignored.
 fn segments(dir: &Path) -> Result<Vec<Segment>, WalError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| WalError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    let entries = std::fs::read_dir(dir).map_err(io_at(dir))?;
     let mut out = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|source| WalError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        let entry = entry.map_err(io_at(dir))?;
         let name = entry.file_name();
         let Some(first) = name
             .to_str()
@@ -329,13 +304,16 @@ fn segments(dir: &Path) -> Result<Vec<Segment>, WalError> {
     Ok(out)
 }
 
+/// The error for an I/O failure on `path`.
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> WalError {
+    let path = path.to_path_buf();
+    move |source| WalError::Io { path, source }
+}
+
 fn sync_dir(dir: &Path) -> Result<(), WalError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|source| WalError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })
+        .map_err(io_at(dir))
 }
 
 fn crc(seq: u64, payload: &[u8]) -> u32 {
