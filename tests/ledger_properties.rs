@@ -192,10 +192,7 @@ proptest! {
             store.write_checkpoint(&cp).expect("checkpoint");
             canonical(&db.facts)
         };
-        let store = reopen(&cfg);
-        let rec = store.recover().expect("recover");
-        prop_assert_eq!(rec.replayed as usize, facts.len() - k);
-        prop_assert_eq!(canonical(&rec.state), full);
+        recovers_exactly(&cfg, facts.len() - k, &full)?;
     }
 }
 
@@ -305,9 +302,17 @@ fn partly_written_checkpoint(
         store.write_checkpoint(&next).expect("partial checkpoint");
         canonical(&db.facts)
     };
-    let store = reopen(&cfg);
-    let rec = store.recover().expect("recover");
-    prop_assert_eq!(rec.replayed as usize, facts.len() - k);
+    recovers_exactly(&cfg, facts.len() - k, &full)
+}
+
+/// Reopens the store and checks recovery replays `replayed` records and ends with `full`.
+fn recovers_exactly(
+    cfg: &StorageConfig,
+    replayed: usize,
+    full: &[String],
+) -> Result<(), TestCaseError> {
+    let rec = reopen(cfg).recover().expect("recover");
+    prop_assert_eq!(rec.replayed as usize, replayed);
     prop_assert_eq!(canonical(&rec.state), full);
     Ok(())
 }
