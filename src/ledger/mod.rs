@@ -138,7 +138,12 @@ impl Db {
             if facts.orders.is_placed(s) {
                 plan.customers
                     .extend(facts.orders.placements(s).map(|p| p.customer));
-                if facts.stored_alone.orders.remove(&s) {
+                // A moved order is written alone before the records, removed after them.
+                let moved = dirty.moved_orders.contains(&s);
+                if moved {
+                    plan.alone_orders.push(s);
+                }
+                if facts.stored_alone.orders.remove(&s) || moved {
                     plan.orders_removed.push(facts.orders.key(s));
                 }
             } else {
@@ -154,7 +159,11 @@ impl Db {
             plan.customers
                 .extend(cart.updates.iter().filter_map(|u| u.customer));
             if cart.owned || cart.updates.iter().any(|u| u.customer.is_some()) {
-                if facts.stored_alone.carts.remove(&k) {
+                let moved = dirty.moved_carts.contains(&k);
+                if moved {
+                    plan.alone_carts.push(k);
+                }
+                if facts.stored_alone.carts.remove(&k) || moved {
                     plan.carts_removed.push(k);
                 }
             } else {

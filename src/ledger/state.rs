@@ -284,6 +284,12 @@ pub struct Dirty {
     /// dropped them): the checkpoint writes these records last, after the records and lone
     /// copies that now carry what they dropped are durable.
     pub shrunk: HashSet<CustomerIdx>,
+    /// Orders an erasure dropped from a record that another record may still carry: the
+    /// checkpoint gives each a lone copy for the time the records are rewritten, so no
+    /// order in which they land (two erased customers can swap orders) loses a refund.
+    pub moved_orders: HashSet<OrderSlot>,
+    /// Carts an erasure dropped from a record, for the same reason.
+    pub moved_carts: HashSet<Key>,
 }
 
 /// All customer facts.
@@ -566,6 +572,8 @@ impl State {
                 .retain_placements(slot, |p| !(p.customer == c && p.at <= e));
             if self.orders.placements(slot).any(|p| p.customer == c) {
                 kept_orders.push(slot);
+            } else {
+                self.dirty.moved_orders.insert(slot);
             }
             self.dirty.orders.insert(slot);
         }
@@ -578,6 +586,8 @@ impl State {
                 // A checked-out cart holds nothing of anyone; the key stays for the record.
                 if k.checked_out || k.updates.iter().any(|u| u.customer == Some(c)) {
                     kept_carts.push(key);
+                } else {
+                    self.dirty.moved_carts.insert(key);
                 }
                 self.dirty.carts.insert(key);
             }

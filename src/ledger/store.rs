@@ -522,7 +522,8 @@ impl Store {
     pub fn write_checkpoint(&self, cp: &Checkpoint) -> Result<(), StoreError> {
         // Phase 1: everything that only adds — customer records and lone copies. An order or
         // cart can move from one record to another (an erasure drops it from the erased
-        // customer's record); the new carriers are written here, before anything drops it.
+        // customer's record); it gets a lone copy here, since its new carrier may itself be
+        // a record of phase 2 (two erased customers can swap orders).
         self.insert_rows(&self.customers, &cp.customers, |k| k.as_bytes())?;
         self.insert_rows(&self.orders, &cp.orders, |k| k.as_slice())?;
         self.insert_rows(&self.carts, &cp.carts, |k| k.as_slice())?;
