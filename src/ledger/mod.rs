@@ -33,7 +33,9 @@ use crate::config::{AudienceParams, Config};
 use crate::ingest::currency::CurrencyTable;
 use crate::insight::Insights;
 use facts::Fact;
-use records::{encode, encode_customer, key_bytes, ChangeRecord, CustomerRecord};
+use records::{
+    encode, encode_customer, key_bytes, CartsView, ChangeRecord, CustomerRecordView, OrdersView,
+};
 use state::{key_of, Key, OrderSlot, State};
 use store::{Checkpoint, Store, StoreError};
 
@@ -181,21 +183,19 @@ impl Db {
         let facts = &self.facts;
         let record = |c: u32| {
             let cust = &facts.customers[c as usize];
-            let rec = CustomerRecord {
+            let rec = CustomerRecordView {
                 erased_at: cust.erased_at,
-                profile: cust.profile.clone(),
-                memberships: self.audiences.record(c),
-                entries: self.insights.entries(c).to_vec(),
-                orders: cust
-                    .orders
-                    .iter()
-                    .map(|&s| (facts.orders.key(s), facts.order_record(s)))
-                    .collect(),
-                carts: cust
-                    .carts
-                    .iter()
-                    .filter_map(|k| Some((*k, facts.cart_record(facts.carts.get(k)?))))
-                    .collect(),
+                profile: &cust.profile,
+                memberships: self.audiences.record_view(c),
+                entries: self.insights.entries(c),
+                orders: OrdersView {
+                    state: facts,
+                    slots: &cust.orders,
+                },
+                carts: CartsView {
+                    state: facts,
+                    keys: &cust.carts,
+                },
             };
             (cust.id.clone(), encode_customer(&rec))
         };
@@ -208,22 +208,12 @@ impl Db {
         let orders = plan
             .alone_orders
             .into_iter()
-            .map(|s| {
-                (
-                    key_bytes(facts.orders.key(s)),
-                    encode(&facts.order_record(s)),
-                )
-            })
+            .map(|s| (key_bytes(facts.orders.key(s)), encode(&facts.order_view(s))))
             .collect();
         let carts = plan
             .alone_carts
             .into_iter()
-            .filter_map(|k| {
-                Some((
-                    key_bytes(k),
-                    encode(&facts.cart_record(facts.carts.get(&k)?)),
-                ))
-            })
+            .filter_map(|k| Some((key_bytes(k), encode(&facts.cart_view(facts.carts.get(&k)?)))))
             .collect();
         Checkpoint {
             seq,
