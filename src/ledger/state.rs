@@ -448,7 +448,7 @@ impl State {
                 if !cust.orders.contains(&slot) {
                     cust.orders.push(slot);
                 }
-                self.dirty.orders.insert(slot);
+                self.order_changed(slot);
             }
             FactKind::OrderRefunded {
                 order,
@@ -468,7 +468,7 @@ impl State {
                 if let Some(p) = self.orders.counted(slot) {
                     self.touched.insert(p.customer);
                 }
-                self.dirty.orders.insert(slot);
+                self.order_changed(slot);
             }
             FactKind::CartUpdated {
                 cart,
@@ -542,6 +542,20 @@ impl State {
         }
         cust.erased_at = Some(e);
         self.purge_customer(c, e);
+    }
+
+    /// Marks a changed order for the next checkpoint. A placed order is in the record of each
+    /// customer who placed it, so those records are dirty now (resolving that at checkpoint
+    /// time cost ~40 ms under the write lock per million orders); only an order stored alone
+    /// (never placed, or placed since it was written alone) is resolved then.
+    fn order_changed(&mut self, slot: OrderSlot) {
+        if self.orders.is_placed(slot) && !self.stored_alone.orders.contains(&slot) {
+            self.dirty
+                .customers
+                .extend(self.orders.placements(slot).map(|p| p.customer));
+        } else {
+            self.dirty.orders.insert(slot);
+        }
     }
 
     /// Applies every customer's erasure again. Recovery calls it after loading the
