@@ -105,6 +105,10 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // One TLS crypto provider for the whole process (gRPC TLS and the ad-network clients).
     let _ = rustls::crypto::ring::default_provider().install_default();
+    if let Command::Import(args) = &cli.command {
+        // Before the runtime starts its threads, which inherit it.
+        audiencesync::import::lower_priority(args.nice);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

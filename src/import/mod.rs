@@ -70,6 +70,12 @@ pub struct ImportArgs {
     /// Batches sent but not yet acknowledged.
     #[arg(long, default_value_t = 4)]
     pub in_flight: usize,
+    /// Lower the importer's CPU priority by this much (Unix nice, 0-19; 0 keeps it). A
+    /// backfill is background work: niced, it gives way to the daemon it feeds and to live
+    /// traffic on the same host, and on 2 cores the import itself ran faster (the daemon's
+    /// writer, its bottleneck, waited less for a core; docs/BENCHMARKS.md).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub nice: i32,
     /// Testing aid: exit abruptly (status 3) once this many batches were acknowledged, with
     /// later batches possibly in flight, as an interrupted import would.
     #[arg(long, hide = true)]
@@ -411,6 +417,21 @@ struct Shared {
     acks: AtomicU64,
 }
 
+/// Raises the calling thread's nice value by `by` (capped at 19); threads it starts later
+/// inherit it, so the binary calls this before building its runtime. Linux keeps a nice
+/// value per thread. Failing to lower it is not worth stopping an import for.
+pub fn lower_priority(by: i32) {
+    use rustix::process::{getpriority_process, setpriority_process};
+    if by <= 0 {
+        return;
+    }
+    let lowered = getpriority_process(None)
+        .and_then(|now| setpriority_process(None, now.saturating_add(by).min(19)));
+    if let Err(e) = lowered {
+        tracing::warn!(error = %e, "could not lower the importer's CPU priority");
+    }
+}
+
 /// Runs an import to the end and returns its totals.
 pub async fn run(args: ImportArgs) -> Result<ImportReport, ImportError> {
     if args.batch_size == 0 || args.batch_size > 100_000 {
@@ -732,4 +753,27 @@ pub(crate) fn open(path: &Path) -> Result<std::fs::File, ImportError> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use rustix::process::getpriority_process;
+
+    /// The importer's threads start after `lower_priority` and run niced.
+    #[test]
+    fn lowered_priority_is_inherited_by_threads_started_later() {
+        let (before, after, child) = std::thread::spawn(|| {
+            let before = getpriority_process(None).expect("nice");
+            super::lower_priority(3);
+            let after = getpriority_process(None).expect("nice");
+            let child = std::thread::spawn(|| getpriority_process(None).expect("nice"))
+                .join()
+                .expect("child");
+            (before, after, child)
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(after, (before + 3).min(19));
+        assert_eq!(child, after);
+    }
 }
