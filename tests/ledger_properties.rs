@@ -99,6 +99,20 @@ fn with_ids(mut facts: Vec<Fact>) -> Vec<Fact> {
     facts
 }
 
+/// Facts at the given instants, with ids in their order.
+fn timed(facts: impl IntoIterator<Item = (i64, FactKind)>) -> Vec<Fact> {
+    with_ids(
+        facts
+            .into_iter()
+            .map(|(at, kind)| Fact {
+                event_id: String::new().into(),
+                at,
+                kind,
+            })
+            .collect(),
+    )
+}
+
 /// Everything observable about the customers, independent of dense indices.
 fn canonical(s: &State) -> Vec<String> {
     let currencies = CurrencyTable::from_config(&RevenueConfig::default()).expect("currencies");
@@ -330,33 +344,24 @@ fn a_lone_copy_is_deleted_only_after_a_record_that_drops_something_carries_it() 
         currency: usd(),
         item_count: 1,
     };
-    let facts = with_ids(
-        [
-            (
-                NOW,
-                FactKind::OrderRefunded {
-                    order: "o3".into(),
-                    amount_minor: 0,
-                    full: true,
-                },
-            ),
-            (NOW - 20 * DAY, placed("o0", 500)),
-            (
-                NOW - 10 * DAY,
-                FactKind::CustomerErased {
-                    customer: "c0".into(),
-                },
-            ),
-            (NOW - DAY, placed("o3", 100)),
-        ]
-        .into_iter()
-        .map(|(at, kind)| Fact {
-            event_id: String::new().into(),
-            at,
-            kind,
-        })
-        .collect(),
-    );
+    let facts = timed([
+        (
+            NOW,
+            FactKind::OrderRefunded {
+                order: "o3".into(),
+                amount_minor: 0,
+                full: true,
+            },
+        ),
+        (NOW - 20 * DAY, placed("o0", 500)),
+        (
+            NOW - 10 * DAY,
+            FactKind::CustomerErased {
+                customer: "c0".into(),
+            },
+        ),
+        (NOW - DAY, placed("o3", 100)),
+    ]);
     // A crash in phase 2 (the erased customer's record not written) and in phase 3 (lone
     // copies deleted): both recover exactly.
     for written in [[true, false], [true, true]] {
@@ -377,33 +382,24 @@ fn a_record_that_drops_an_order_is_written_after_the_one_that_takes_it() {
         currency: usd(),
         item_count: 1,
     };
-    let facts = with_ids(
-        [
-            (NOW - 30 * DAY, placed("c2")),
-            (
-                NOW - 29 * DAY,
-                FactKind::OrderRefunded {
-                    order: "o1".into(),
-                    amount_minor: 1_000,
-                    full: false,
-                },
-            ),
-            (
-                NOW - 10 * DAY,
-                FactKind::CustomerErased {
-                    customer: "c2".into(),
-                },
-            ),
-            (NOW - 5 * DAY, placed("c3")),
-        ]
-        .into_iter()
-        .map(|(at, kind)| Fact {
-            event_id: String::new().into(),
-            at,
-            kind,
-        })
-        .collect(),
-    );
+    let facts = timed([
+        (NOW - 30 * DAY, placed("c2")),
+        (
+            NOW - 29 * DAY,
+            FactKind::OrderRefunded {
+                order: "o1".into(),
+                amount_minor: 1_000,
+                full: false,
+            },
+        ),
+        (
+            NOW - 10 * DAY,
+            FactKind::CustomerErased {
+                customer: "c2".into(),
+            },
+        ),
+        (NOW - 5 * DAY, placed("c3")),
+    ]);
     let params = AudiencesConfig::default().rules().expect("rules");
     let currencies = Arc::new(CurrencyTable::from_config(&RevenueConfig::default()).expect("cur"));
     let mut db = Db {
@@ -447,25 +443,16 @@ fn erased_customers_that_swap_orders_recover_exactly_from_any_cut() {
     let erased = |customer: &str| FactKind::CustomerErased {
         customer: customer.into(),
     };
-    let facts = with_ids(
-        [
-            (NOW - 30 * DAY, placed("o0", "c0")),
-            (NOW - 30 * DAY, placed("o1", "c1")),
-            (NOW - 29 * DAY, refunded("o0", 100)),
-            (NOW - 29 * DAY, refunded("o1", 200)),
-            (NOW - 10 * DAY, erased("c0")),
-            (NOW - 10 * DAY, erased("c1")),
-            (NOW - 5 * DAY, placed("o1", "c0")),
-            (NOW - 5 * DAY, placed("o0", "c1")),
-        ]
-        .into_iter()
-        .map(|(at, kind)| Fact {
-            event_id: String::new().into(),
-            at,
-            kind,
-        })
-        .collect(),
-    );
+    let facts = timed([
+        (NOW - 30 * DAY, placed("o0", "c0")),
+        (NOW - 30 * DAY, placed("o1", "c1")),
+        (NOW - 29 * DAY, refunded("o0", 100)),
+        (NOW - 29 * DAY, refunded("o1", 200)),
+        (NOW - 10 * DAY, erased("c0")),
+        (NOW - 10 * DAY, erased("c1")),
+        (NOW - 5 * DAY, placed("o1", "c0")),
+        (NOW - 5 * DAY, placed("o0", "c1")),
+    ]);
     // Phase 1 cut anywhere, phase 2 with one of the two records written, phase 3 cut.
     for head in [
         [false, true, false],
