@@ -224,7 +224,8 @@ proptest! {
         split in 0usize..100,
         written in proptest::collection::vec(any::<bool>(), 64),
     ) {
-        partly_written_checkpoint(facts, split, &written)?;
+        // The last flag: the checkpoint before the cut one failed (the retry rewrites all).
+        partly_written_checkpoint(facts, split, &written, written[63])?;
     }
 }
 
@@ -254,11 +255,13 @@ fn reopen(cfg: &StorageConfig) -> Store {
 }
 
 /// The body of `recovery_from_a_partly_written_checkpoint_is_exact`: the facts' first
-/// `split % len` checkpointed completely, the rest in a checkpoint that `written` cuts short.
+/// `split % len` checkpointed completely, the rest in a checkpoint that `written` cuts short;
+/// with `after_failure`, that checkpoint retries one that failed (its plan lost).
 fn partly_written_checkpoint(
     facts: Vec<Fact>,
     split: usize,
     written: &[bool],
+    after_failure: bool,
 ) -> Result<(), TestCaseError> {
     let facts = with_ids(facts);
     let k = split % facts.len();
@@ -286,6 +289,10 @@ fn partly_written_checkpoint(
         // The rest applied, and some of the next checkpoint's writes done before a crash.
         for f in &facts[k..] {
             db.facts.apply(f);
+        }
+        if after_failure {
+            let _lost = db.take_checkpoint(k as u64);
+            db.mark_all_dirty();
         }
         let mut next = db.take_checkpoint(k as u64);
         // Three phases with a sync between each: the crash lands in one of them, after
@@ -366,7 +373,7 @@ fn a_lone_copy_is_deleted_only_after_a_record_that_drops_something_carries_it() 
     // copies deleted): both recover exactly.
     for written in [[true, false], [true, true]] {
         let cut: Vec<bool> = written.into_iter().chain([false; 8]).collect();
-        partly_written_checkpoint(facts.clone(), 1, &cut).expect("exact recovery");
+        partly_written_checkpoint(facts.clone(), 1, &cut, false).expect("exact recovery");
     }
 }
 
@@ -461,7 +468,10 @@ fn erased_customers_that_swap_orders_recover_exactly_from_any_cut() {
         [true, true, false],
     ] {
         let cut: Vec<bool> = head.into_iter().chain([false; 8]).collect();
-        partly_written_checkpoint(facts.clone(), 4, &cut).expect("exact recovery");
+        for after_failure in [false, true] {
+            partly_written_checkpoint(facts.clone(), 4, &cut, after_failure)
+                .expect("exact recovery");
+        }
     }
 }
 

@@ -173,6 +173,7 @@ impl Db {
                 plan.alone_carts.push(k);
             }
         }
+        facts.moved_in_flight = (dirty.moved_orders, dirty.moved_carts);
         plan
     }
 
@@ -949,5 +950,9 @@ impl State {
         self.dirty.carts = self.carts.keys().copied().collect();
         self.dirty.dedup_added = self.dedup.iter().collect();
         self.dirty.dedup_pruned_before = None;
+        // The moves of the plan that failed still need their lone copies in the retry.
+        let (orders, carts) = std::mem::take(&mut self.moved_in_flight);
+        self.dirty.moved_orders.extend(orders);
+        self.dirty.moved_carts.extend(carts);
     }
 }
