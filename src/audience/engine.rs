@@ -203,23 +203,14 @@ impl Audiences {
         }
     }
 
-    /// The stored form of a customer's memberships, borrowed (checkpoint encoding).
+    /// The stored form of a customer's memberships, borrowed from the engine (checkpoints
+    /// encode it without copying).
     pub fn record_view(&self, c: CustomerIdx) -> crate::ledger::records::MembershipView<'_> {
         let i = c as usize;
         crate::ledger::records::MembershipView {
             mask: self.masks.get(i).copied().unwrap_or(0),
             since: self.since.get(i).map_or(&[], |s| s.as_slice()),
             history: self.history.get(i).map_or(&[], |h| h.as_slice()),
-        }
-    }
-
-    /// A customer's memberships as stored, owned (tests and tools).
-    pub fn record(&self, c: CustomerIdx) -> MembershipRecord {
-        let i = c as usize;
-        MembershipRecord {
-            mask: self.masks.get(i).copied().unwrap_or(0),
-            since: self.since.get(i).map(|s| s.to_vec()).unwrap_or_default(),
-            history: self.history.get(i).cloned().unwrap_or_default(),
         }
     }
 

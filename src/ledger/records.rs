@@ -284,17 +284,12 @@ pub struct CartsView<'a> {
 impl Serialize for CartsView<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let st = self.state;
-        let carts = || {
+        SeqOf(|| {
             self.keys
                 .iter()
                 .filter_map(|k| Some((*k, st.cart_view(st.carts.get(k)?))))
-        };
-        // postcard needs the length first.
-        let mut seq = s.serialize_seq(Some(carts().count()))?;
-        for c in carts() {
-            serde::ser::SerializeSeq::serialize_element(&mut seq, &c)?;
-        }
-        serde::ser::SerializeSeq::end(seq)
+        })
+        .serialize(s)
     }
 }
 

@@ -105,8 +105,7 @@ impl SizeHistory {
 
     /// Adds a sample later than every other and drops those past retention. Not synced on its
     /// own: sled's flusher writes it within half a second and the next checkpoint syncs it,
-    /// and a sample lost to a crash is only a
-    /// gap in a chart.
+    /// and a sample lost to a crash is only a gap in a chart.
     pub fn record(&self, sample: SizeSample) -> Result<(), StoreError> {
         let mut samples = self.samples.write();
         if samples.back().is_some_and(|last| last.at >= sample.at) {

@@ -550,8 +550,9 @@ impl State {
 
     /// Marks a changed order for the next checkpoint. A placed order is in the record of each
     /// customer who placed it, so those records are dirty now (resolving that at checkpoint
-    /// time held the write lock 23-39 ms per checkpoint in a 100k-customer feed); only an order stored alone
-    /// (never placed, or placed since it was written alone) is resolved then.
+    /// time held the write lock 23-39 ms per checkpoint in a 100k-customer feed); only an
+    /// order stored alone (never placed, or placed since it was written alone) is resolved
+    /// then.
     fn order_changed(&mut self, slot: OrderSlot) {
         if self.orders.is_placed(slot) && !self.stored_alone.orders.contains(&slot) {
             self.dirty

@@ -413,6 +413,20 @@ mod tests {
         (0..n).map(|i| vec![i as u8; size]).collect()
     }
 
+    /// A log of `groups` appends of `per_group` records of `len` bytes, in segments of
+    /// `segment_bytes`.
+    fn rolled(dir: &Path, segment_bytes: u64, groups: u64, per_group: usize, len: usize) -> Wal {
+        let mut wal = Wal::open(dir, false)
+            .expect("open")
+            .with_segment_bytes(segment_bytes);
+        let group = records(per_group, len);
+        for g in 0..groups {
+            wal.append(g * per_group as u64 + 1, &group)
+                .expect("append");
+        }
+        wal
+    }
+
     fn collected(wal: &Wal, after: u64) -> Vec<(u64, Vec<u8>)> {
         let mut out = Vec::new();
         wal.replay::<WalError>(after, |s, p| {
@@ -451,14 +465,8 @@ mod tests {
     fn segments_roll_and_trim_keeps_everything_after_the_checkpoint() {
         let tmp = tempfile::tempdir().expect("tmp");
         let dir = tmp.path().join("wal");
-        let mut wal = Wal::open(&dir, false)
-            .expect("open")
-            .with_segment_bytes(4096);
         // 40 groups of 2 KiB: about 20 segments.
-        let big = records(2, 1 << 10);
-        for g in 0..40u64 {
-            wal.append(g * 2 + 1, &big).expect("append");
-        }
+        let _wal = rolled(&dir, 4096, 40, 2, 1 << 10);
         let n = segments(&dir).expect("list").len();
         assert!(n >= 2, "{n} segments");
         // Nothing is covered: nothing goes.
@@ -524,13 +532,7 @@ mod tests {
     fn a_missing_middle_segment_is_damage() {
         let tmp = tempfile::tempdir().expect("tmp");
         let dir = tmp.path().join("wal");
-        let mut wal = Wal::open(&dir, false)
-            .expect("open")
-            .with_segment_bytes(1000);
-        let big = records(1, 900);
-        for s in 1..=5u64 {
-            wal.append(s, &big).expect("append");
-        }
+        let _wal = rolled(&dir, 1000, 5, 1, 900);
         let segs = segments(&dir).expect("list");
         assert!(segs.len() >= 3, "{} segments", segs.len());
         std::fs::remove_file(&segs[1].path).expect("rm");
