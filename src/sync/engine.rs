@@ -331,6 +331,7 @@ fn outcome<T>(r: &Result<T, PushError>) -> &'static str {
         Err(PushError::TokenExpired) => "token_expired",
         Err(PushError::MembersRefused { .. }) => "members_refused",
         Err(PushError::TooLarge) => "too_large",
+        Err(PushError::SessionEnded { .. }) => "session_ended",
         Err(PushError::Permanent { .. }) => "permanent",
     }
 }
@@ -651,9 +652,15 @@ impl Worker {
             self.pace().await;
             let started = Instant::now();
             let result = if add {
-                self.spec.dest.add(list, &members[..n]).await
+                self.spec
+                    .dest
+                    .add(list, &members[..n], Default::default())
+                    .await
             } else {
-                self.spec.dest.remove(list, &members[..n]).await
+                self.spec
+                    .dest
+                    .remove(list, &members[..n], Default::default())
+                    .await
             };
             let op = if add { "add" } else { "remove" };
             record_request(&self.spec.name, op, started, &result);
@@ -789,7 +796,9 @@ impl Worker {
                     };
                     return Err(self.park(list, &e));
                 }
-                Err(e @ PushError::Permanent { .. }) => return Err(self.park(list, &e)),
+                Err(e @ (PushError::Permanent { .. } | PushError::SessionEnded { .. })) => {
+                    return Err(self.park(list, &e))
+                }
             }
         }
         Ok(())
@@ -853,7 +862,9 @@ impl Worker {
             let polled = self.spec.dest.poll(&o.request_id).await;
             record_request(&self.spec.name, "poll", started, &polled);
             match polled {
-                Ok(RequestState::Succeeded(rate)) => {
+                Ok(RequestState::Succeeded {
+                    match_rate: rate, ..
+                }) => {
                     let _ = self.spec.outstanding.remove(o.request_id.as_bytes());
                     if let Some(rate) = rate {
                         self.status
@@ -861,7 +872,7 @@ impl Worker {
                     }
                 }
                 Ok(RequestState::Processing) | Err(_) => still.push(o),
-                Ok(RequestState::Failed(why)) => {
+                Ok(RequestState::Failed { reason: why, .. }) => {
                     tracing::warn!(destination = %self.spec.name, audience = %o.audience, request = %o.request_id, "request failed at the network; resending");
                     let mut revert = Vec::new();
                     let mut dirty = Vec::new();
@@ -956,10 +967,18 @@ impl Worker {
         members: &[RemoteMember],
     ) -> Result<(), PushError> {
         let mut attempt = 0;
-        let mut session = loop {
+        let session_id = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(1);
+        let _start = loop {
             self.pace().await;
             let started = Instant::now();
-            let begun = self.spec.dest.begin_replace(list).await;
+            let begun = self
+                .spec
+                .dest
+                .begin_replace(list, std::time::SystemTime::now())
+                .await;
             record_request(&self.spec.name, "replace", started, &begun);
             match begun {
                 Ok(session) => break session,
@@ -981,7 +1000,16 @@ impl Worker {
                 let sent = self
                     .spec
                     .dest
-                    .replace_batch(list, &mut session, chunk, last)
+                    .replace_batch(
+                        list,
+                        chunk,
+                        super::dest::Batch {
+                            session_id: session_id,
+                            seq: i as u64 / n.max(1) as u64 + 1,
+                            last,
+                            estimated_total: members.len() as u64,
+                        },
+                    )
                     .await;
                 record_request(&self.spec.name, "replace", started, &sent);
                 match sent {

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Accepted, Destination, ListRef, PushError, ReplaceSession};
+use super::{Accepted, Batch, Destination, ListRef, PushError, ReplaceStart};
 use crate::ingest::identity::{google_postal, hex_lower, NetworkHashes};
 use crate::sync::member::RemoteMember;
 
@@ -163,7 +163,17 @@ impl Destination for CsvDestination {
         false
     }
 
-    async fn add(&self, list: &ListRef, members: &[RemoteMember]) -> Result<Accepted, PushError> {
+    fn default_quota_per_hour(&self, _lists: usize) -> u32 {
+        // Local files: the quota only keeps a runaway loop from filling the disk.
+        360_000
+    }
+
+    async fn add(
+        &self,
+        list: &ListRef,
+        members: &[RemoteMember],
+        _batch: Batch,
+    ) -> Result<Accepted, PushError> {
         self.delta(list, "add", members)
     }
 
@@ -171,26 +181,27 @@ impl Destination for CsvDestination {
         &self,
         list: &ListRef,
         members: &[RemoteMember],
+        _batch: Batch,
     ) -> Result<Accepted, PushError> {
         self.delta(list, "remove", members)
     }
 
-    async fn begin_replace(&self, _list: &ListRef) -> Result<ReplaceSession, PushError> {
-        Ok(ReplaceSession::default())
+    async fn begin_replace(
+        &self,
+        _list: &ListRef,
+        _as_of: std::time::SystemTime,
+    ) -> Result<ReplaceStart, PushError> {
+        Ok(ReplaceStart::default())
     }
 
+    /// A replacement is no delta: the snapshot written once the job's members are confirmed
+    /// is the replaced list.
     async fn replace_batch(
         &self,
-        list: &ListRef,
-        session: &mut ReplaceSession,
-        members: &[RemoteMember],
-        last: bool,
+        _list: &ListRef,
+        _members: &[RemoteMember],
+        _batch: Batch,
     ) -> Result<Accepted, PushError> {
-        session.members.extend_from_slice(members);
-        session.batches += 1;
-        if last {
-            self.snapshot(list, &session.members).await?;
-        }
         Ok(Accepted::default())
     }
 
@@ -243,7 +254,7 @@ mod tests {
             audience: "vip".into(),
             list_id: String::new(),
         };
-        dest.add(&list, std::slice::from_ref(&m))
+        dest.add(&list, std::slice::from_ref(&m), Batch::default())
             .await
             .expect("add");
         dest.snapshot(&list, std::slice::from_ref(&m))

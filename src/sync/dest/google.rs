@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
-use super::{Accepted, Destination, ListRef, PushError, ReplaceSession, RequestState};
+use super::{Accepted, Batch, Destination, ListRef, PushError, ReplaceStart, RequestState};
 use crate::ingest::identity::{google_postal, hex_lower};
 use crate::sync::member::RemoteMember;
 
@@ -271,6 +271,7 @@ impl GoogleDestination {
             429 => PushError::Throttled {
                 reason,
                 wait: retry_after.or_else(|| retry_info(err)),
+                daily: false,
             },
             400 => {
                 let indices = refused_members(err);
@@ -337,6 +338,7 @@ impl GoogleDestination {
     fn accepted(v: &Value) -> Accepted {
         Accepted {
             request_id: v["requestId"].as_str().map(str::to_string),
+            ..Accepted::default()
         }
     }
 }
@@ -383,7 +385,21 @@ impl Destination for GoogleDestination {
         MAX_MEMBERS
     }
 
-    async fn add(&self, list: &ListRef, members: &[RemoteMember]) -> Result<Accepted, PushError> {
+    fn separate_read_quota(&self) -> bool {
+        true
+    }
+
+    fn default_quota_per_hour(&self, _lists: usize) -> u32 {
+        // IngestionMutateRequestsPerMinutePerProject (and the read one): 300 a minute.
+        300 * 60
+    }
+
+    async fn add(
+        &self,
+        list: &ListRef,
+        members: &[RemoteMember],
+        _batch: Batch,
+    ) -> Result<Accepted, PushError> {
         let body = json!({
             "destinations": [self.destination(list)],
             "audienceMembers": Self::members_json(members, true),
@@ -399,6 +415,7 @@ impl Destination for GoogleDestination {
         &self,
         list: &ListRef,
         members: &[RemoteMember],
+        _batch: Batch,
     ) -> Result<Accepted, PushError> {
         let body = json!({
             "destinations": [self.destination(list)],
@@ -410,24 +427,29 @@ impl Destination for GoogleDestination {
             .map(|v| Self::accepted(&v))
     }
 
-    async fn begin_replace(&self, list: &ListRef) -> Result<ReplaceSession, PushError> {
-        let body = json!({"destinations": [self.destination(list)]});
-        self.post("audienceMembers:removeAll", &body).await?;
-        Ok(ReplaceSession::default())
+    async fn begin_replace(
+        &self,
+        list: &ListRef,
+        as_of: std::time::SystemTime,
+    ) -> Result<ReplaceStart, PushError> {
+        let as_of = humantime::format_rfc3339_seconds(as_of).to_string();
+        let body = json!({"destinations": [self.destination(list)], "removeAsOfTime": as_of});
+        let v = self.post("audienceMembers:removeAll", &body).await?;
+        Ok(ReplaceStart {
+            request_id: v["requestId"].as_str().map(str::to_string),
+        })
     }
 
     async fn replace_batch(
         &self,
         list: &ListRef,
-        session: &mut ReplaceSession,
         members: &[RemoteMember],
-        _last: bool,
+        batch: Batch,
     ) -> Result<Accepted, PushError> {
-        session.batches += 1;
         if members.is_empty() {
             return Ok(Accepted::default());
         }
-        self.add(list, members).await
+        self.add(list, members, batch).await
     }
 
     async fn poll(&self, request_id: &str) -> Result<RequestState, PushError> {
@@ -457,16 +479,22 @@ impl Destination for GoogleDestination {
             })
             .map(str::to_string);
         Ok(if statuses.contains(&"FAILED") {
-            RequestState::Failed(format!(
-                "request {request_id} FAILED: {}",
-                v["requestStatusPerDestination"]
-            ))
+            RequestState::Failed {
+                reason: format!(
+                    "request {request_id} FAILED: {}",
+                    v["requestStatusPerDestination"]
+                ),
+                refused: super::Refused::default(),
+            }
         } else if !statuses.is_empty()
             && statuses
                 .iter()
                 .all(|s| *s == "SUCCESS" || *s == "PARTIAL_SUCCESS")
         {
-            RequestState::Succeeded(match_rate)
+            RequestState::Succeeded {
+                match_rate,
+                refused: super::Refused::default(),
+            }
         } else {
             RequestState::Processing
         })

@@ -12,7 +12,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
-use super::{Accepted, Destination, ListRef, PushError, ReplaceSession};
+use super::{Accepted, Batch, Destination, ListRef, PushError, ReplaceStart};
 use crate::ingest::identity::{hex_lower, meta_country, meta_postal, sha256};
 use crate::sync::member::RemoteMember;
 
@@ -175,6 +175,7 @@ impl MetaDestination {
             80003 | 80000 | 80004 | 80014 | 17 | 4 | 32 | 613 => PushError::Throttled {
                 reason,
                 wait: usage_wait,
+                daily: false,
             },
             190 => PushError::TokenExpired,
             200 if sub == 1870047 => permanent(
@@ -187,6 +188,7 @@ impl MetaDestination {
             2650 if sub == 1870145 => PushError::Throttled {
                 reason,
                 wait: Some(Duration::from_secs(60)),
+                daily: false,
             },
             100 | 2650 | 2654 | 2635 | 105 | 194 => {
                 permanent("fix the audience id / schema in the destination config, then resync")
@@ -247,7 +249,19 @@ impl Destination for MetaDestination {
         n
     }
 
-    async fn add(&self, list: &ListRef, members: &[RemoteMember]) -> Result<Accepted, PushError> {
+    fn default_quota_per_hour(&self, lists: usize) -> u32 {
+        // The Custom Audience business-use-case budget at the default tier: 5,000 + 40 ×
+        // active custom audiences calls an hour per ad account (`adnet/meta.md` §5.3). The
+        // account's other audiences only raise it.
+        5_000 + 40 * lists as u32
+    }
+
+    async fn add(
+        &self,
+        list: &ListRef,
+        members: &[RemoteMember],
+        _batch: Batch,
+    ) -> Result<Accepted, PushError> {
         let form = vec![("payload".to_string(), Self::payload(members))];
         self.send(&format!("{}/users", list.list_id), form)
             .await
@@ -258,6 +272,7 @@ impl Destination for MetaDestination {
         &self,
         list: &ListRef,
         members: &[RemoteMember],
+        _batch: Batch,
     ) -> Result<Accepted, PushError> {
         let form = vec![
             ("method".to_string(), "DELETE".to_string()),
@@ -268,37 +283,36 @@ impl Destination for MetaDestination {
             .map(|_| Accepted::default())
     }
 
-    async fn begin_replace(&self, _list: &ListRef) -> Result<ReplaceSession, PushError> {
-        // Unique per ad account: the time in microseconds is unique for one daemon.
-        let id = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(1);
-        Ok(ReplaceSession {
-            id,
-            ..ReplaceSession::default()
-        })
+    async fn begin_replace(
+        &self,
+        _list: &ListRef,
+        _as_of: std::time::SystemTime,
+    ) -> Result<ReplaceStart, PushError> {
+        // The session starts with its first batch.
+        Ok(ReplaceStart::default())
+    }
+
+    fn replace_window(&self) -> Option<Duration> {
+        Some(Duration::from_secs(90 * 60))
     }
 
     async fn replace_batch(
         &self,
         list: &ListRef,
-        session: &mut ReplaceSession,
         members: &[RemoteMember],
-        last: bool,
+        batch: Batch,
     ) -> Result<Accepted, PushError> {
-        let seq = session.batches + 1;
         let form = vec![
             (
                 "session".to_string(),
-                json!({"session_id": session.id, "batch_seq": seq, "last_batch_flag": last})
-                    .to_string(),
+                json!({"session_id": batch.session_id, "batch_seq": batch.seq,
+                       "last_batch_flag": batch.last, "estimated_num_total": batch.estimated_total})
+                .to_string(),
             ),
             ("payload".to_string(), Self::payload(members)),
         ];
         self.send(&format!("{}/usersreplace", list.list_id), form)
             .await?;
-        session.batches = seq;
         Ok(Accepted::default())
     }
 
