@@ -367,6 +367,16 @@ fn retry_pause(e: &PushError, attempt: &mut u32) -> Option<Duration> {
     }
 }
 
+/// A network session id: positive and unique per ad account (the time in microseconds, plus
+/// a random low part so two workers starting in the same microsecond differ).
+fn new_session_id() -> u64 {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(1);
+    (micros << 8 | rand::rng().random_range(0..256u64)) & (i64::MAX as u64)
+}
+
 fn backoff(attempt: u32) -> Duration {
     let base = Duration::from_secs(1u64 << attempt.min(6)).min(MAX_BACKOFF);
     // Full jitter: spread retries of many daemons over the interval.
@@ -641,6 +651,14 @@ impl Worker {
         // Split once; batches are drained from the front of both together.
         let (mut ids, mut members): (Vec<Box<str>>, Vec<RemoteMember>) =
             ops.into_iter().map(|o| (o.id, o.member)).unzip();
+        // One network session per push (Meta `session`): unique id, numbered batches, the
+        // last one flagged.
+        let mut batch = super::dest::Batch {
+            session_id: new_session_id(),
+            seq: 0,
+            last: false,
+            estimated_total: members.len() as u64,
+        };
         while !members.is_empty() {
             let n = self
                 .spec
@@ -649,18 +667,14 @@ impl Worker {
                 .max(1)
                 .min(members.len())
                 .min(cap);
+            batch.seq += 1;
+            batch.last = n == members.len();
             self.pace().await;
             let started = Instant::now();
             let result = if add {
-                self.spec
-                    .dest
-                    .add(list, &members[..n], Default::default())
-                    .await
+                self.spec.dest.add(list, &members[..n], batch).await
             } else {
-                self.spec
-                    .dest
-                    .remove(list, &members[..n], Default::default())
-                    .await
+                self.spec.dest.remove(list, &members[..n], batch).await
             };
             let op = if add { "add" } else { "remove" };
             record_request(&self.spec.name, op, started, &result);
@@ -967,10 +981,7 @@ impl Worker {
         members: &[RemoteMember],
     ) -> Result<(), PushError> {
         let mut attempt = 0;
-        let session_id = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(1);
+        let session_id = new_session_id();
         let _start = loop {
             self.pace().await;
             let started = Instant::now();
