@@ -139,50 +139,144 @@ pub async fn status(t: &Target, json: bool) -> Result<(), CliError> {
         .into_inner()
         .states;
     if json {
-        let rows: Vec<serde_json::Value> = states
-            .iter()
-            .map(|s| {
-                serde_json::json!({
-                    "destination": s.destination, "audience": s.audience,
-                    "desired": s.desired_size, "confirmed": s.confirmed_size,
-                    "pending_adds": s.pending_adds, "pending_removes": s.pending_removes,
-                    "last_success_at": when(&s.last_success_at), "parked": s.parked,
-                    "list_id": s.list_id, "match_rate": s.match_rate,
-                    "throttled_until": when(&s.throttled_until),
-                    "last_error": s.last_error, "advice": s.advice,
-                })
-            })
-            .collect();
+        let rows: Vec<serde_json::Value> = states.iter().map(state_json).collect();
         println!("{}", serde_json::Value::Array(rows));
         return Ok(());
     }
     println!(
-        "{:<12} {:<18} {:>9} {:>9} {:>7} {:>7}  {:<20}  STATE",
-        "DESTINATION", "AUDIENCE", "DESIRED", "CONFIRMED", "+ADD", "-REMOVE", "LAST SUCCESS"
+        "{:<12} {:<18} {:>9} {:>9} {:>9} {:>7} {:>7}  {:<20}  STATE",
+        "DESTINATION",
+        "AUDIENCE",
+        "DESIRED",
+        "CONFIRMED",
+        "IN FLIGHT",
+        "+ADD",
+        "-REMOVE",
+        "LAST SUCCESS"
     );
     for s in &states {
         let state = if s.parked {
             format!("PARKED: {} (fix: {})", s.last_error, s.advice)
+        } else if s.paused_daily {
+            format!(
+                "paused until {} (per-day quota spent)",
+                when(&s.throttled_until)
+            )
         } else if s.throttled_until.is_some() {
             format!("throttled until {}", when(&s.throttled_until))
         } else if !s.last_error.is_empty() {
             format!("retrying: {}", s.last_error)
+        } else if s.in_sync {
+            "in sync".into()
+        } else if s.in_flight > 0 {
+            "awaiting the network's outcome".into()
         } else {
-            "ok".into()
+            "not in sync yet".into()
         };
         println!(
-            "{:<12} {:<18} {:>9} {:>9} {:>7} {:>7}  {:<20}  {}",
+            "{:<12} {:<18} {:>9} {:>9} {:>9} {:>7} {:>7}  {:<20}  {}",
             s.destination,
             s.audience,
             s.desired_size,
             s.confirmed_size,
+            s.in_flight,
             s.pending_adds,
             s.pending_removes,
             when(&s.last_success_at),
             state
         );
+        for line in detail_lines(s) {
+            println!("    {line}");
+        }
     }
     Ok(())
+}
+
+/// What the network reported and the resync job, under a list's row.
+fn detail_lines(s: &v1::SyncState) -> Vec<String> {
+    let mut out = Vec::new();
+    if s.set_aside > 0 {
+        out.push(format!(
+            "{} members refused by name, set aside until their identifiers change",
+            s.set_aside
+        ));
+    }
+    for r in &s.refused {
+        out.push(format!("{} refused by the network: {}", r.count, r.reason));
+    }
+    let mut net = Vec::new();
+    if let Some(r) = &s.remote {
+        match (r.size_lower, r.size_upper) {
+            (Some(l), Some(u)) if l != u => net.push(format!("size {l}-{u}")),
+            (_, Some(u)) => net.push(format!("size {u}")),
+            _ => {}
+        }
+        if !r.match_rate.is_empty() {
+            net.push(format!("match rate {}", r.match_rate));
+        }
+        if !r.operation_status.is_empty() {
+            net.push(r.operation_status.clone());
+        }
+    }
+    if !s.match_rate.is_empty() {
+        net.push(format!("upload match rate {}", s.match_rate));
+    }
+    if !net.is_empty() {
+        out.push(format!("network reports: {}", net.join(", ")));
+    }
+    if let Some(j) = &s.job {
+        let progress = if j.kind == "full" && j.total > 0 {
+            format!(" {}/{}", j.sent, j.total)
+        } else {
+            String::new()
+        };
+        let detail = if j.detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", j.detail)
+        };
+        out.push(format!(
+            "{} ({}) {}{progress}{detail}",
+            j.job_id, j.kind, j.state
+        ));
+    }
+    out
+}
+
+/// One list's status as `status --json` prints it.
+fn state_json(s: &v1::SyncState) -> serde_json::Value {
+    let refused: serde_json::Map<String, serde_json::Value> = s
+        .refused
+        .iter()
+        .map(|r| (r.reason.clone(), r.count.into()))
+        .collect();
+    let remote = s.remote.as_ref().map(|r| {
+        serde_json::json!({
+            "size_lower": r.size_lower, "size_upper": r.size_upper,
+            "match_rate": r.match_rate, "operation_status": r.operation_status,
+            "read_at": when(&r.read_at),
+        })
+    });
+    let job = s.job.as_ref().map(|j| {
+        serde_json::json!({
+            "id": j.job_id, "kind": j.kind, "state": j.state, "sent": j.sent, "total": j.total,
+            "started_at": when(&j.started_at), "finished_at": when(&j.finished_at),
+            "detail": j.detail,
+        })
+    });
+    serde_json::json!({
+        "destination": s.destination, "audience": s.audience,
+        "desired": s.desired_size, "confirmed": s.confirmed_size,
+        "pending_adds": s.pending_adds, "pending_removes": s.pending_removes,
+        "in_flight": s.in_flight, "set_aside": s.set_aside,
+        "accepted": s.accepted, "processed": s.processed, "refused": refused,
+        "in_sync": s.in_sync, "paused_daily": s.paused_daily,
+        "last_success_at": when(&s.last_success_at), "parked": s.parked,
+        "list_id": s.list_id, "match_rate": s.match_rate,
+        "throttled_until": when(&s.throttled_until),
+        "last_error": s.last_error, "advice": s.advice,
+        "remote": remote, "job": job,
+    })
 }
 
 /// `audiencesync resync`: queue a delta or full resync.

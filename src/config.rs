@@ -467,8 +467,12 @@ pub struct DestinationConfig {
     pub kind: DestinationKind,
     /// Which audiences go to which remote lists.
     pub lists: Vec<ListConfig>,
-    /// Requests per minute, never exceeded (default: Google 300, Meta 600, CSV 6000).
+    /// Requests per minute, never exceeded (default: the network's documented budget:
+    /// Google 300 a minute, Meta 5,000 + 40 × lists an hour, CSV 6,000 a minute).
     pub quota_per_minute: Option<u32>,
+    /// google: status polls and list reads per minute, a budget of their own (default: as
+    /// many as `quota_per_minute`, Google's read quota being the same size).
+    pub read_quota_per_minute: Option<u32>,
     /// How long changes gather before a push (a full batch goes at once).
     #[serde(default = "default_linger", with = "humantime_serde_compat")]
     pub linger: Duration,
@@ -478,7 +482,12 @@ pub struct DestinationConfig {
     /// Full comparison of every list with the audience, to repair drift.
     #[serde(default = "default_reconcile", with = "humantime_serde_compat")]
     pub reconcile_every: Duration,
-    /// How often asynchronous request results are polled (Google).
+    /// google: wait before the first poll of an asynchronous request's result (the
+    /// diagnostics guide's 30 minutes).
+    #[serde(default = "default_first_poll", with = "humantime_serde_compat")]
+    pub status_first_poll: Duration,
+    /// google: base of the exponential backoff between later polls (doubling, at most an
+    /// hour); also how often a replacement being applied is checked.
     #[serde(default = "default_poll", with = "humantime_serde_compat")]
     pub status_poll_interval: Duration,
     /// csv: output directory.
@@ -513,6 +522,9 @@ fn default_reconcile() -> Duration {
 }
 fn default_poll() -> Duration {
     Duration::from_secs(60)
+}
+fn default_first_poll() -> Duration {
+    Duration::from_secs(30 * 60)
 }
 
 /// The kind of destination.
@@ -558,6 +570,9 @@ impl DestinationConfig {
         }
         if self.quota_per_minute == Some(0) {
             return Err(invalid(&key("quota_per_minute"), "must be at least 1"));
+        }
+        if self.read_quota_per_minute == Some(0) {
+            return Err(invalid(&key("read_quota_per_minute"), "must be at least 1"));
         }
         let params = audiences.rules()?;
         let names: Vec<String> = crate::audience::Audience::ALL
@@ -623,13 +638,9 @@ impl DestinationConfig {
         }
     }
 
-    /// The effective request quota.
-    pub fn quota(&self) -> u32 {
-        self.quota_per_minute.unwrap_or(match self.kind {
-            DestinationKind::Google => 300,
-            DestinationKind::Meta => 600,
-            DestinationKind::Csv => 6_000,
-        })
+    /// The configured request budget per hour; `None`: the network's documented default.
+    pub fn quota_per_hour(&self) -> Option<u32> {
+        self.quota_per_minute.map(|q| q.saturating_mul(60))
     }
 }
 

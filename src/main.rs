@@ -186,7 +186,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     opts.sync_feed = feed.clone();
     let (ledger, writer) = Ledger::start(store.clone(), opts, clock.clone())
         .with_context(|| format!("recovering the store in {}", store.dir().display()))?;
-    let sync = Arc::new(SyncEngine::start(specs, ledger.clone(), clock.clone()));
+    let jobs = audiencesync::sync::engine::JobCounter::new(store.open_tree("sync")?);
+    let sync = Arc::new(SyncEngine::start(
+        specs,
+        ledger.clone(),
+        clock.clone(),
+        jobs,
+    ));
     let mut ctx = Context::new(&cfg, ledger.clone(), clock, manual_clock)?;
     ctx.sync = Some(sync.clone());
     let guard = api::auth::Guard::from_config(&cfg.auth, cfg.server.listen)?;

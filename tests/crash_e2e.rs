@@ -234,6 +234,7 @@ fn sync_config(dir: &Path, g: &FakeGoogle, m: &FakeMeta, linger: &str) -> String
         &format!(
             r#"linger = "{linger}"
 status_poll_interval = "200ms"
+status_first_poll = "200ms"
 lists = [{{ audience = "vip", list_id = "111" }}, {{ audience = "stage_active", list_id = "112" }}]"#
         ),
         &format!(

@@ -91,6 +91,7 @@ async fn google_429_without_retry_after_timeouts_and_slow_bodies_converge_exactl
         r#"linger = "100ms"
 timeout = "2s"
 status_poll_interval = "200ms"
+status_first_poll = "200ms"
 lists = [{ audience = "vip", list_id = "111" }, { audience = "stage_active", list_id = "112" }]"#,
         r#"linger = "100ms"
 lists = []"#,
@@ -216,6 +217,7 @@ async fn partial_failures_within_one_sync_converge_exactly() {
         &m,
         r#"linger = "100ms"
 status_poll_interval = "200ms"
+status_first_poll = "200ms"
 lists = [{ audience = "lapsed_90", list_id = "111" }, { audience = "stage_lapsed", list_id = "112" }]"#,
         r#"linger = "100ms"
 lists = [{ audience = "lapsed_90", list_id = "223" }]"#,
@@ -370,6 +372,7 @@ async fn removing_one_of_two_people_sharing_a_phone_keeps_the_other_on_the_lists
         &m,
         r#"linger = "100ms"
 status_poll_interval = "200ms"
+status_first_poll = "200ms"
 lists = [{ audience = "vip", list_id = "111" }]"#,
         r#"linger = "100ms"
 lists = [{ audience = "vip", list_id = "222" }]"#,

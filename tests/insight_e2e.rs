@@ -144,6 +144,7 @@ fn sync_config(dir: &Path, g: &FakeGoogle, m: &FakeMeta, share: &str) -> String 
         m,
         r#"linger = "100ms"
 status_poll_interval = "200ms"
+status_first_poll = "200ms"
 lists = [{ audience = "lapsed_90", list_id = "111" }]"#,
         r#"linger = "100ms"
 lists = [{ audience = "lapsed_90", list_id = "222" }]"#,

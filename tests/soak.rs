@@ -100,6 +100,7 @@ operating_account_id = "1234567890"
 credentials_file = "{}"
 linger = "500ms"
 status_poll_interval = "1s"
+status_first_poll = "1s"
 reconcile_every = "30s"
 lists = [{{ audience = "vip", list_id = "111" }}, {{ audience = "cart_abandoners", list_id = "112" }}, {{ audience = "lapsed_90", list_id = "113" }}]
 

@@ -904,6 +904,7 @@ fn screenshot() {
         &m,
         r#"linger = "100ms"
 status_poll_interval = "200ms"
+status_first_poll = "200ms"
 lists = [{ audience = "vip", list_id = "111" }, { audience = "lapsed_90", list_id = "112" }]"#,
         r#"linger = "100ms"
 lists = [{ audience = "vip", list_id = "222" }, { audience = "cart_abandoners", list_id = "223" }]"#,

@@ -88,6 +88,7 @@ fn config(
         &format!(
             r#"linger = "100ms"
 status_poll_interval = "200ms"
+status_first_poll = "200ms"
 lists = [{{ audience = "vip", list_id = "111" }}]
 {extra_google}"#
         ),

@@ -55,21 +55,7 @@ impl AdminService for AdminApi {
             .snapshot()
             .into_iter()
             .filter(|((d, _), _)| want.is_empty() || *d == want)
-            .map(|((destination, audience), s)| v1::SyncState {
-                destination,
-                audience,
-                desired_size: s.desired,
-                confirmed_size: s.confirmed,
-                pending_adds: s.pending_adds,
-                pending_removes: s.pending_removes,
-                last_success_at: s.last_success_at.map(super::timestamp),
-                last_error: s.last_error,
-                advice: s.advice,
-                parked: s.parked,
-                match_rate: s.match_rate,
-                list_id: s.list_id,
-                throttled_until: s.throttled_until.map(super::timestamp),
-            })
+            .map(|((destination, audience), s)| sync_state(destination, audience, s))
             .collect();
         Ok(Response::new(v1::GetSyncStatusResponse { states }))
     }
@@ -147,5 +133,59 @@ impl AdminService for AdminApi {
         Ok(Response::new(v1::SetClockResponse {
             now: Some(super::timestamp(target)),
         }))
+    }
+}
+
+/// One list's status on the wire.
+fn sync_state(
+    destination: String,
+    audience: String,
+    s: crate::sync::status::ListStatus,
+) -> v1::SyncState {
+    let in_sync = s.in_sync();
+    let net = s.report.network;
+    v1::SyncState {
+        destination,
+        audience,
+        desired_size: s.desired,
+        confirmed_size: s.confirmed,
+        pending_adds: s.pending_adds,
+        pending_removes: s.pending_removes,
+        last_success_at: s.last_success_at.map(super::timestamp),
+        last_error: s.last_error,
+        advice: s.advice,
+        parked: s.parked,
+        match_rate: s.report.upload_match_rate,
+        list_id: s.list_id,
+        throttled_until: s.throttled_until.map(super::timestamp),
+        in_flight: s.in_flight,
+        set_aside: s.set_aside,
+        accepted: s.report.accepted,
+        processed: s.report.processed,
+        refused: s
+            .report
+            .refused
+            .into_iter()
+            .map(|(reason, count)| v1::RefusedCount { reason, count })
+            .collect(),
+        remote: Some(v1::RemoteList {
+            size_lower: net.size_lower,
+            size_upper: net.size_upper,
+            match_rate: net.match_rate,
+            operation_status: net.operation_status,
+            read_at: net.read_at.map(super::timestamp),
+        }),
+        job: s.job.map(|j| v1::ResyncJob {
+            job_id: j.id,
+            kind: j.kind,
+            state: j.state,
+            sent: j.sent,
+            total: j.total,
+            started_at: j.started_at.map(super::timestamp),
+            finished_at: j.finished_at.map(super::timestamp),
+            detail: j.detail,
+        }),
+        in_sync,
+        paused_daily: s.paused_daily,
     }
 }

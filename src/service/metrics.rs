@@ -50,6 +50,19 @@ pub mod names {
     pub const SYNC_REQUEST_DURATION: &str = "audiencesync_sync_request_duration_seconds";
     /// Counter: members confirmed sent, by `destination`, `audience`, `op` (`add`, `remove`).
     pub const SYNC_MEMBERS_SENT: &str = "audiencesync_sync_members_sent_total";
+    /// Counter: rows a network refused, by `destination`, `audience`, `reason` (the network's
+    /// own reason, e.g. `PROCESSING_ERROR_REASON_INVALID_FORMAT`).
+    pub const SYNC_MEMBERS_REFUSED: &str = "audiencesync_sync_members_refused_total";
+    /// Histogram: members per request sent to a network, by `destination` (batch fill).
+    pub const SYNC_BATCH_MEMBERS: &str = "audiencesync_sync_batch_members";
+    /// Gauge: members sent whose outcome the network has not reported yet.
+    pub const SYNC_IN_FLIGHT: &str = "audiencesync_sync_in_flight_members";
+    /// Gauge: the size range the network reports for a list (`bound` = `lower`/`upper`).
+    pub const SYNC_REMOTE_SIZE: &str = "audiencesync_sync_remote_size";
+    /// Gauge: 1 while a destination × audience is in sync as the network confirmed it.
+    pub const SYNC_IN_SYNC: &str = "audiencesync_sync_in_sync";
+    /// Gauge: 1 while a destination is paused on a spent per-day quota.
+    pub const SYNC_PAUSED: &str = "audiencesync_sync_paused";
     /// Histogram: each wait for the quota or a network's throttle, by `destination`
     /// (`_sum` is the total time waited).
     pub const SYNC_RATE_LIMIT_WAIT: &str = "audiencesync_sync_rate_limit_wait_seconds";
@@ -361,6 +374,23 @@ fn refresh(src: &Sources) {
             let labels = [("destination", d.clone()), ("audience", a.clone())];
             metrics::gauge!(names::SYNC_CONFIRMED, &labels).set(st.confirmed as f64);
             metrics::gauge!(names::SYNC_PARKED, &labels).set(f64::from(u8::from(st.parked)));
+            metrics::gauge!(names::SYNC_IN_FLIGHT, &labels).set(st.in_flight as f64);
+            metrics::gauge!(names::SYNC_IN_SYNC, &labels).set(f64::from(u8::from(st.in_sync())));
+            metrics::gauge!(names::SYNC_PAUSED, &labels).set(f64::from(u8::from(st.paused_daily)));
+            let bounds = [
+                ("lower", st.report.network.size_lower),
+                ("upper", st.report.network.size_upper),
+            ];
+            for (bound, size) in bounds {
+                if let Some(size) = size {
+                    let l = [
+                        ("destination", d.clone()),
+                        ("audience", a.clone()),
+                        ("bound", bound.to_string()),
+                    ];
+                    metrics::gauge!(names::SYNC_REMOTE_SIZE, &l).set(size as f64);
+                }
+            }
             let add = [
                 ("destination", d.clone()),
                 ("audience", a.clone()),

@@ -1,15 +1,25 @@
 //! Destination sync: make each remote list equal the audience's eligible members.
 //!
-//! The ledger writer marks customers dirty ([`SyncFeed`]); one worker per destination
-//! ([`engine`]) derives adds and removes as desired − confirmed and confirmed − desired
-//! ([`confirmed`]), batches them to the network's limits, paces them with governor, retries
-//! with backoff, and records each confirmation. The networks themselves are one file each
-//! under [`dest`].
+//! The ledger writer marks customers dirty ([`SyncFeed`]); one worker per destination derives
+//! adds and removes as desired − confirmed and confirmed − desired (`push`), sends every
+//! request through one call path (`call`: governor pacing, the network's own budget, retry and
+//! backoff), and counts a member as on the remote list ([`confirmed`]) only once the network's
+//! outcome is known: a final answer, or a polled result of an asynchronous request (`inflight`).
+//! Full resyncs are durable jobs (`job`, `replace`). [`engine`] is the handle over the
+//! workers, [`status`] what operators see. The networks themselves are one file each under
+//! [`dest`].
 
+mod call;
 pub mod confirmed;
 pub mod dest;
 pub mod engine;
+mod inflight;
+mod job;
 pub mod member;
+mod push;
+mod replace;
+pub mod status;
+mod worker;
 
 use std::sync::Arc;
 
@@ -141,8 +151,8 @@ pub fn build_workers(
     let mut specs = Vec::new();
     for (index, d) in cfg.destinations.iter().enumerate() {
         let http = |source| SetupError::Http { index, source };
-        let dest: Box<dyn dest::Destination> = match d.kind {
-            DestinationKind::Csv => Box::new(dest::csv::CsvDestination::new(
+        let dest: std::sync::Arc<dyn dest::Destination> = match d.kind {
+            DestinationKind::Csv => std::sync::Arc::new(dest::csv::CsvDestination::new(
                 d.dir
                     .clone()
                     .unwrap_or_else(|| cfg.storage.data_dir.join("exports")),
@@ -159,7 +169,7 @@ pub fn build_workers(
                             e.classify_name()
                         ),
                     })?;
-                Box::new(
+                std::sync::Arc::new(
                     dest::google::GoogleDestination::new(dest::google::GoogleSettings {
                         api_base: d
                             .api_base
@@ -193,7 +203,7 @@ pub fn build_workers(
                     Some(f) => Some(read_secret(index, "app_secret_file", f)?),
                     None => None,
                 };
-                Box::new(
+                std::sync::Arc::new(
                     dest::meta::MetaDestination::new(dest::meta::MetaSettings {
                         api_base: d
                             .api_base
@@ -211,15 +221,11 @@ pub fn build_workers(
                 )
             }
         };
-        let confirmed = store
-            .open_tree(&format!("confirmed.{}", d.name))
-            .map_err(|source| SetupError::Store { index, source })?;
-        let outstanding = store
-            .open_tree(&format!("outstanding.{}", d.name))
-            .map_err(|source| SetupError::Store { index, source })?;
-        let list_ids = store
-            .open_tree(&format!("lists.{}", d.name))
-            .map_err(|source| SetupError::Store { index, source })?;
+        let tree = |kind: &str| {
+            store
+                .open_tree(&format!("{kind}.{}", d.name))
+                .map_err(|source| SetupError::Store { index, source })
+        };
         specs.push(engine::WorkerSpec {
             name: d.name.clone(),
             dest,
@@ -231,14 +237,19 @@ pub fn build_workers(
                     list_id: l.list_id.clone(),
                 })
                 .collect(),
-            quota_per_minute: d.quota(),
+            quota_per_hour: d.quota_per_hour(),
+            read_quota_per_hour: d.read_quota_per_minute.map(|q| q.saturating_mul(60)),
             linger: d.linger,
             reconcile_every: d.reconcile_every,
+            first_poll: d.status_first_poll,
             poll_interval: d.status_poll_interval,
-            confirmed,
+            confirmed: tree("confirmed")?,
             dirty: feed.target(index),
-            outstanding,
-            list_ids,
+            outstanding: tree("outstanding")?,
+            list_ids: tree("lists")?,
+            jobs: tree("jobs")?,
+            staged: tree("staged")?,
+            reports: tree("report")?,
         });
     }
     Ok(specs)

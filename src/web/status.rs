@@ -66,7 +66,9 @@ pub struct ListRow {
     pub audience: String,
     /// The remote list id.
     pub list_id: String,
-    /// One word for the badge: `parked`, `throttled`, `retrying`, `pending` or `in_sync`.
+    /// One word for the badge: `parked`, `paused`, `throttled`, `replacing`, `retrying`,
+    /// `pending`, `awaiting` (sent, the network's outcome not known yet), `differs` (a
+    /// difference the network has not explained) or `in_sync`.
     pub state: &'static str,
     /// Eligible members that should be on the list.
     pub desired: u64,
@@ -88,8 +90,58 @@ pub struct ListRow {
     pub last_success_at: Option<f64>,
     /// No request before this instant (the network throttles).
     pub throttled_until: Option<f64>,
-    /// The network's match-rate range, when it reports one.
+    /// The network's match-rate range of the newest processed upload, when it reports one.
     pub match_rate: String,
+    /// Members sent whose outcome the network has not reported yet.
+    pub in_flight: u64,
+    /// Members in requests the network accepted, since the last full resync.
+    pub accepted: u64,
+    /// Members whose outcome the network reported.
+    pub processed: u64,
+    /// Rows the network refused since the last full resync, per reason.
+    pub refused: std::collections::BTreeMap<String, u64>,
+    /// Paused until `throttled_until` on a spent per-day quota.
+    pub paused_daily: bool,
+    /// What the network reports about the list.
+    pub remote: RemoteRow,
+    /// The newest resync job of the list.
+    pub job: Option<JobRow>,
+}
+
+/// A remote list as the network describes it.
+#[derive(Debug, Serialize)]
+pub struct RemoteRow {
+    /// Lower bound of the size the network reports.
+    pub size_lower: Option<u64>,
+    /// Upper bound.
+    pub size_upper: Option<u64>,
+    /// The list's match rate as the network reports it.
+    pub match_rate: String,
+    /// The network's processing status of the list.
+    pub operation_status: String,
+    /// When it was read.
+    pub read_at: Option<f64>,
+}
+
+/// A resync job.
+#[derive(Debug, Serialize)]
+pub struct JobRow {
+    /// `resync-N`.
+    pub id: String,
+    /// `full` or `delta`.
+    pub kind: String,
+    /// `queued`, `removing`, `sending`, `verifying`, `done` or `failed`.
+    pub state: String,
+    /// Members sent.
+    pub sent: u64,
+    /// Members to send.
+    pub total: u64,
+    /// When requested.
+    pub started_at: Option<f64>,
+    /// When ended.
+    pub finished_at: Option<f64>,
+    /// Why it failed, or what it waits for.
+    pub detail: String,
 }
 
 /// Ingest and ledger counters.
@@ -116,16 +168,72 @@ fn secs(t: Nanos) -> f64 {
 /// The badge word of a list (see [`ListRow::state`]).
 pub fn list_state(s: &ListStatus, now: Nanos) -> &'static str {
     let pending = s.pending_adds + s.pending_removes > 0;
+    let throttled = s.throttled_until.is_some_and(|t| t > now);
+    let replacing = s
+        .job
+        .as_ref()
+        .is_some_and(|j| j.kind == "full" && !j.finished());
     if s.parked {
         "parked"
-    } else if s.throttled_until.is_some_and(|t| t > now) {
+    } else if throttled && s.paused_daily {
+        "paused"
+    } else if throttled {
         "throttled"
-    } else if pending && !s.last_error.is_empty() {
+    } else if replacing {
+        "replacing"
+    } else if !s.last_error.is_empty() {
         "retrying"
     } else if pending {
         "pending"
-    } else {
+    } else if s.in_flight > 0 {
+        "awaiting"
+    } else if s.in_sync() {
         "in_sync"
+    } else {
+        "differs"
+    }
+}
+
+fn list_row(destination: String, audience: String, s: ListStatus, now: Nanos) -> ListRow {
+    let net = &s.report.network;
+    ListRow {
+        state: list_state(&s, now),
+        destination,
+        audience,
+        list_id: s.list_id.clone(),
+        desired: s.desired,
+        confirmed: s.confirmed,
+        pending_adds: s.pending_adds,
+        pending_removes: s.pending_removes,
+        set_aside: s.set_aside,
+        parked: s.parked,
+        last_error: s.last_error.clone(),
+        advice: s.advice.clone(),
+        last_success_at: s.last_success_at.map(secs),
+        throttled_until: s.throttled_until.filter(|t| *t > now).map(secs),
+        match_rate: s.report.upload_match_rate.clone(),
+        in_flight: s.in_flight,
+        accepted: s.report.accepted,
+        processed: s.report.processed,
+        refused: s.report.refused.clone(),
+        paused_daily: s.paused_daily,
+        remote: RemoteRow {
+            size_lower: net.size_lower,
+            size_upper: net.size_upper,
+            match_rate: net.match_rate.clone(),
+            operation_status: net.operation_status.clone(),
+            read_at: net.read_at.map(secs),
+        },
+        job: s.job.map(|j| JobRow {
+            id: j.id,
+            kind: j.kind,
+            state: j.state,
+            sent: j.sent,
+            total: j.total,
+            started_at: j.started_at.map(secs),
+            finished_at: j.finished_at.map(secs),
+            detail: j.detail,
+        }),
     }
 }
 
@@ -159,23 +267,7 @@ pub fn status(ctx: &Context) -> Status {
                 .status
                 .snapshot()
                 .into_iter()
-                .map(|((destination, audience), s)| ListRow {
-                    state: list_state(&s, now),
-                    destination,
-                    audience,
-                    list_id: s.list_id,
-                    desired: s.desired,
-                    confirmed: s.confirmed,
-                    pending_adds: s.pending_adds,
-                    pending_removes: s.pending_removes,
-                    set_aside: s.set_aside,
-                    parked: s.parked,
-                    last_error: s.last_error,
-                    advice: s.advice,
-                    last_success_at: s.last_success_at.map(secs),
-                    throttled_until: s.throttled_until.filter(|t| *t > now).map(secs),
-                    match_rate: s.match_rate,
-                })
+                .map(|((destination, audience), s)| list_row(destination, audience, s, now))
                 .collect()
         })
         .unwrap_or_default();
@@ -332,14 +424,28 @@ mod tests {
     fn list_states_put_the_worst_first() {
         let mut s = ListStatus::default();
         assert_eq!(list_state(&s, 10), "in_sync");
+        s.desired = 2;
+        assert_eq!(list_state(&s, 10), "differs");
+        s.report.refused.insert("INVALID_FORMAT".into(), 2);
+        assert_eq!(list_state(&s, 10), "in_sync");
+        s.in_flight = 1;
+        assert_eq!(list_state(&s, 10), "awaiting");
         s.pending_adds = 3;
         assert_eq!(list_state(&s, 10), "pending");
         s.last_error = "HTTP 500".into();
         assert_eq!(list_state(&s, 10), "retrying");
         s.throttled_until = Some(5);
         assert_eq!(list_state(&s, 10), "retrying");
+        s.job = Some(crate::sync::status::JobStatus {
+            kind: "full".into(),
+            state: "sending".into(),
+            ..Default::default()
+        });
+        assert_eq!(list_state(&s, 10), "replacing");
         s.throttled_until = Some(50);
         assert_eq!(list_state(&s, 10), "throttled");
+        s.paused_daily = true;
+        assert_eq!(list_state(&s, 10), "paused");
         s.parked = true;
         assert_eq!(list_state(&s, 10), "parked");
     }

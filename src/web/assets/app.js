@@ -300,7 +300,10 @@ function renderSync({ status }) {
     return h('p', { class: 'empty' }, 'No destinations are configured ([[destinations]] in the config file).');
   }
   const now = status.now;
-  const LABEL = { in_sync: 'in sync', pending: 'pending', retrying: 'retrying', throttled: 'throttled', parked: 'parked' };
+  const LABEL = {
+    in_sync: 'in sync', pending: 'pending', awaiting: 'awaiting network', retrying: 'retrying',
+    throttled: 'throttled', paused: 'paused (daily quota)', replacing: 'replacing', differs: 'differs', parked: 'parked',
+  };
   const row = (l) => {
     const fill = h('span', { class: 'fill' });
     fill.style.width = `${l.desired > 0 ? Math.min(100, pct(l.confirmed, l.desired)) : (l.confirmed ? 100 : 0)}%`;
@@ -312,7 +315,23 @@ function renderSync({ status }) {
     if (l.advice) problem.push(h('div', { class: 'fix' }, h('b', {}, 'Fix: '), l.advice));
     if (l.throttled_until) problem.push(h('div', { class: 'muted' }, `throttled by the network until ${fmtTime(l.throttled_until)}`));
     if (l.set_aside) problem.push(h('div', { class: 'muted' }, `${fmtInt(l.set_aside)} members refused by the network, set aside`));
-    if (l.match_rate) problem.push(h('div', { class: 'muted' }, `match rate ${matchRate(l.match_rate)}`));
+    if (l.in_flight) problem.push(h('div', { class: 'muted' }, `${fmtInt(l.in_flight)} sent, awaiting the network's outcome`));
+    for (const [reason, n] of Object.entries(l.refused || {})) {
+      problem.push(h('div', { class: 'muted refused' }, `${fmtInt(n)} refused by the network: ${reason}`));
+    }
+    if (l.match_rate) problem.push(h('div', { class: 'muted' }, `upload match rate ${matchRate(l.match_rate)}`));
+    const net = l.remote || {};
+    const size = net.size_upper != null
+      ? (net.size_lower != null && net.size_lower !== net.size_upper ? `${fmtInt(net.size_lower)}–${fmtInt(net.size_upper)}` : fmtInt(net.size_upper))
+      : null;
+    const reported = [size ? `size ${size}` : null, net.match_rate ? `match rate ${net.match_rate}` : null, net.operation_status || null].filter(Boolean);
+    if (reported.length) problem.push(h('div', { class: 'muted network' }, `network reports: ${reported.join(' · ')}`));
+    const job = l.job;
+    if (job) {
+      const progress = job.kind === 'full' && job.total ? ` ${fmtInt(job.sent)} / ${fmtInt(job.total)}` : '';
+      const detail = job.detail ? ` — ${job.detail}` : '';
+      problem.push(h('div', { class: `job job-${job.state}` }, `${job.id} (${job.kind}): ${job.state}${progress}${detail}`));
+    }
     return h('tr', { 'data-destination': l.destination, 'data-audience': l.audience, class: `state-${l.state}` },
       h('td', {}, h('div', { class: 'name' }, l.destination), l.list_id ? h('div', { class: 'def' }, `list ${l.list_id}`) : null),
       h('td', {}, l.audience),
