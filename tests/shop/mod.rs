@@ -1,0 +1,116 @@
+//! The eight-buyer shop the sync tests push (`c0..c2` are the consenting VIPs), and a daemon
+//! config pushing `vip` to both fakes.
+// Each test crate uses only part of it.
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use audiencesync::proto::v1;
+use audiencesync::sync::member::RemoteMember;
+
+use crate::common::workload::{member, person};
+use crate::common::*;
+use crate::fakes::{self, FakeGoogle, FakeMeta};
+
+pub const META_TOKEN: &str = "meta-system-user-token";
+pub const META_SECRET: &str = "meta-app-secret";
+
+pub struct Shop {
+    /// (customer id, email, phone, granted, revenue cents)
+    pub customers: Vec<(String, String, String, bool, i64)>,
+}
+
+impl Shop {
+    /// Eight buyers: the top quarter by revenue (ties included) is c0..c3; c3 has no consent.
+    pub fn vip_shape() -> Self {
+        let revenues = [10_000, 5_000, 5_000, 5_000, 1_000, 1_000, 500, 100];
+        Self {
+            customers: revenues
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    (
+                        format!("c{i}"),
+                        format!("person.{i}@example.com"),
+                        format!("+1212555{:04}", 100 + i),
+                        i != 3,
+                        *r,
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    pub fn events(&self, now: i64) -> Vec<v1::Event> {
+        let mut out = Vec::new();
+        for (id, email, phone, granted, revenue) in &self.customers {
+            out.push(ev(
+                &format!("u-{id}"),
+                now - 30 * DAY,
+                person(id, email, phone, *granted),
+            ));
+            out.push(ev(
+                &format!("o-{id}"),
+                now - 10 * DAY,
+                order(&format!("o-{id}"), id, *revenue, "USD"),
+            ));
+        }
+        out
+    }
+
+    pub fn expected(&self, ids: &[&str], form: fn(&RemoteMember) -> String) -> BTreeSet<String> {
+        self.customers
+            .iter()
+            .filter(|c| ids.contains(&c.0.as_str()))
+            .map(|c| form(&member(&c.0, &c.1, &c.2)))
+            .collect()
+    }
+}
+
+/// Config for a daemon pushing `vip` to both fakes, Meta with an app secret.
+pub fn config(
+    dir: &Path,
+    g: &FakeGoogle,
+    m: &FakeMeta,
+    extra_google: &str,
+    extra_meta: &str,
+) -> String {
+    std::fs::write(dir.join("meta-secret"), META_SECRET).expect("meta secret");
+    fakes::destinations_toml(
+        dir,
+        g,
+        m,
+        &format!(
+            r#"linger = "100ms"
+status_poll_interval = "200ms"
+status_first_poll = "200ms"
+lists = [{{ audience = "vip", list_id = "111" }}]
+{extra_google}"#
+        ),
+        &format!(
+            r#"app_secret_file = "{ms}"
+linger = "100ms"
+lists = [{{ audience = "vip", list_id = "222" }}]
+{extra_meta}"#,
+            ms = dir.join("meta-secret").display(),
+        ),
+    )
+}
+
+pub async fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn fakes() -> (FakeGoogle, FakeMeta) {
+    let g = FakeGoogle::start().await;
+    let m = FakeMeta::start(META_TOKEN, Some(META_SECRET)).await;
+    m.create_audience("222");
+    m.create_audience("223");
+    (g, m)
+}
