@@ -225,3 +225,84 @@ impl InFlight {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree() -> sled::Tree {
+        let db = sled::Config::new().temporary(true).open().expect("sled");
+        db.open_tree("outstanding.t").expect("tree")
+    }
+
+    fn entries(ids: &[&str]) -> Vec<(Box<str>, RemoteMember)> {
+        ids.iter()
+            .map(|id| (Box::from(*id), RemoteMember::default()))
+            .collect()
+    }
+
+    #[test]
+    fn members_are_in_flight_until_their_request_finishes_and_survive_a_reload() {
+        let t = tree();
+        let mut f =
+            InFlight::load(t.clone(), Duration::ZERO, Duration::from_secs(1)).expect("load");
+        f.insert("r1".into(), "vip", Op::Add, None, entries(&["a", "b"]))
+            .expect("insert");
+        f.insert("r2".into(), "vip", Op::Remove, None, entries(&["b"]))
+            .expect("insert");
+        assert!(f.contains("vip", "a") && f.contains("vip", "b"));
+        assert!(!f.contains("lapsed_90", "a"));
+        assert_eq!(f.count("vip"), 2);
+
+        let mut f = InFlight::load(t, Duration::ZERO, Duration::from_secs(1)).expect("reload");
+        assert_eq!(f.count("vip"), 2, "recorded durably");
+        let r = f.finish("r1").expect("r1");
+        assert_eq!(r.entries.len(), 2);
+        assert!(!f.contains("vip", "a"));
+        assert!(f.contains("vip", "b"), "still carried by r2");
+        assert!(f.finish("r1").is_none());
+    }
+
+    #[test]
+    fn polls_wait_first_then_back_off_exponentially() {
+        let first = Duration::from_secs(1800);
+        let mut f = InFlight::load(tree(), first, Duration::from_secs(60)).expect("load");
+        f.insert("r".into(), "vip", Op::Add, None, entries(&["a"]))
+            .expect("insert");
+        let now = wall_now();
+        assert!(f.due(now).is_empty(), "not before the first wait");
+        assert_eq!(
+            f.due(now + first.as_nanos() as i64 + 1),
+            vec!["r".to_string()]
+        );
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            let before = wall_now();
+            f.backoff("r");
+            let at = f.get("r").expect("r").next_poll_at;
+            waits.push(Duration::from_nanos((at - before) as u64).as_secs());
+        }
+        // 60, 120, 240, ... capped at an hour (give or take the clock's progress).
+        assert!(waits[0] >= 59 && waits[0] <= 60, "{waits:?}");
+        assert!(waits[1] >= 119 && waits[1] <= 120, "{waits:?}");
+        assert!(waits[2] >= 239 && waits[2] <= 240, "{waits:?}");
+        assert!(waits.iter().all(|w| *w <= 3600), "{waits:?}");
+        assert!(waits[7] >= 3599, "{waits:?}");
+    }
+
+    #[test]
+    fn a_full_resync_supersedes_delta_requests_of_its_list_only() {
+        let mut f = InFlight::load(tree(), Duration::ZERO, Duration::from_secs(1)).expect("load");
+        f.insert("d".into(), "vip", Op::Add, None, entries(&["a"]))
+            .expect("insert");
+        f.insert("j".into(), "vip", Op::Add, Some(7), entries(&["b"]))
+            .expect("insert");
+        f.insert("o".into(), "lapsed_90", Op::Add, None, entries(&["c"]))
+            .expect("insert");
+        f.supersede("vip");
+        assert!(f.get("d").expect("d").superseded);
+        assert!(!f.get("j").expect("j").superseded, "the job's own request");
+        assert!(!f.get("o").expect("o").superseded, "another list");
+        assert_eq!(f.of_job(7), 1);
+    }
+}

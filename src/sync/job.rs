@@ -213,3 +213,42 @@ impl Jobs {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_and_staged_members_round_trip_per_audience() {
+        let db = sled::Config::new().temporary(true).open().expect("sled");
+        let jobs = Jobs::new(
+            db.open_tree("jobs.t").expect("jobs"),
+            db.open_tree("staged.t").expect("staged"),
+        );
+        let mut j = Job::new(3, "vip", 1_000, 2_000, 42);
+        jobs.save(&j).expect("save");
+        j.phase = Phase::Sending;
+        j.cursor = Some("c9".into());
+        jobs.save(&j).expect("save again");
+        jobs.save(&Job::new(4, "lapsed_90", 1, 2, 43))
+            .expect("other");
+        let loaded = jobs.load().expect("load");
+        assert_eq!(loaded.len(), 2, "one job per audience");
+        assert_eq!(loaded[0].id, 3);
+        assert_eq!(loaded[0].phase, Phase::Sending);
+        assert_eq!(loaded[0].cursor.as_deref(), Some("c9"));
+        assert_eq!(loaded[0].status().id, "resync-3");
+
+        let m = RemoteMember::default();
+        jobs.stage("vip", &[("a".into(), m.clone()), ("b".into(), m.clone())])
+            .expect("stage");
+        jobs.stage("vip_x", &[("z".into(), m.clone())])
+            .expect("stage");
+        let staged = jobs.staged("vip").expect("staged");
+        let ids: Vec<&str> = staged.iter().map(|(id, _)| &**id).collect();
+        assert_eq!(ids, vec!["a", "b"], "not the list whose name extends it");
+        jobs.clear_staged("vip").expect("clear");
+        assert!(jobs.staged("vip").expect("staged").is_empty());
+        assert_eq!(jobs.staged("vip_x").expect("other").len(), 1);
+    }
+}

@@ -156,7 +156,7 @@ impl Worker {
             if sent.is_ok() {
                 sent = self.push(list, adds, true).await;
             }
-            if changed {
+            if changed || self.snapshot_due.remove(a) {
                 let all: Vec<RemoteMember> =
                     self.confirmed.list(a).map(|(_, m)| m.clone()).collect();
                 if let Err(e) = self.call.dest().snapshot(list, &all).await {
@@ -320,8 +320,9 @@ impl Worker {
             .increment(n);
         metrics::histogram!(names::SYNC_BATCH_MEMBERS, "destination" => self.spec.name.clone())
             .record(n as f64);
-        self.report_mut(a).accepted += n;
         let now = self.clock.now();
+        self.report_mut(a).accepted += n;
+        self.report_mut(a).last_accepted_at = Some(now);
         self.status.update(&self.spec.name, a, |s| {
             s.last_success_at = Some(now);
             s.throttled_until = None;

@@ -205,7 +205,9 @@ impl Worker {
                         .get_mut(a)
                         .map(|q| q.drain(..n).collect())
                         .unwrap_or_default();
+                    let now = self.clock.now();
                     self.report_mut(a).accepted += n as u64;
+                    self.report_mut(a).last_accepted_at = Some(now);
                     let job_id = self.active.get(a).map(|j| j.id);
                     if let Some(rid) = accepted.request_id {
                         if let Err(e) =
@@ -369,6 +371,7 @@ impl Worker {
             tracing::warn!(error = %e, "staged members not cleared");
         }
         tracing::info!(destination = %self.spec.name, audience = a, members = n, "full resync confirmed");
+        self.snapshot_due.insert(a.to_string());
         self.end_job(a, Phase::Done, String::new());
         Ok(())
     }

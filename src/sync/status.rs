@@ -77,6 +77,8 @@ pub struct ListReport {
     pub upload_match_rate: String,
     /// The list as the network describes it.
     pub network: NetworkReport,
+    /// When the network last accepted a request for the list.
+    pub last_accepted_at: Option<Nanos>,
 }
 
 impl ListReport {

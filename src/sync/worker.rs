@@ -49,6 +49,8 @@ pub(super) struct Worker {
     pub(super) compare: HashSet<String>,
     /// When each list's description is next read from the network.
     pub(super) info_due: HashMap<String, Instant>,
+    /// Lists whose snapshot (CSV) must be written even without a delta (after a replace).
+    pub(super) snapshot_due: HashSet<String>,
 }
 
 /// How often the network's description of a list is read when nothing else asks for it.
@@ -90,7 +92,10 @@ impl Worker {
         let mut report = HashMap::new();
         let mut active = HashMap::new();
         for l in &spec.lists {
-            report.insert(l.audience.clone(), reports.load(&l.audience));
+            let r = reports.load(&l.audience);
+            let at = r.last_accepted_at;
+            status.update(&spec.name, &l.audience, |s| s.last_success_at = at);
+            report.insert(l.audience.clone(), r);
         }
         for job in jobs.load()? {
             let listed = spec.lists.iter().any(|l| l.audience == job.audience);
@@ -121,6 +126,7 @@ impl Worker {
             cap: usize::MAX,
             compare,
             info_due: HashMap::new(),
+            snapshot_due: HashSet::new(),
         })
     }
 
@@ -237,6 +243,8 @@ impl Worker {
                 }
                 self.inflight.supersede(&l.audience);
                 self.queues.remove(&l.audience);
+                // Refusals are counted since the last full resync.
+                self.report_mut(&l.audience).refused.clear();
                 let s = job.status();
                 self.status
                     .update(&self.spec.name, &l.audience, |st| st.job = Some(s));
@@ -522,6 +530,9 @@ impl Worker {
                 s.confirmed = confirmed;
                 s.in_flight = in_flight;
                 s.set_aside = set_aside;
+                if report.last_accepted_at.is_some() {
+                    s.last_success_at = report.last_accepted_at;
+                }
                 s.report = report;
                 if job.is_some() {
                     s.job = job;
