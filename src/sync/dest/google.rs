@@ -298,7 +298,8 @@ impl GoogleDestination {
                 advice: "the user list id does not exist in the operating account: fix list_id or let the daemon create the list".into(),
             },
             413 => PushError::TooLarge,
-            408 | 500..=599 => PushError::Transient { reason },
+            // 409 ABORTED is one of the codes the errors guide says to retry (§6 Retryability).
+            408 | 409 | 500..=599 => PushError::Transient { reason },
             _ => PushError::Permanent {
                 reason,
                 advice: "unexpected answer from the Data Manager API; see the log".into(),
