@@ -200,6 +200,8 @@ async fn google_token_endpoint_and_expiry() {
 #[tokio::test]
 async fn google_lists_follow_ingest_remove_and_remove_all() {
     let google = FakeGoogle::start().await;
+    // Applied as soon as accepted: this test is about what each request does to a list.
+    google.set_processing_time(Duration::ZERO);
     let client = client();
     let token = token(&client, &google).await;
 
@@ -281,6 +283,170 @@ async fn status_raw(client: &Client, google: &FakeGoogle, token: &str, id: &str)
         .send()
         .await
         .expect("request")
+}
+
+#[tokio::test]
+async fn google_processes_asynchronously_partially_and_as_of_a_time() {
+    let google = FakeGoogle::start().await;
+    google.set_processing_time(Duration::from_millis(300));
+    let client = client();
+    let token = token(&client, &google).await;
+    let id_of = |v: Value| v["requestId"].as_str().expect("requestId").to_owned();
+    let entry = |v: Value| v["requestStatusPerDestination"][0].clone();
+
+    // PROCESSING (without errorInfo) and not applied until the processing time is over.
+    let one = ingest_body(vec![member(vec![email(MARY)], "CONSENT_GRANTED")]);
+    let id = id_of(body(call(&client, &google, &token, "ingest", &one).await).await);
+    let e = entry(status(&client, &google, &token, &id).await);
+    assert_eq!(e["requestStatus"], "PROCESSING");
+    assert!(e.get("errorInfo").is_none());
+    assert!(google.list(LIST).is_empty(), "not applied while processing");
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(google.list(LIST), set(&[&format!("email:{MARY}")]));
+    assert_eq!(
+        entry(status(&client, &google, &token, &id).await)["requestStatus"],
+        "SUCCESS"
+    );
+
+    // A partial success leaves the last members out and counts them by reason.
+    google.set_processing_time(Duration::ZERO);
+    google.inject(Fault::PartialSuccess {
+        refuse: 1,
+        reason: "PROCESSING_ERROR_REASON_INVALID_FORMAT".into(),
+    });
+    let two = ingest_body(vec![
+        member(vec![email(DANA)], "CONSENT_GRANTED"),
+        member(vec![json!({"phoneNumber": PHONE_E164})], "CONSENT_GRANTED"),
+    ]);
+    let id = id_of(body(call(&client, &google, &token, "ingest", &two).await).await);
+    status(&client, &google, &token, &id).await;
+    let e = entry(status(&client, &google, &token, &id).await);
+    assert_eq!(e["requestStatus"], "PARTIAL_SUCCESS");
+    assert_eq!(
+        e["errorInfo"]["errorCounts"][0],
+        json!({"recordCount": "1", "reason": "PROCESSING_ERROR_REASON_INVALID_FORMAT"})
+    );
+    let dana = format!("email:{DANA}");
+    assert_eq!(google.list(LIST), set(&[&format!("email:{MARY}"), &dana]));
+
+    // removeAll as of a time removes only members added before it, even processed later.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let as_of = std::time::SystemTime::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let phone = ingest_body(vec![member(
+        vec![json!({"phoneNumber": PHONE_E164})],
+        "CONSENT_GRANTED",
+    )]);
+    call(&client, &google, &token, "ingest", &phone).await;
+    let remove_all = json!({"destinations": destinations(),
+        "removeAsOfTime": humantime::format_rfc3339_nanos(as_of).to_string()});
+    let response = call(&client, &google, &token, "removeAll", &remove_all).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        google.list(LIST),
+        set(&[&format!("phone:{PHONE_E164}")]),
+        "the later upload stays"
+    );
+    let future = json!({"destinations": destinations(),
+        "removeAsOfTime": humantime::format_rfc3339_seconds(
+            std::time::SystemTime::now() + Duration::from_secs(3600)).to_string()});
+    let response = call(&client, &google, &token, "removeAll", &future).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        violation(response).await["reason"],
+        "INVALID_REMOVE_AS_OF_TIME"
+    );
+}
+
+#[tokio::test]
+async fn google_daily_quota_abort_login_account_and_user_list_reads() {
+    let google = FakeGoogle::start().await;
+    google.set_processing_time(Duration::ZERO);
+    let client = client();
+    let token = token(&client, &google).await;
+    let one = ingest_body(vec![member(vec![email(MARY)], "CONSENT_GRANTED")]);
+
+    // A per-day quota: 429 naming the per-day limit until a new day.
+    google.set_daily_quota(Some(1));
+    assert_eq!(
+        call(&client, &google, &token, "ingest", &one)
+            .await
+            .status(),
+        200
+    );
+    let refused = call(&client, &google, &token, "ingest", &one).await;
+    assert_eq!(refused.status(), 429);
+    let err = body(refused).await;
+    assert_eq!(err["error"]["status"], "RESOURCE_EXHAUSTED");
+    assert_eq!(
+        err["error"]["details"][0]["metadata"]["quota_limit"],
+        "IngestionMutateRequestsPerDayPerProject"
+    );
+    google.reset_daily_quota();
+    assert_eq!(
+        call(&client, &google, &token, "ingest", &one)
+            .await
+            .status(),
+        200
+    );
+    google.set_daily_quota(None);
+
+    // 409 is ABORTED, and nothing is applied.
+    google.inject(Fault::Status(409));
+    let aborted = call(
+        &client,
+        &google,
+        &token,
+        "remove",
+        &remove_body(vec![
+            json!({"userData": {"userIdentifiers": [{"emailAddress": MARY}]}}),
+        ]),
+    )
+    .await;
+    assert_eq!(aborted.status(), 409);
+    assert_eq!(body(aborted).await["error"]["status"], "ABORTED");
+    assert_eq!(google.list(LIST), set(&[&format!("email:{MARY}")]));
+
+    // The UserListService wants the login account in its header.
+    google.require_login_account("555");
+    let lists = format!(
+        "{}/accountTypes/GOOGLE_ADS/accounts/1234567890/userLists",
+        google.base_url
+    );
+    let create = |login: Option<&str>| {
+        let mut req = client
+            .post(&lists)
+            .bearer_auth(&token)
+            .json(&json!({"displayName": format!("list {login:?}")}));
+        if let Some(l) = login {
+            req = req.header("login-account", l);
+        }
+        req.send()
+    };
+    let denied = create(None).await.expect("request");
+    assert_eq!(denied.status(), 403);
+    assert_eq!(body(denied).await["error"]["status"], "PERMISSION_DENIED");
+    let ok = create(Some("accountTypes/GOOGLE_ADS/accounts/555"))
+        .await
+        .expect("request");
+    assert_eq!(ok.status(), 200);
+
+    // A user list read reports its size and match rate.
+    google.set_match_rate(45);
+    let read = client
+        .get(format!("{lists}/{LIST}"))
+        .bearer_auth(&token)
+        .header("login-account", "accountTypes/GOOGLE_ADS/accounts/555")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(read.status(), 200);
+    let list = body(read).await;
+    assert_eq!(list["sizeInfo"]["displayNetworkMembersCount"], "1");
+    assert_eq!(
+        list["ingestedUserListInfo"]["contactIdInfo"]["matchRatePercentage"],
+        45
+    );
 }
 
 #[tokio::test]
@@ -375,6 +541,7 @@ async fn google_fast_fails_like_the_real_api() {
 #[tokio::test]
 async fn google_faults_produce_the_documented_responses() {
     let google = FakeGoogle::start().await;
+    google.set_processing_time(Duration::ZERO);
     let client = client();
     let token = token(&client, &google).await;
     let one = ingest_body(vec![member(vec![email(MARY)], "CONSENT_GRANTED")]);

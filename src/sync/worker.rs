@@ -361,14 +361,17 @@ impl Worker {
         let Some(r) = self.inflight.finish(request_id) else {
             return;
         };
-        let n = r.entries.len() as u64;
-        let report = self.report_mut(&r.audience);
-        report.processed += n;
-        report.refuse(refused);
-        for (reason, count) in refused {
-            metrics::counter!(names::SYNC_MEMBERS_REFUSED, "destination" => self.spec.name.clone(),
-                "audience" => r.audience.clone(), "reason" => reason.clone())
-            .increment(*count);
+        if applied {
+            // Refusals of an applied request explain a difference for good; a request that
+            // was not applied is sent again, so its counts explain nothing.
+            let report = self.report_mut(&r.audience);
+            report.processed += r.entries.len() as u64;
+            report.refuse(refused);
+            for (reason, count) in refused {
+                metrics::counter!(names::SYNC_MEMBERS_REFUSED, "destination" => self.spec.name.clone(),
+                    "audience" => r.audience.clone(), "reason" => reason.clone())
+                .increment(*count);
+            }
         }
         let job = r
             .job

@@ -5,10 +5,16 @@
 //! validation, per-member consent, and `requestStatus:retrieve` for the async outcome.
 //!
 //! Decisions a test author should know:
-//! - **Lists change when a request is accepted** (HTTP 200), in arrival order, so the final
-//!   list is correct whether or not the client polls. `requestStatus:retrieve` reads
-//!   `PROCESSING` on the first poll of a request id, then its outcome. A `RequestFailed`
-//!   fault applies nothing and reads `FAILED`.
+//! - **Requests are processed asynchronously** (§2.4, diagnostics guide): an accepted request
+//!   reads `PROCESSING` (no `errorInfo`) for the processing time (`set_processing_time`,
+//!   default 100 ms) and at least on its first poll; then it is applied, in acceptance order,
+//!   and reads `SUCCESS`, `PARTIAL_SUCCESS` or `FAILED` with `errorInfo.errorCounts`. Lists
+//!   change only when a request is processed (applied lazily whenever the fake is read or called).
+//!   A `RequestFailed` fault applies nothing and reads `FAILED`; `PartialSuccess` leaves the
+//!   request's last members out and counts them by its reason.
+//! - `removeAll` removes the members added before its `removeAsOfTime` (§2.3; default the
+//!   request's time; a future time is `INVALID_REMOVE_AS_OF_TIME`), whenever it is processed:
+//!   members a later ingest added stay.
 //! - A member whose effective consent (member overrides request) is not `CONSENT_GRANTED` for
 //!   both `adUserData` and `adPersonalization` is not added; its request reads
 //!   `PARTIAL_SUCCESS` (or `FAILED` if nothing was added) with `PROCESSING_ERROR_REASON_
@@ -19,7 +25,14 @@
 //! - Stricter than Google (project rules): hex hashes must be lowercase and the SHA-256 of the
 //!   empty string is refused; `regionCode` must be two uppercase letters and `postalCode`
 //!   must not look hashed. `BASE64` encoding is accepted; members are stored as lowercase hex.
-//! - Quota: 300 ingestion mutate and 300 read requests per rolling minute, then 429.
+//! - Quota (§3): 300 ingestion mutate and 300 read requests per rolling minute, then 429 with
+//!   `quota_limit` `…PerMinutePerProject`; with `set_daily_quota(n)`, n mutate requests per
+//!   fake day, then 429 with `IngestionMutateRequestsPerDayPerProject` until
+//!   `reset_daily_quota`.
+//! - The UserListService (`userLists` create and get) checks the `login-account` header
+//!   (`accountTypes/GOOGLE_ADS/accounts/{id}`, reference of `userLists.create`) when
+//!   `require_login_account` names one: without it, 403 `PERMISSION_DENIED`. A user list read
+//!   reports `sizeInfo` = the stored members and `matchRatePercentage` (`set_match_rate`).
 //! - `validateOnly: true` validates, returns `{}` and changes nothing.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -92,6 +105,10 @@ impl FakeGoogle {
                 "/v1/accountTypes/{account_type}/accounts/{account_id}/userLists",
                 post(create_user_list),
             )
+            .route(
+                "/v1/accountTypes/{account_type}/accounts/{account_id}/userLists/{list_id}",
+                get(get_user_list),
+            )
             .fallback(not_found)
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
@@ -110,6 +127,7 @@ impl FakeGoogle {
     /// Members of a Customer Match list, each as its identifiers sorted, deduplicated and joined
     /// with `|`: `email:<hex>`, `phone:<hex>`, `address:<given hex>,<family hex>,<region>,<postal>`.
     pub fn list(&self, user_list_id: &str) -> BTreeSet<String> {
+        self.state.process_due();
         self.state
             .lists
             .lock()
@@ -143,6 +161,31 @@ impl FakeGoogle {
     pub fn valid_refresh_token(&self) -> &str {
         REFRESH_TOKEN
     }
+
+    /// How long an accepted request stays `PROCESSING` before it is applied.
+    pub fn set_processing_time(&self, d: Duration) {
+        *self.state.processing.lock() = d;
+    }
+
+    /// Mutate requests allowed per fake day (`None`: no daily limit).
+    pub fn set_daily_quota(&self, n: Option<u64>) {
+        *self.state.daily.lock() = (n, 0);
+    }
+
+    /// A new fake day: the daily quota is whole again.
+    pub fn reset_daily_quota(&self) {
+        self.state.daily.lock().1 = 0;
+    }
+
+    /// The UserListService then requires `login-account: accountTypes/GOOGLE_ADS/accounts/{id}`.
+    pub fn require_login_account(&self, id: &str) {
+        *self.state.login_account.lock() = Some(id.to_string());
+    }
+
+    /// The `matchRatePercentage` user list reads report.
+    pub fn set_match_rate(&self, percent: u64) {
+        self.state.match_rate.store(percent, Ordering::SeqCst);
+    }
 }
 
 struct GoogleState {
@@ -156,6 +199,15 @@ struct GoogleState {
     list_names: Mutex<HashSet<(String, String)>>,
     next_id: AtomicU64,
     quota: Mutex<HashMap<&'static str, VecDeque<Instant>>>,
+    /// Accepted requests not processed yet, in acceptance order.
+    pending: Mutex<VecDeque<String>>,
+    processing: Mutex<Duration>,
+    /// list id → member → when the request that last added it was accepted.
+    added_at: Mutex<HashMap<String, HashMap<String, std::time::SystemTime>>>,
+    /// (mutate requests allowed per day, used today).
+    daily: Mutex<(Option<u64>, u64)>,
+    login_account: Mutex<Option<String>>,
+    match_rate: AtomicU64,
 }
 
 impl Default for GoogleState {
@@ -169,6 +221,12 @@ impl Default for GoogleState {
             list_names: Mutex::default(),
             next_id: AtomicU64::new(1),
             quota: Mutex::default(),
+            pending: Mutex::default(),
+            processing: Mutex::new(Duration::from_millis(100)),
+            added_at: Mutex::default(),
+            daily: Mutex::new((None, 0)),
+            login_account: Mutex::default(),
+            match_rate: AtomicU64::new(60),
         }
     }
 }
@@ -189,6 +247,7 @@ impl FakeApi for GoogleState {
                     || path.ends_with(":remove")
                     || path.ends_with(":removeAll")
             }
+            Fault::PartialSuccess { .. } => path.ends_with(":ingest") || path.ends_with(":remove"),
             Fault::MetaThrottle { .. } | Fault::MetaError { .. } => false,
             _ => true,
         }
@@ -442,8 +501,38 @@ impl GoogleState {
         if window.len() >= QUOTA_PER_MINUTE {
             return Err(quota_error(limit, None));
         }
+        if limit == "IngestionMutateRequestsPerMinutePerProject" {
+            let mut daily = self.daily.lock();
+            if let (Some(allowed), used) = *daily {
+                if used >= allowed {
+                    return Err(quota_error("IngestionMutateRequestsPerDayPerProject", None));
+                }
+                daily.1 = used + 1;
+            }
+        }
         window.push_back(now);
         Ok(())
+    }
+
+    /// The UserListService's `login-account` check (when the test requires one).
+    fn check_login_account(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(id) = self.login_account.lock().clone() else {
+            return Ok(());
+        };
+        let want = format!("accountTypes/GOOGLE_ADS/accounts/{id}");
+        let got = headers.get("login-account").and_then(|v| v.to_str().ok());
+        if got == Some(want.as_str()) {
+            return Ok(());
+        }
+        let (canonical, message) = canonical(StatusCode::FORBIDDEN);
+        Err(ApiError::rpc(
+            StatusCode::FORBIDDEN,
+            canonical,
+            message,
+            vec![json!({"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "PERMISSION_DENIED", "domain": DOMAIN,
+                        "metadata": {"login_account": got.unwrap_or("")}})],
+        ))
     }
 
     fn issue_token(&self) -> (String, u64) {
@@ -1218,15 +1307,27 @@ struct Operation {
     records: usize,
     type_counts: [usize; 3],
     /// Processing error reason → record count.
-    errors: Vec<(&'static str, usize)>,
+    errors: Vec<(String, usize)>,
     failed: bool,
     polls: u32,
+    /// What processing does to the lists; `None` once applied.
+    effect: Option<Effect>,
+    /// When it was accepted.
+    accepted_at: Instant,
+}
+
+/// A request's change to the lists, applied when it is processed.
+enum Effect {
+    /// (list id, canonical members) per destination.
+    Upload(Kind, Vec<(String, Vec<String>)>, std::time::SystemTime),
+    /// Lists emptied of members added before the time.
+    RemoveAll(Vec<String>, std::time::SystemTime),
 }
 
 impl Operation {
     fn status(&self) -> &'static str {
         let rejected: usize = self.errors.iter().map(|(_, n)| n).sum();
-        if self.polls == 0 {
+        if self.polls == 0 || self.effect.is_some() {
             "PROCESSING"
         } else if self.failed || (rejected > 0 && rejected == self.records) {
             "FAILED"
@@ -1298,7 +1399,7 @@ impl Operation {
                     } else {
                         self.errors
                             .iter()
-                            .map(|(reason, n)| json!({"recordCount": n.to_string(), "reason": reason}))
+                            .map(|(reason, n)| json!({"recordCount": n.to_string(), "reason": reason.clone()}))
                             .collect()
                     };
                     entry["errorInfo"] = json!({"errorCounts": counts});
@@ -1314,37 +1415,92 @@ impl GoogleState {
     fn accept(&self, operation: Operation) -> Response {
         let id = uuid();
         self.operations.lock().insert(id.clone(), operation);
+        self.pending.lock().push_back(id.clone());
+        self.process_due();
         json_response(StatusCode::OK, &json!({"requestId": id}))
     }
 
-    fn apply(&self, upload: &Upload, kind: Kind) {
+    /// Applies every request whose processing time is over, in acceptance order (a request
+    /// still processing holds back the ones after it).
+    fn process_due(&self) {
+        let delay = *self.processing.lock();
+        let mut pending = self.pending.lock();
+        let mut operations = self.operations.lock();
+        while let Some(id) = pending.front() {
+            let Some(op) = operations.get_mut(id) else {
+                pending.pop_front();
+                continue;
+            };
+            if op.accepted_at.elapsed() < delay {
+                break;
+            }
+            if let Some(effect) = op.effect.take() {
+                if !op.failed {
+                    self.apply(effect);
+                }
+            }
+            pending.pop_front();
+        }
+    }
+
+    fn apply(&self, effect: Effect) {
         let mut lists = self.lists.lock();
-        for destination in &upload.destinations {
-            let targets = upload.members.iter().filter(|m| {
-                m.rejected.is_none()
-                    && !m.identifiers.is_empty()
-                    && (m.references.is_empty()
-                        || destination
-                            .reference
-                            .as_ref()
-                            .is_some_and(|r| m.references.contains(r)))
-            });
-            let list = lists.entry(destination.list_id.clone()).or_default();
-            match kind {
-                Kind::Ingest => {
-                    for member in targets {
-                        list.insert(member.identifiers.join("|"));
+        let mut added_at = self.added_at.lock();
+        match effect {
+            Effect::Upload(Kind::Ingest, targets, at) => {
+                for (list_id, members) in targets {
+                    let list = lists.entry(list_id.clone()).or_default();
+                    let times = added_at.entry(list_id).or_default();
+                    for m in members {
+                        times.insert(m.clone(), at);
+                        list.insert(m);
                     }
                 }
-                Kind::Remove => {
-                    let removed: HashSet<&str> = targets
-                        .flat_map(|m| m.identifiers.iter().map(String::as_str))
-                        .collect();
+            }
+            Effect::Upload(Kind::Remove, targets, _) => {
+                for (list_id, members) in targets {
+                    let removed: HashSet<&str> =
+                        members.iter().flat_map(|m| m.split('|')).collect();
+                    let list = lists.entry(list_id).or_default();
                     list.retain(|stored| !stored.split('|').any(|id| removed.contains(id)));
+                }
+            }
+            Effect::RemoveAll(list_ids, as_of) => {
+                for list_id in list_ids {
+                    let times = added_at.entry(list_id.clone()).or_default();
+                    let list = lists.entry(list_id).or_default();
+                    list.retain(|m| times.get(m).is_some_and(|t| *t >= as_of));
+                    times.retain(|m, _| list.contains(m));
                 }
             }
         }
     }
+}
+
+/// The canonical members an upload brings to each of its destinations, the last `refuse`
+/// members left out (a partial success).
+fn targets(upload: &Upload, refuse: usize) -> Vec<(String, Vec<String>)> {
+    let kept = upload.members.len().saturating_sub(refuse);
+    upload
+        .destinations
+        .iter()
+        .map(|destination| {
+            let members = upload.members[..kept]
+                .iter()
+                .filter(|m| {
+                    m.rejected.is_none()
+                        && !m.identifiers.is_empty()
+                        && (m.references.is_empty()
+                            || destination
+                                .reference
+                                .as_ref()
+                                .is_some_and(|r| m.references.contains(r)))
+                })
+                .map(|m| m.identifiers.join("|"))
+                .collect();
+            (destination.list_id.clone(), members)
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1356,20 +1512,23 @@ fn injected_failure(injected: &Injection) -> bool {
     matches!(injected, Some(Extension(Injected(Fault::RequestFailed))))
 }
 
+/// Members a `PartialSuccess` fault refuses, and why.
+fn injected_refusal(injected: &Injection) -> Option<(usize, String)> {
+    match injected {
+        Some(Extension(Injected(Fault::PartialSuccess { refuse, reason }))) => {
+            Some((*refuse, reason.clone()))
+        }
+        _ => None,
+    }
+}
+
 async fn ingest(
     State(state): State<Arc<GoogleState>>,
     headers: HeaderMap,
     injected: Injection,
     body: Bytes,
 ) -> Response {
-    upload(
-        &state,
-        &headers,
-        injected_failure(&injected),
-        &body,
-        Kind::Ingest,
-    )
-    .unwrap_or_else(ApiError::into_response)
+    upload(&state, &headers, &injected, &body, Kind::Ingest).unwrap_or_else(ApiError::into_response)
 }
 
 async fn remove(
@@ -1378,41 +1537,41 @@ async fn remove(
     injected: Injection,
     body: Bytes,
 ) -> Response {
-    upload(
-        &state,
-        &headers,
-        injected_failure(&injected),
-        &body,
-        Kind::Remove,
-    )
-    .unwrap_or_else(ApiError::into_response)
+    upload(&state, &headers, &injected, &body, Kind::Remove).unwrap_or_else(ApiError::into_response)
 }
 
 fn upload(
     state: &GoogleState,
     headers: &HeaderMap,
-    fail: bool,
+    injected: &Injection,
     body: &[u8],
     kind: Kind,
 ) -> Result<Response, ApiError> {
+    state.process_due();
     state.authorize(headers)?;
     state.take_quota("IngestionMutateRequestsPerMinutePerProject")?;
     let upload = parse_upload(body, kind)?;
     if upload.validate_only {
         return Ok(json_response(StatusCode::OK, &json!({})));
     }
-    if !fail {
-        state.apply(&upload, kind);
-    }
-    let mut errors: Vec<(&'static str, usize)> = vec![];
+    let fail = injected_failure(injected);
+    let refusal = injected_refusal(injected);
+    let refuse = refusal
+        .as_ref()
+        .map_or(0, |(n, _)| (*n).min(upload.members.len()));
+    let mut errors: Vec<(String, usize)> = vec![];
     for member in &upload.members {
         if let Some(reason) = member.rejected {
-            match errors.iter_mut().find(|(r, _)| *r == reason) {
+            match errors.iter_mut().find(|(r, _)| r == reason) {
                 Some((_, n)) => *n += 1,
-                None => errors.push((reason, 1)),
+                None => errors.push((reason.to_string(), 1)),
             }
         }
     }
+    if let Some((_, reason)) = refusal.filter(|_| refuse > 0) {
+        errors.push((reason, refuse));
+    }
+    let effect = Effect::Upload(kind, targets(&upload, refuse), std::time::SystemTime::now());
     Ok(state.accept(Operation {
         kind: match kind {
             Kind::Ingest => OpKind::Ingest,
@@ -1425,6 +1584,8 @@ fn upload(
         errors,
         failed: fail,
         polls: 0,
+        effect: Some(effect),
+        accepted_at: Instant::now(),
     }))
 }
 
@@ -1435,26 +1596,40 @@ async fn remove_all(
     body: Bytes,
 ) -> Response {
     let result = (|| {
+        state.process_due();
         state.authorize(&headers)?;
         state.take_quota("IngestionMutateRequestsPerMinutePerProject")?;
         let value = parse_body(&body)?;
         let root = Obj::of(&value, String::new())?;
         root.known(&["destinations", "removeAsOfTime", "validateOnly"])?;
-        root.string("removeAsOfTime")?;
+        let now = std::time::SystemTime::now();
+        let as_of = match root.string("removeAsOfTime")? {
+            None => now,
+            Some(t) => humantime::parse_rfc3339_weak(t).map_err(|_| {
+                ApiError::invalid(vec![violation(
+                    "remove_as_of_time".into(),
+                    "Invalid value for a timestamp.",
+                    "INVALID_ARGUMENT",
+                )])
+            })?,
+        };
+        // A future time is refused (§2.3).
+        if as_of > now + Duration::from_secs(1) {
+            return Err(ApiError::invalid(vec![violation(
+                "remove_as_of_time".into(),
+                "The remove as of time is in the future.",
+                "INVALID_REMOVE_AS_OF_TIME",
+            )]));
+        }
         let destinations = destinations(&root)?;
         if root.boolean("validateOnly")? {
             return Ok(json_response(StatusCode::OK, &json!({})));
         }
         let failed = injected_failure(&injected);
-        if !failed {
-            let mut lists = state.lists.lock();
-            for destination in &destinations {
-                lists
-                    .entry(destination.list_id.clone())
-                    .or_default()
-                    .clear();
-            }
-        }
+        let effect = Effect::RemoveAll(
+            destinations.iter().map(|d| d.list_id.clone()).collect(),
+            as_of,
+        );
         Ok(state.accept(Operation {
             kind: OpKind::RemoveAll,
             destinations: destinations.into_iter().map(|d| d.echo).collect(),
@@ -1464,6 +1639,8 @@ async fn remove_all(
             errors: vec![],
             failed,
             polls: 0,
+            effect: Some(effect),
+            accepted_at: Instant::now(),
         }))
     })();
     result.unwrap_or_else(ApiError::into_response)
@@ -1475,6 +1652,7 @@ async fn request_status(
     uri: Uri,
 ) -> Response {
     let result = (|| {
+        state.process_due();
         state.authorize(&headers)?;
         state.take_quota("IngestionReadRequestsPerMinutePerProject")?;
         let query = uri.query().unwrap_or("");
@@ -1509,6 +1687,7 @@ async fn create_user_list(
 ) -> Response {
     let result = (|| {
         state.authorize(&headers)?;
+        state.check_login_account(&headers)?;
         state.take_quota("ManagementMutateRequestsPerMinutePerProject")?;
         if !ACCOUNT_TYPES.contains(&account_type.as_str()) || account_type.ends_with("UNSPECIFIED")
         {
@@ -1584,6 +1763,47 @@ async fn create_user_list(
                 "sizeInfo": {"displayNetworkMembersCount": "0", "searchNetworkMembersCount": "0"},
                 "targetNetworkInfo": {"eligibleForDisplay": true},
                 "ingestedUserListInfo": info,
+            }),
+        ))
+    })();
+    result.unwrap_or_else(ApiError::into_response)
+}
+
+/// `userLists.get` (§2.5): the resource with `sizeInfo` from the stored members.
+async fn get_user_list(
+    State(state): State<Arc<GoogleState>>,
+    Path((account_type, account_id, list_id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let result = (|| {
+        state.process_due();
+        state.authorize(&headers)?;
+        state.check_login_account(&headers)?;
+        state.take_quota("ManagementReadRequestsPerMinutePerProject")?;
+        let lists = state.lists.lock();
+        let Some(list) = lists.get(&list_id) else {
+            let (canonical, message) = canonical(StatusCode::NOT_FOUND);
+            return Err(ApiError::rpc(
+                StatusCode::NOT_FOUND,
+                canonical,
+                message,
+                vec![],
+            ));
+        };
+        let size = list.len().to_string();
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({
+                "name": format!("accountTypes/{account_type}/accounts/{account_id}/userLists/{list_id}"),
+                "id": list_id,
+                "readOnly": false,
+                "membershipStatus": "OPEN",
+                "accessReason": "OWNED",
+                "sizeInfo": {"displayNetworkMembersCount": size, "searchNetworkMembersCount": size},
+                "targetNetworkInfo": {"eligibleForDisplay": true},
+                "ingestedUserListInfo": {"uploadKeyTypes": ["CONTACT_ID"],
+                    "contactIdInfo": {"dataSourceType": "DATA_SOURCE_TYPE_FIRST_PARTY",
+                        "matchRatePercentage": state.match_rate.load(Ordering::SeqCst)}},
             }),
         ))
     })();

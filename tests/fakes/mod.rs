@@ -79,6 +79,10 @@ pub enum Fault {
     /// Google ingest/remove/removeAll: accepted with a `requestId`, but `requestStatus` reads
     /// `FAILED` and nothing is applied.
     RequestFailed,
+    /// Google ingest/remove: accepted, but the request's last `refuse` members are not applied
+    /// and its status reads `PARTIAL_SUCCESS` (`FAILED` if that is all of them) with
+    /// `errorInfo.errorCounts` `{recordCount: refuse, reason}`.
+    PartialSuccess { refuse: usize, reason: String },
 }
 
 /// One request as the fake saw it, so tests can assert on pacing, retries and batching.

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
-use super::{Accepted, Batch, Destination, ListRef, PushError, ReplaceStart, RequestState};
+use super::{
+    Accepted, Batch, Destination, ListInfo, ListRef, PushError, ReplaceStart, RequestState,
+};
 use crate::ingest::identity::{google_postal, hex_lower};
 use crate::sync::member::RemoteMember;
 
@@ -240,6 +242,26 @@ impl GoogleDestination {
         self.read(resp).await
     }
 
+    /// The UserListService takes the manager account in a `login-account` header
+    /// (`accountTypes/GOOGLE_ADS/accounts/{id}`; reference of `userLists.create` / `.get`),
+    /// where the ingestion service takes it in each destination.
+    fn user_list_request(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.s.login_account_id {
+            Some(login) => req.header(
+                "login-account",
+                format!("accountTypes/GOOGLE_ADS/accounts/{login}"),
+            ),
+            None => req,
+        }
+    }
+
+    fn user_lists_path(&self) -> String {
+        format!(
+            "{}/accountTypes/GOOGLE_ADS/accounts/{}/userLists",
+            self.s.api_base, self.s.operating_account_id
+        )
+    }
+
     async fn read(&self, resp: reqwest::Response) -> Result<Value, PushError> {
         let status = resp.status();
         let retry_after = resp
@@ -268,10 +290,19 @@ impl GoogleDestination {
                 *self.token.lock() = None;
                 PushError::TokenExpired
             }
-            429 => PushError::Throttled {
-                reason,
-                wait: retry_after.or_else(|| retry_info(err)),
-                daily: false,
+            429 => match quota_limit(err) {
+                // A per-day quota: Google resets it at midnight Pacific time (§3, limits page:
+                // "pause until the daily quota resets"; `ErrorInfo.metadata.quota_limit`).
+                Some(limit) if limit.contains("PerDay") => PushError::Throttled {
+                    reason,
+                    wait: Some(until_pacific_midnight(jiff::Timestamp::now())),
+                    daily: true,
+                },
+                _ => PushError::Throttled {
+                    reason,
+                    wait: retry_after.or_else(|| retry_info(err)),
+                    daily: false,
+                },
             },
             400 => {
                 let indices = refused_members(err);
@@ -342,6 +373,57 @@ impl GoogleDestination {
             ..Accepted::default()
         }
     }
+}
+
+/// `ErrorInfo.metadata.quota_limit` of a 429, e.g. `IngestionMutateRequestsPerDayPerProject`.
+fn quota_limit(err: &Value) -> Option<&str> {
+    err["details"]
+        .as_array()?
+        .iter()
+        .find_map(|d| d["metadata"]["quota_limit"].as_str())
+}
+
+/// How long until the next midnight in `America/Los_Angeles`, when Google's per-day quotas
+/// reset.
+fn until_pacific_midnight(now: jiff::Timestamp) -> Duration {
+    let fallback = Duration::from_secs(3600);
+    let Ok(tz) = jiff::tz::TimeZone::get("America/Los_Angeles") else {
+        return fallback;
+    };
+    let local = now.to_zoned(tz);
+    let next = local
+        .date()
+        .tomorrow()
+        .and_then(|d| d.to_zoned(local.time_zone().clone()));
+    match next {
+        Ok(midnight) => {
+            let secs = midnight.timestamp().as_second() - now.as_second();
+            Duration::from_secs(secs.max(1) as u64)
+        }
+        Err(_) => fallback,
+    }
+}
+
+/// Refused rows per reason from `errorInfo.errorCounts` (`recordCount` is an int64 string).
+fn error_counts(status: &Value) -> super::Refused {
+    let mut refused = super::Refused::default();
+    for c in status["errorInfo"]["errorCounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let n = match &c["recordCount"] {
+            Value::String(s) => s.parse().unwrap_or(0),
+            v => v.as_u64().unwrap_or(0),
+        };
+        let reason = c["reason"]
+            .as_str()
+            .unwrap_or("PROCESSING_ERROR_REASON_UNSPECIFIED");
+        if n > 0 {
+            *refused.by_reason.entry(reason.to_string()).or_default() += n;
+        }
+    }
+    refused
 }
 
 /// `google.rpc.RetryInfo.retryDelay` ("12s"), when the error carries one.
@@ -463,42 +545,80 @@ impl Destination for GoogleDestination {
             .send()
             .await
             .map_err(super::transport_error)?;
-        let v = self.read(resp).await?;
-        let per_dest = v["requestStatusPerDestination"].as_array();
-        let statuses: Vec<&str> = per_dest
+        let v = match self.read(resp).await {
+            // The API no longer knows the id (or never did): the outcome cannot be read, which
+            // retrying does not change (§2.4, INVALID_REQUEST_ID).
+            Err(PushError::Permanent { reason, .. }) => {
+                return Err(PushError::Permanent {
+                    reason: format!("requestStatus of {request_id}: {reason}"),
+                    advice: "its members are sent again".into(),
+                })
+            }
+            r => r?,
+        };
+        // One entry per destination of the request; we always send one.
+        let per_dest: Vec<&Value> = v["requestStatusPerDestination"]
+            .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|d| d["requestStatus"].as_str())
             .collect();
-        let match_rate = per_dest
-            .into_iter()
-            .flatten()
-            .find_map(|d| {
-                d["audienceMembersIngestionStatus"]["userDataIngestionStatus"]
-                    ["uploadMatchRateRange"]
-                    .as_str()
-            })
+        let Some(d) = per_dest.first() else {
+            return Ok(RequestState::Processing);
+        };
+        let match_rate = d["audienceMembersIngestionStatus"]["userDataIngestionStatus"]
+            ["uploadMatchRateRange"]
+            .as_str()
             .map(str::to_string);
-        Ok(if statuses.contains(&"FAILED") {
-            RequestState::Failed {
-                reason: format!(
-                    "request {request_id} FAILED: {}",
-                    v["requestStatusPerDestination"]
-                ),
-                refused: super::Refused::default(),
-            }
-        } else if !statuses.is_empty()
-            && statuses
-                .iter()
-                .all(|s| *s == "SUCCESS" || *s == "PARTIAL_SUCCESS")
-        {
-            RequestState::Succeeded {
+        let refused = error_counts(d);
+        Ok(match d["requestStatus"].as_str().unwrap_or_default() {
+            "SUCCESS" | "PARTIAL_SUCCESS" => RequestState::Succeeded {
                 match_rate,
-                refused: super::Refused::default(),
-            }
-        } else {
-            RequestState::Processing
+                refused,
+            },
+            "FAILED" | "FAILURE" => RequestState::Failed {
+                reason: format!(
+                    "request {request_id} FAILED at the network ({})",
+                    if refused.by_reason.is_empty() {
+                        "no reason given".to_string()
+                    } else {
+                        refused
+                            .by_reason
+                            .iter()
+                            .map(|(r, n)| format!("{n} × {r}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ),
+                refused,
+            },
+            _ => RequestState::Processing,
         })
+    }
+
+    async fn list_info(&self, list: &ListRef) -> Result<Option<ListInfo>, PushError> {
+        let token = self.access_token().await?;
+        let req = self
+            .http
+            .get(format!("{}/{}", self.user_lists_path(), list.list_id))
+            .bearer_auth(&token);
+        let resp = self
+            .user_list_request(req)
+            .send()
+            .await
+            .map_err(super::transport_error)?;
+        let v = self.read(resp).await?;
+        let count = |k: &str| match &v["sizeInfo"][k] {
+            Value::String(s) => s.parse::<u64>().ok(),
+            n => n.as_u64(),
+        };
+        let size = count("displayNetworkMembersCount").max(count("searchNetworkMembersCount"));
+        let rate = &v["ingestedUserListInfo"]["contactIdInfo"]["matchRatePercentage"];
+        Ok(Some(ListInfo {
+            size_lower: size,
+            size_upper: size,
+            match_rate: rate.as_u64().map(|p| format!("{p}%")),
+            ..ListInfo::default()
+        }))
     }
 
     async fn create_list(&self, audience: &str) -> Result<String, PushError> {
@@ -510,11 +630,18 @@ impl Destination for GoogleDestination {
                 "contactIdInfo": {"dataSourceType": "DATA_SOURCE_TYPE_FIRST_PARTY"}
             }
         });
-        let path = format!(
-            "accountTypes/GOOGLE_ADS/accounts/{}/userLists",
-            self.s.operating_account_id
-        );
-        let v = self.post(&path, &body).await?;
+        let token = self.access_token().await?;
+        let req = self
+            .http
+            .post(self.user_lists_path())
+            .bearer_auth(&token)
+            .json(&body);
+        let resp = self
+            .user_list_request(req)
+            .send()
+            .await
+            .map_err(super::transport_error)?;
+        let v = self.read(resp).await?;
         v["id"]
             .as_str()
             .map(str::to_string)
@@ -541,6 +668,43 @@ impl Destination for GoogleDestination {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn daily_quotas_reset_at_pacific_midnight_across_daylight_saving() {
+        let at = |s: &str| s.parse::<jiff::Timestamp>().expect("time");
+        // 23:00 PST (UTC-8) on 2026-03-07: one hour to midnight.
+        assert_eq!(
+            until_pacific_midnight(at("2026-03-08T07:00:00Z")),
+            Duration::from_secs(3600)
+        );
+        // 2026-03-08 is 23 hours long (DST starts): from 00:00 PST to the next midnight PDT.
+        assert_eq!(
+            until_pacific_midnight(at("2026-03-08T08:00:00Z")),
+            Duration::from_secs(23 * 3600)
+        );
+        // 2026-11-01 is 25 hours long (DST ends).
+        assert_eq!(
+            until_pacific_midnight(at("2026-11-01T07:00:00Z")),
+            Duration::from_secs(25 * 3600)
+        );
+    }
+
+    #[test]
+    fn partial_success_counts_and_quota_limits_are_read() {
+        let status = json!({"requestStatus": "PARTIAL_SUCCESS", "errorInfo": {"errorCounts": [
+            {"recordCount": "3", "reason": "PROCESSING_ERROR_REASON_INVALID_FORMAT"},
+            {"recordCount": "1", "reason": "PROCESSING_ERROR_REASON_NO_CONSENT"},
+        ]}});
+        let r = error_counts(&status);
+        assert_eq!(r.total(), 4);
+        assert_eq!(r.by_reason["PROCESSING_ERROR_REASON_INVALID_FORMAT"], 3);
+        let err = json!({"details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "metadata": {"quota_limit": "IngestionMutateRequestsPerDayPerProject"}}]});
+        assert_eq!(
+            quota_limit(&err),
+            Some("IngestionMutateRequestsPerDayPerProject")
+        );
+    }
 
     #[test]
     fn refused_member_indices_from_every_documented_field_path() {
