@@ -686,6 +686,11 @@ async fn meta_error(response: Response) -> Value {
     body(response).await["error"].clone()
 }
 
+/// A `session` parameter (§2.2) for batch `seq` of session `id`.
+fn session_param(id: i64, seq: i64, last: bool) -> String {
+    json!({"session_id": id, "batch_seq": seq, "last_batch_flag": last}).to_string()
+}
+
 #[tokio::test]
 async fn meta_accepts_every_encoding_and_keeps_the_audience() {
     let meta = FakeMeta::start(META_TOKEN, Some(APP_SECRET)).await;
@@ -725,7 +730,11 @@ async fn meta_accepts_every_encoding_and_keeps_the_audience() {
     let response = meta_form(
         &client,
         users("111"),
-        &[("method", "DELETE".into()), ("payload", remove.to_string())],
+        &[
+            ("method", "DELETE".into()),
+            ("payload", remove.to_string()),
+            ("session", session_param(43, 1, true)),
+        ],
     )
     .await;
     assert_eq!(response.status(), 200);
@@ -735,6 +744,7 @@ async fn meta_accepts_every_encoding_and_keeps_the_audience() {
             "payload",
             &json!({"schema": "EMAIL_SHA256", "data": [DANA]}).to_string(),
         )
+        .append_pair("session", &session_param(44, 1, true))
         .finish();
     let response = client
         .delete(format!("{}&{query}", users("111")))
@@ -760,7 +770,9 @@ async fn meta_accepts_every_encoding_and_keeps_the_audience() {
     let payload =
         json!({"schema": ["PHONE", "EMAIL", "COUNTRY"], "is_raw": true, "data": [["", DANA, us]]});
     let multipart = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"payload\"\r\n\r\n{payload}\r\n--{boundary}--\r\n"
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"payload\"\r\n\r\n{payload}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"session\"\r\n\r\n{}\r\n--{boundary}--\r\n",
+        session_param(8, 1, true)
     );
     let response = client
         .post(users("222"))
@@ -787,9 +799,18 @@ async fn meta_accepts_every_encoding_and_keeps_the_audience() {
 
     // A multi-key audience refuses a single-key upload.
     let single = json!({"schema": "EMAIL_SHA256", "data": [MARY]});
-    let error =
-        meta_error(meta_form(&client, users("222"), &[("payload", single.to_string())]).await)
-            .await;
+    let error = meta_error(
+        meta_form(
+            &client,
+            users("222"),
+            &[
+                ("payload", single.to_string()),
+                ("session", session_param(9, 1, true)),
+            ],
+        )
+        .await,
+    )
+    .await;
     assert_eq!(error["code"], 2650);
 
     // Credentials and unknown audiences.
@@ -840,10 +861,13 @@ async fn meta_replace_takes_effect_on_the_last_batch() {
     let response = meta_form(
         &client,
         users.clone(),
-        &[(
-            "payload",
-            json!({"schema": "EMAIL_SHA256", "data": [MARY]}).to_string(),
-        )],
+        &[
+            (
+                "payload",
+                json!({"schema": "EMAIL_SHA256", "data": [MARY]}).to_string(),
+            ),
+            ("session", session_param(5, 1, true)),
+        ],
     )
     .await;
     assert_eq!(response.status(), 200);
@@ -882,7 +906,10 @@ async fn meta_limits_and_faults() {
     let client = client();
     meta.create_audience("444");
     let users = format!("{}/444/users?access_token={META_TOKEN}", meta.base_url);
-    let add = |data: Value| json!({"payload": {"schema": "EMAIL_SHA256", "data": data}});
+    let add = |data: Value| {
+        json!({"payload": {"schema": "EMAIL_SHA256", "data": data},
+               "session": {"session_id": 1, "batch_seq": 1, "last_batch_flag": false}})
+    };
     let send = |body: Value| {
         let (client, users) = (client.clone(), users.clone());
         async move { client.post(users).json(&body).send().await }
@@ -894,11 +921,6 @@ async fn meta_limits_and_faults() {
     assert!(error["message"]
         .as_str()
         .is_some_and(|m| m.contains("10000")));
-    let too_big = add(Value::Array(vec![json!(MARY); 1_000]));
-    assert_eq!(
-        meta_error(send(too_big).await.expect("request")).await["code"],
-        100
-    );
 
     meta.inject(Fault::MetaThrottle {
         code: 80003,
@@ -979,7 +1001,6 @@ async fn meta_limits_and_faults() {
         recorded,
         [
             (400, 10_001),
-            (400, 1_000),
             (400, 1),
             (400, 1),
             (500, 1),
@@ -989,4 +1010,380 @@ async fn meta_limits_and_faults() {
             (200, 1)
         ]
     );
+}
+
+/// A JSON value from a response header (the usage headers, §5.4).
+fn header_json(response: &Response, name: &str) -> Value {
+    let text = response
+        .headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("{name} on every answer"))
+        .to_str()
+        .expect("ascii header");
+    serde_json::from_str(text).expect("JSON header")
+}
+
+/// The custom_audience entry of `x-business-use-case-usage`.
+fn buc(response: &Response) -> Value {
+    header_json(response, "x-business-use-case-usage")
+        .as_object()
+        .and_then(|o| o.values().next())
+        .map(|v| v[0].clone())
+        .expect("one business entry")
+}
+
+/// The audience's fields as a GET with the token in an `Authorization` header reads them.
+async fn read(meta: &FakeMeta, id: &str, fields: &str) -> Response {
+    client()
+        .get(format!("{}/{id}?fields={fields}", meta.base_url))
+        .header("authorization", format!("Bearer {META_TOKEN}"))
+        .send()
+        .await
+        .expect("request")
+}
+
+fn hashes(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("{i:064x}")).collect()
+}
+
+/// One `/users` add of `data` (single key) as a JSON body, in session `id`.
+async fn meta_add(meta: &FakeMeta, audience: &str, data: Value, id: i64) -> Response {
+    client()
+        .post(format!(
+            "{}/{audience}/users?access_token={META_TOKEN}",
+            meta.base_url
+        ))
+        .json(&json!({"payload": {"schema": "EMAIL_SHA256", "data": data},
+                      "session": {"session_id": id, "batch_seq": 1, "last_batch_flag": true}}))
+        .send()
+        .await
+        .expect("request")
+}
+
+#[tokio::test]
+async fn meta_users_requires_a_session() {
+    let meta = FakeMeta::start(META_TOKEN, None).await;
+    meta.create_audience("555");
+    let response = client()
+        .post(format!(
+            "{}/555/users?access_token={META_TOKEN}",
+            meta.base_url
+        ))
+        .json(&json!({"payload": {"schema": "EMAIL_SHA256", "data": [MARY]}}))
+        .send()
+        .await
+        .expect("request");
+    let error = meta_error(response).await;
+    assert_eq!(error["code"], 194);
+    assert!(error["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("session")));
+    assert!(meta.audience("555").is_empty(), "nothing stored");
+    assert_eq!(meta_add(&meta, "555", json!([MARY]), 1).await.status(), 200);
+    assert_eq!(meta.audience("555"), set(&[MARY]));
+}
+
+#[tokio::test]
+async fn meta_hourly_budget_counts_every_call_and_throttles_past_it() {
+    // The default: 5,000 + 40 × audiences; with one audience 50 calls are 0 % (5000/5040)
+    // and the 51st makes 1 %.
+    let meta = FakeMeta::start(META_TOKEN, None).await;
+    meta.create_audience("666");
+    for _ in 0..49 {
+        read(&meta, "666", "id").await;
+    }
+    assert_eq!(buc(&read(&meta, "666", "id").await)["call_count"], 0);
+    assert_eq!(buc(&read(&meta, "666", "id").await)["call_count"], 1);
+
+    let meta = FakeMeta::start(META_TOKEN, None).await;
+    meta.create_audience("666");
+    meta.set_hourly_budget(4);
+    // Reads, writes and errors count alike; every answer carries the three headers.
+    let r = read(&meta, "666", "operation_status").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(buc(&r)["call_count"], 25);
+    assert_eq!(buc(&r)["type"], "custom_audience");
+    assert_eq!(header_json(&r, "x-ad-account-usage")["acc_id_util_pct"], 25);
+    assert_eq!(header_json(&r, "x-app-usage")["call_count"], 25);
+    let r = meta_add(&meta, "666", json!([MARY]), 1).await;
+    assert_eq!(
+        (r.status().as_u16(), buc(&r)["call_count"].clone()),
+        (200, json!(50))
+    );
+    let r = read(&meta, "999", "id").await;
+    assert_eq!(
+        (r.status().as_u16(), buc(&r)["call_count"].clone()),
+        (400, json!(75))
+    );
+    meta.inject(Fault::Status(500));
+    let r = read(&meta, "666", "id").await;
+    assert_eq!(r.status(), 500);
+    assert_eq!(buc(&r)["call_count"], 100);
+    assert_eq!(buc(&r)["estimated_time_to_regain_access"], 0);
+    // Past 100 %: 80003/2446079 with the wait in minutes, and nothing processed.
+    let r = meta_add(&meta, "666", json!([DANA]), 2).await;
+    let usage = buc(&r);
+    assert_eq!(usage["call_count"], 100);
+    let minutes = usage["estimated_time_to_regain_access"]
+        .as_u64()
+        .expect("minutes");
+    assert!((59..=60).contains(&minutes), "{minutes}");
+    assert!(header_json(&r, "x-ad-account-usage")["reset_time_duration"]
+        .as_u64()
+        .is_some_and(|s| s > 3500));
+    let error = meta_error(r).await;
+    assert_eq!(
+        (error["code"].clone(), error["error_subcode"].clone()),
+        (json!(80003), json!(2446079))
+    );
+    assert_eq!(meta.audience("666"), set(&[MARY]));
+    assert_eq!(read(&meta, "666", "id").await.status(), 400, "reads too");
+    meta.set_hourly_budget(100);
+    assert_eq!(read(&meta, "666", "id").await.status(), 200);
+}
+
+#[tokio::test]
+async fn meta_invalid_entries_fault_refuses_the_last_rows() {
+    let meta = FakeMeta::start(META_TOKEN, None).await;
+    meta.create_audience("777");
+    let rows = hashes(0..3);
+    meta.inject(Fault::MetaInvalidEntries { count: 2 });
+    let r = meta_add(&meta, "777", json!(rows), 1).await;
+    assert_eq!(r.status(), 200);
+    let ok = body(r).await;
+    assert_eq!(ok["num_received"], 3);
+    assert_eq!(ok["num_invalid_entries"], 2);
+    let samples = ok["invalid_entry_samples"].as_object().expect("a map");
+    let named: BTreeSet<String> = samples.keys().cloned().collect();
+    assert_eq!(named, set(&[&rows[1], &rows[2]]));
+    assert!(samples.values().all(Value::is_string), "reasons");
+    assert_eq!(meta.audience("777"), set(&[&rows[0]]));
+    // A replace batch takes the fault too.
+    meta.inject(Fault::MetaInvalidEntries { count: 1 });
+    let r = client()
+        .post(format!(
+            "{}/777/usersreplace?access_token={META_TOKEN}",
+            meta.base_url
+        ))
+        .json(
+            &json!({"payload": {"schema": "EMAIL_SHA256", "data": [MARY, DANA]},
+                      "session": {"session_id": 2, "batch_seq": 1, "last_batch_flag": true}}),
+        )
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(body(r).await["num_invalid_entries"], 1);
+    assert_eq!(meta.audience("777"), set(&[MARY]));
+}
+
+#[tokio::test]
+async fn meta_takes_ten_thousand_rows_and_a_byte_limit_answers_413() {
+    let meta = FakeMeta::start(META_TOKEN, None).await;
+    meta.create_audience("888");
+    let r = meta_add(&meta, "888", json!(hashes(0..10_000)), 1).await;
+    assert_eq!(r.status(), 200, "no byte limit by default");
+    assert_eq!(meta.audience("888").len(), 10_000);
+    meta.set_max_body_bytes(Some(65_536));
+    let r = meta_add(&meta, "888", json!(hashes(10_000..11_000)), 2).await;
+    assert_eq!(r.status(), 413);
+    assert!(r.text().await.expect("body").contains("Too Large"));
+    assert_eq!(meta.audience("888").len(), 10_000, "not processed");
+    let r = meta_add(&meta, "888", json!(hashes(10_000..10_500)), 3).await;
+    assert_eq!(r.status(), 200, "under the limit");
+    meta.set_max_body_bytes(None);
+    assert_eq!(
+        meta_add(&meta, "888", json!(hashes(11_000..12_000)), 4)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(meta.audience("888").len(), 11_500);
+}
+
+#[tokio::test]
+async fn meta_replace_reports_progress_failure_and_its_window() {
+    let meta = FakeMeta::start(META_TOKEN, None).await;
+    meta.create_audience("999");
+    assert_eq!(meta_add(&meta, "999", json!([MARY]), 1).await.status(), 200);
+    let status = |meta: &FakeMeta| {
+        let meta_url = meta.base_url.clone();
+        async move {
+            let r = client()
+                .get(format!("{meta_url}/999?fields=operation_status"))
+                .header("authorization", format!("OAuth {META_TOKEN}"))
+                .send()
+                .await
+                .expect("request");
+            body(r).await["operation_status"]["code"].clone()
+        }
+    };
+    let replace = |data: Value, id: i64, seq: i64, last: bool| {
+        let url = format!(
+            "{}/999/usersreplace?access_token={META_TOKEN}",
+            meta.base_url
+        );
+        async move {
+            client()
+                .post(url)
+                .json(&json!({"payload": {"schema": "EMAIL_SHA256", "data": data},
+                              "session": {"session_id": id, "batch_seq": seq, "last_batch_flag": last}}))
+                .send()
+                .await
+                .expect("request")
+        }
+    };
+    assert_eq!(status(&meta).await, 200);
+    assert_eq!(replace(json!([DANA]), 10, 1, false).await.status(), 200);
+    assert_eq!(status(&meta).await, 414, "replace in progress");
+    assert_eq!(
+        replace(json!([PHONE_DIGITS]), 10, 2, true).await.status(),
+        200
+    );
+    assert_eq!(status(&meta).await, 200);
+    assert_eq!(meta.audience("999"), set(&[DANA, PHONE_DIGITS]));
+
+    // A failed replace: 415, the audience keeps its rows.
+    meta.fail_next_replace();
+    assert_eq!(replace(json!([MARY]), 11, 1, true).await.status(), 200);
+    assert_eq!(status(&meta).await, 415);
+    assert_eq!(meta.operation_status("999"), Some(415));
+    assert_eq!(meta.audience("999"), set(&[DANA, PHONE_DIGITS]));
+    assert_eq!(replace(json!([MARY]), 12, 1, true).await.status(), 200);
+    assert_eq!(status(&meta).await, 200, "the next replace succeeds");
+    assert_eq!(meta.audience("999"), set(&[MARY]));
+
+    // The window: a batch after it gets 1870158 and the audience is what arrived in time.
+    meta.set_replace_window(Duration::from_millis(200));
+    assert_eq!(replace(json!([DANA]), 13, 1, false).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let error = meta_error(replace(json!([PHONE_DIGITS]), 13, 2, true).await).await;
+    assert_eq!(
+        (error["code"].clone(), error["error_subcode"].clone()),
+        (json!(2650), json!(1870158))
+    );
+    assert_eq!(meta.audience("999"), set(&[DANA]));
+    assert_eq!(status(&meta).await, 200);
+    // A session left open closes by itself when its window passes.
+    assert_eq!(replace(json!([MARY]), 14, 1, false).await.status(), 200);
+    assert_eq!(status(&meta).await, 414);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(status(&meta).await, 200);
+    assert_eq!(meta.audience("999"), set(&[MARY]));
+    let error = meta_error(replace(json!([DANA]), 14, 2, true).await).await;
+    assert_eq!(error["error_subcode"], 1870158);
+}
+
+#[tokio::test]
+async fn meta_audience_reads_and_the_integrity_flag() {
+    let meta = FakeMeta::start(META_TOKEN, Some(APP_SECRET)).await;
+    meta.create_audience("121");
+    let url = |fields: &str| {
+        format!(
+            "{}/121?fields={fields}&appsecret_proof={}",
+            meta.base_url,
+            proof()
+        )
+    };
+    let get = |url: String| async move {
+        client()
+            .get(url)
+            .header("authorization", format!("Bearer {META_TOKEN}"))
+            .send()
+            .await
+            .expect("request")
+    };
+    let fields = "approximate_count_lower_bound,approximate_count_upper_bound,operation_status,delivery_status";
+    let small = body(get(url(fields)).await).await;
+    assert_eq!(small["id"], "121");
+    assert_eq!(
+        (
+            small["approximate_count_lower_bound"].clone(),
+            small["approximate_count_upper_bound"].clone()
+        ),
+        (json!(0), json!(0))
+    );
+    assert_eq!(small["operation_status"]["code"], 200);
+    assert_eq!(small["operation_status"]["description"], "Normal");
+    assert_eq!(small["delivery_status"]["code"], 300, "too small");
+    let response = client()
+        .post(format!("{}/121/users", meta.base_url))
+        .form(&[
+            (
+                "payload",
+                json!({"schema": "EMAIL_SHA256", "data": hashes(0..150)}).to_string(),
+            ),
+            ("session", session_param(1, 1, true)),
+            ("access_token", META_TOKEN.into()),
+            ("appsecret_proof", proof()),
+        ])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200, "the token in the form body");
+    let read = body(get(url(fields)).await).await;
+    assert_eq!(
+        (
+            read["approximate_count_lower_bound"].clone(),
+            read["approximate_count_upper_bound"].clone()
+        ),
+        (json!(147), json!(153))
+    );
+    assert_eq!(read["delivery_status"]["code"], 200);
+    let only_id = body(get(url("id")).await).await;
+    assert_eq!(only_id, json!({"id": "121"}));
+    assert_eq!(
+        meta_error(get(url("no_such_field")).await).await["code"],
+        100
+    );
+    let no_proof = client()
+        .get(format!("{}/121?fields=id", meta.base_url))
+        .header("authorization", format!("Bearer {META_TOKEN}"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(meta_error(no_proof).await["code"], 100);
+
+    meta.flag_for_integrity("121");
+    assert_eq!(
+        body(get(url(fields)).await).await["operation_status"]["code"],
+        471
+    );
+    let upload = |path: &str| {
+        client()
+            .post(format!("{}/121/{path}", meta.base_url))
+            .form(&[
+                (
+                    "payload",
+                    json!({"schema": "EMAIL_SHA256", "data": [MARY]}).to_string(),
+                ),
+                ("session", session_param(2, 1, true)),
+                ("access_token", META_TOKEN.into()),
+                ("appsecret_proof", proof()),
+            ])
+            .send()
+    };
+    for path in ["users", "usersreplace"] {
+        let error = meta_error(upload(path).await.expect("request")).await;
+        assert_eq!(
+            (error["code"].clone(), error["error_subcode"].clone()),
+            (json!(100), json!(1713230)),
+            "{path}"
+        );
+        assert_eq!(error["error_user_title"], "Audience Upload Blocked");
+    }
+    assert_eq!(meta.audience("121").len(), 150);
+}
+
+#[tokio::test]
+async fn meta_malformed_token_is_echoed_like_the_graph_api() {
+    let meta = FakeMeta::start(META_TOKEN, None).await;
+    meta.create_audience("131");
+    meta.inject(Fault::MetaMalformedToken);
+    let error = meta_error(meta_add(&meta, "131", json!([MARY]), 1).await).await;
+    assert_eq!(error["code"], 190);
+    assert_eq!(
+        error["message"],
+        format!("Malformed access token {META_TOKEN}")
+    );
+    assert!(meta.audience("131").is_empty(), "not processed");
 }

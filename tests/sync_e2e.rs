@@ -202,6 +202,18 @@ async fn meta_throttling_transient_errors_and_a_parked_permanent_error() {
     }
     let want = shop.expected(&["c0", "c1", "c2"], meta_form);
     wait_until("meta list after faults", 60, || m.audience("222") == want).await;
+    // The audience's description is read once it holds members; the fault below is for the
+    // next upload.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !d
+        .sync_states()
+        .await
+        .iter()
+        .any(|s| s.destination == "meta" && s.remote.as_ref().is_some_and(|r| r.read_at.is_some()))
+    {
+        assert!(Instant::now() < deadline, "the audience was never read");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Terms not accepted: parked with the fix shown, no retry loop; a resync resumes.
     m.inject(Fault::MetaError {
@@ -291,6 +303,9 @@ async fn request_rate_never_exceeds_the_quota_and_batches_respect_meta_limits() 
         r#"lists = [{ audience = "vip", list_id = "222" }]"#,
         r#"lists = [{ audience = "lapsed_90", list_id = "223" }]"#,
     );
+    // A front end's 70 KB limit: the daemon shrinks its batches to fit, so several requests
+    // carry the 600 rows and their spacing shows the quota.
+    m.set_max_body_bytes(Some(70_000));
     let d = Daemon::start(tmp.path(), &cfg);
     let now = now_secs();
     let mut events = Vec::new();
@@ -321,7 +336,7 @@ async fn request_rate_never_exceeds_the_quota_and_batches_respect_meta_limits() 
         .collect();
     assert!(
         adds.len() >= 4,
-        "600 rows need several ~60 KB requests: {}",
+        "600 rows need several requests under 70 KB: {}",
         adds.len()
     );
     assert!(adds.iter().all(|r| r.members <= meta::MAX_ROWS));

@@ -185,6 +185,8 @@ impl Caller {
                     self.note(audience, &e, Some(pause));
                     self.sleep(pause).await?;
                     record_wait(&self.name, pause);
+                    // The budget report that came with the throttle is waited out already.
+                    self.waited_for = self.dest.usage();
                 }
                 PushError::TokenExpired if !refreshed => refreshed = true,
                 PushError::TokenExpired => {

@@ -51,6 +51,8 @@ pub(super) struct Worker {
     pub(super) info_due: HashMap<String, Instant>,
     /// Lists whose snapshot (CSV) must be written even without a delta (after a replace).
     pub(super) snapshot_due: HashSet<String>,
+    /// (audience, customer) whose removal the network partly refused once already.
+    pub(super) removal_refused: HashSet<(String, Box<str>)>,
 }
 
 /// How often the network's description of a list is read when nothing else asks for it.
@@ -127,6 +129,7 @@ impl Worker {
             compare,
             info_due: HashMap::new(),
             snapshot_due: HashSet::new(),
+            removal_refused: HashSet::new(),
         })
     }
 
@@ -361,6 +364,28 @@ impl Worker {
         let Some(r) = self.inflight.finish(request_id) else {
             return;
         };
+        let retry_removal = applied
+            && r.op == Op::Remove
+            && !refused.is_empty()
+            && !r.superseded
+            && r.job.is_none()
+            && r.entries.iter().any(|(id, _)| {
+                !self
+                    .removal_refused
+                    .contains(&(r.audience.clone(), id.clone()))
+            });
+        if retry_removal {
+            // The network did not say which removal it refused: every member of the request
+            // stays confirmed and is removed again once; a second refusal is accepted (and
+            // counted) as final.
+            for (id, _) in &r.entries {
+                self.removal_refused
+                    .insert((r.audience.clone(), id.clone()));
+            }
+            tracing::warn!(destination = %self.spec.name, audience = %r.audience, request = %request_id, "removal partly refused; sending it again");
+            self.mark_dirty(r.entries.iter().map(|(id, _)| &**id));
+            return;
+        }
         if applied {
             // Refusals of an applied request explain a difference for good; a request that
             // was not applied is sent again, so its counts explain nothing.
@@ -410,6 +435,10 @@ impl Worker {
                 tracing::error!(error = %e, "confirmed ledger write failed");
             }
             if r.op == Op::Remove {
+                for (id, _) in &r.entries {
+                    self.removal_refused
+                        .remove(&(r.audience.clone(), id.clone()));
+                }
                 self.unconfirm_matching(&r.audience, &r.entries);
             }
         }
@@ -434,7 +463,18 @@ impl Worker {
     async fn refresh_info(&mut self) -> Result<(), Halt> {
         let lists = self.spec.lists.clone();
         for list in &lists {
-            if list.list_id.is_empty() && self.call.dest().has_list_ids() {
+            if (list.list_id.is_empty() && self.call.dest().has_list_ids())
+                || self.parked.contains(&list.audience)
+            {
+                continue;
+            }
+            // Nothing to describe before the daemon has put anything on the list.
+            let pushed = self.confirmed.len(&list.audience) > 0
+                || self
+                    .report
+                    .get(&list.audience)
+                    .is_some_and(|r| r.last_accepted_at.is_some());
+            if !pushed {
                 continue;
             }
             let due = self
@@ -461,6 +501,12 @@ impl Worker {
                         list.audience.clone(),
                         Instant::now() + Duration::from_secs(365 * 86_400),
                     );
+                    continue;
+                }
+                Err(Halt::Failed(e @ PushError::Permanent { .. })) => {
+                    // Shown, not parked: a list the network lets us fill but not read is
+                    // still kept in sync.
+                    self.record_error(&list.audience, &e);
                     continue;
                 }
                 Err(Halt::Failed(e)) | Err(Halt::Later(e)) => {

@@ -146,7 +146,13 @@ impl FakeGoogle {
     /// Panics on Meta-only faults: a test asking for one has a bug.
     pub fn inject(&self, fault: Fault) {
         assert!(
-            !matches!(fault, Fault::MetaThrottle { .. } | Fault::MetaError { .. }),
+            !matches!(
+                fault,
+                Fault::MetaThrottle { .. }
+                    | Fault::MetaError { .. }
+                    | Fault::MetaInvalidEntries { .. }
+                    | Fault::MetaMalformedToken
+            ),
             "FakeGoogle cannot inject the Meta-only fault {fault:?}"
         );
         self.state.journal.push_fault(fault);
@@ -248,7 +254,10 @@ impl FakeApi for GoogleState {
                     || path.ends_with(":removeAll")
             }
             Fault::PartialSuccess { .. } => path.ends_with(":ingest") || path.ends_with(":remove"),
-            Fault::MetaThrottle { .. } | Fault::MetaError { .. } => false,
+            Fault::MetaThrottle { .. }
+            | Fault::MetaError { .. }
+            | Fault::MetaInvalidEntries { .. }
+            | Fault::MetaMalformedToken => false,
             _ => true,
         }
     }
@@ -1780,8 +1789,8 @@ async fn get_user_list(
         state.authorize(&headers)?;
         state.check_login_account(&headers)?;
         state.take_quota("ManagementReadRequestsPerMinutePerProject")?;
-        let lists = state.lists.lock();
-        let Some(list) = lists.get(&list_id) else {
+        // Numeric ids exist from their first use (as for uploads); others are not found.
+        if !is_number(&list_id) {
             let (canonical, message) = canonical(StatusCode::NOT_FOUND);
             return Err(ApiError::rpc(
                 StatusCode::NOT_FOUND,
@@ -1789,8 +1798,13 @@ async fn get_user_list(
                 message,
                 vec![],
             ));
-        };
-        let size = list.len().to_string();
+        }
+        let size = state
+            .lists
+            .lock()
+            .get(&list_id)
+            .map_or(0, BTreeSet::len)
+            .to_string();
         Ok(json_response(
             StatusCode::OK,
             &json!({

@@ -15,34 +15,62 @@
 //!   value (EMAIL, PHONE, EXTERN_ID, MADID and their single-key forms): Meta matches people.
 //! - Hashed values must be 64 lowercase hex or `""`; rows with a bad value (or the SHA-256 of
 //!   the empty string, or no value at all) are counted in `num_invalid_entries` and skipped.
-//! - More than 10,000 rows, or a query plus body over 65,536 bytes, gets error 100.
+//!   `invalid_entry_samples` is a map (one of the two shapes the guide allows, §2.4) from the
+//!   entry as sent (its values joined with `,`) to the reason.
+//! - `/users` requires `session` as the guide marks it (§2.2): without it, code 194 naming the
+//!   parameter (the Users reference's error for a missing required parameter, §5.2).
+//! - More than 10,000 rows gets error 100 naming the maximum (§3). Meta documents no byte
+//!   limit; [`FakeMeta::set_max_body_bytes`] sets one, answered with HTTP 413 and no Graph
+//!   envelope: a body limit is enforced by the HTTP front end before the Graph layer parses
+//!   any parameter, and 413 is HTTP's answer for it (RFC 9110 §15.5.14).
+//! - One hourly budget for the whole fake (one ad account): every call counts, reads and
+//!   refused calls too, in a rolling hour; the default is 5,000 + 40 × audiences (§5.3, the
+//!   Custom Audience business-use-case limit at the default tier). Every response carries
+//!   `x-business-use-case-usage`, `x-ad-account-usage` and `x-app-usage` with the percentage
+//!   of that one budget used (the fake models no separate ad-account score or app budget);
+//!   past 100 % every call gets 80003/2446079 with `estimated_time_to_regain_access` in
+//!   minutes (§5.2, §5.4).
+//! - Replace (§3): `operation_status` is 414 while a session is open and 200 once it closed;
+//!   [`FakeMeta::fail_next_replace`] makes the next closing session fail (415, the audience
+//!   keeps its rows). A session still open when its window (90 minutes, settable) has passed
+//!   is closed with what it received, and a later batch of it gets 1870158.
+//! - Audience reads (§6) return the requested fields among `id`, `name`,
+//!   `approximate_count_lower_bound`/`_upper_bound` (the stored row count ± 2 %, rounded
+//!   towards it, like the docs' 4,900–5,100 example), `operation_status` and
+//!   `delivery_status` (300 below 100 rows, a third-party figure §3, else 200).
+//!   [`FakeMeta::flag_for_integrity`] sets 471, after which uploads get 100/1713230.
+//! - The token is accepted as the `access_token` parameter (query or body) or in an
+//!   `Authorization: Bearer|OAuth` header.
 //! - `Fault::Status(n)` answers HTTP n with code 1 (code 2 for 503, 10 for 403), transient.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use hmac::{KeyInit, Mac};
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 
 use super::{
     fault_layer, form_pairs, json_response, serve, truncated_json, FakeApi, Fault, FaultAction,
-    Journal, RecordedRequest, Server,
+    Injected, Journal, RecordedRequest, Server,
 };
 
 const VERSION: &str = "v26.0";
 const MAX_ROWS: usize = 10_000;
-const MAX_REQUEST_BYTES: usize = 65_536;
+/// §3: a replace session closes 90 minutes after its first batch.
 const REPLACE_WINDOW: Duration = Duration::from_secs(90 * 60);
+/// The rate-limit window (§5.3: calls per hour).
+const HOUR: Duration = Duration::from_secs(3600);
 /// The business-object id keyed in `x-business-use-case-usage`.
 const BUSINESS_ID: &str = "1234567890";
 const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -111,6 +139,11 @@ impl FakeMeta {
             audiences: Mutex::default(),
             user_sessions: Mutex::default(),
             next_id: AtomicU64::new(1),
+            hourly_budget: Mutex::new(None),
+            calls: Mutex::default(),
+            max_body_bytes: Mutex::new(None),
+            replace_window: Mutex::new(REPLACE_WINDOW),
+            fail_next_replace: AtomicBool::new(false),
         });
         let router = Router::new()
             .route("/{version}/{node}/users", post(users).delete(users))
@@ -121,6 +154,10 @@ impl FakeMeta {
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 fault_layer::<MetaState>,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                usage_layer,
             ))
             .with_state(state.clone());
         let server = serve(router).await;
@@ -162,7 +199,10 @@ impl FakeMeta {
         assert!(
             !matches!(
                 fault,
-                Fault::TooManyRequests { .. } | Fault::FieldViolation { .. } | Fault::RequestFailed
+                Fault::TooManyRequests { .. }
+                    | Fault::FieldViolation { .. }
+                    | Fault::RequestFailed
+                    | Fault::PartialSuccess { .. }
             ),
             "FakeMeta cannot inject the Google-only fault {fault:?}"
         );
@@ -177,6 +217,45 @@ impl FakeMeta {
             .entry(audience_id.to_owned())
             .or_default();
     }
+
+    /// Calls allowed in a rolling hour (default 5,000 + 40 × audiences, §5.3).
+    pub fn set_hourly_budget(&self, calls: usize) {
+        *self.state.hourly_budget.lock() = Some(calls);
+    }
+
+    /// Largest query plus body accepted, in bytes (`None`, the default: no limit); larger
+    /// requests get HTTP 413 and are not processed.
+    pub fn set_max_body_bytes(&self, limit: Option<usize>) {
+        *self.state.max_body_bytes.lock() = limit;
+    }
+
+    /// How long a replace session stays open after its first batch (default 90 minutes).
+    pub fn set_replace_window(&self, window: Duration) {
+        *self.state.replace_window.lock() = window;
+    }
+
+    /// The next replace session to close fails: `operation_status` 415, and the audience keeps
+    /// the rows it had before the session (§3, §6).
+    pub fn fail_next_replace(&self) {
+        self.state.fail_next_replace.store(true, Ordering::SeqCst);
+    }
+
+    /// Flags the audience for integrity (`operation_status` 471, §6): uploads then get
+    /// 100/1713230.
+    pub fn flag_for_integrity(&self, audience_id: &str) {
+        if let Some(audience) = self.state.audiences.lock().get_mut(audience_id) {
+            audience.flagged = true;
+        }
+    }
+
+    /// The audience's `operation_status` code as a read would report it.
+    pub fn operation_status(&self, audience_id: &str) -> Option<i64> {
+        let window = *self.state.replace_window.lock();
+        let mut audiences = self.state.audiences.lock();
+        let audience = audiences.get_mut(audience_id)?;
+        self.state.expire_replace(audience, window);
+        Some(audience.operation_status().0)
+    }
 }
 
 struct MetaState {
@@ -187,6 +266,13 @@ struct MetaState {
     /// Rows received per `/users` session id (`num_received` is cumulative).
     user_sessions: Mutex<HashMap<i64, usize>>,
     next_id: AtomicU64,
+    /// `None`: 5,000 + 40 × audiences.
+    hourly_budget: Mutex<Option<usize>>,
+    /// When each call of the last hour arrived, oldest first.
+    calls: Mutex<VecDeque<Instant>>,
+    max_body_bytes: Mutex<Option<usize>>,
+    replace_window: Mutex<Duration>,
+    fail_next_replace: AtomicBool,
 }
 
 #[derive(Default)]
@@ -194,7 +280,36 @@ struct Audience {
     schema: Option<Vec<String>>,
     rows: BTreeSet<String>,
     replace: Option<Replace>,
+    /// Replace sessions that received their last batch.
     finished_sessions: HashSet<i64>,
+    /// Replace sessions closed by their window.
+    timed_out_sessions: HashSet<i64>,
+    /// The last replace session failed (415) and no replace succeeded since.
+    replace_failed: bool,
+    /// Flagged for integrity (471).
+    flagged: bool,
+}
+
+impl Audience {
+    /// `operation_status` (§6): code and description (the descriptions other than "Normal"
+    /// are not documented word for word).
+    fn operation_status(&self) -> (i64, &'static str) {
+        if self.flagged {
+            (
+                471,
+                "This audience was flagged for integrity review; uploads are blocked",
+            )
+        } else if self.replace.is_some() {
+            (414, "Replace in progress")
+        } else if self.replace_failed {
+            (
+                415,
+                "Replace failed; the audience keeps its previous members",
+            )
+        } else {
+            (200, "Normal")
+        }
+    }
 }
 
 /// A replace session in progress.
@@ -211,11 +326,17 @@ impl FakeApi for MetaState {
         &self.journal
     }
 
-    fn fault_applies(&self, fault: &Fault, _method: &Method, _path: &str) -> bool {
-        !matches!(
-            fault,
-            Fault::TooManyRequests { .. } | Fault::FieldViolation { .. } | Fault::RequestFailed
-        )
+    fn fault_applies(&self, fault: &Fault, _method: &Method, path: &str) -> bool {
+        match fault {
+            Fault::TooManyRequests { .. }
+            | Fault::FieldViolation { .. }
+            | Fault::RequestFailed
+            | Fault::PartialSuccess { .. } => false,
+            Fault::MetaInvalidEntries { .. } => {
+                path.ends_with("/users") || path.ends_with("/usersreplace")
+            }
+            _ => true,
+        }
     }
 
     fn fault_action(&self, fault: &Fault, _parts: &Parts) -> FaultAction {
@@ -249,6 +370,10 @@ impl FakeApi for MetaState {
             }
             Fault::MalformedJson => {
                 return FaultAction::Respond(truncated_json("{\"audience_id\":\"2385"))
+            }
+            // Handled where the parameters are read (`prelude`, `payload`).
+            Fault::MetaInvalidEntries { .. } | Fault::MetaMalformedToken => {
+                return FaultAction::Pass
             }
             Fault::ExpireToken => MetaError::new(
                 190,
@@ -287,6 +412,8 @@ struct ErrorData {
     user_title: Option<&'static str>,
     user_msg: Option<&'static str>,
     headers: Vec<(HeaderName, String)>,
+    /// A plain-text body instead of the Graph envelope (a front end's answer).
+    plain: Option<&'static str>,
 }
 
 impl std::ops::Deref for MetaError {
@@ -314,6 +441,7 @@ impl MetaError {
             user_title: None,
             user_msg: None,
             headers: vec![],
+            plain: None,
         }))
     }
 
@@ -349,6 +477,15 @@ impl MetaError {
 
     fn into_response(self) -> Response {
         let data = *self.0;
+        if let Some(text) = data.plain {
+            let mut response = Response::new(axum::body::Body::from(text));
+            *response.status_mut() = data.status;
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            return response;
+        }
         let mut error = Map::new();
         error.insert("message".into(), data.message.into());
         error.insert("type".into(), data.kind.into());
@@ -438,8 +575,8 @@ fn throttle(code: i64, regain_minutes: u64) -> MetaError {
     error
 }
 
-/// `x-business-use-case-usage`: custom_audience usage for 80003 (and successes), else
-/// ads_management with its access tier.
+/// `x-business-use-case-usage` (§5.4): custom_audience usage for 80003 and every other
+/// answer (`code` 0), else ads_management with its access tier.
 fn usage_header(code: i64, percent: u64, regain_minutes: u64) -> String {
     let mut usage = json!({"type": "custom_audience", "call_count": percent, "total_cputime": percent / 4,
                            "total_time": percent / 3, "estimated_time_to_regain_access": regain_minutes});
@@ -555,6 +692,7 @@ impl MetaState {
         uri: &Uri,
         headers: &HeaderMap,
         body: &[u8],
+        injected: Option<&Fault>,
     ) -> Result<Params, MetaError> {
         let valid_version = version
             .strip_prefix('v')
@@ -566,13 +704,32 @@ impl MetaState {
             return Err(unknown_path_error(uri.path()));
         }
         let size = body.len() + uri.query().map_or(0, str::len);
-        if size > MAX_REQUEST_BYTES {
-            return Err(MetaError::invalid(format!(
-                "Request too large: {size} bytes; keep requests under {MAX_REQUEST_BYTES} bytes"
-            )));
+        if self.max_body_bytes.lock().is_some_and(|limit| size > limit) {
+            let mut error = MetaError::new(0, None, String::new());
+            error.status = StatusCode::PAYLOAD_TOO_LARGE;
+            error.plain = Some("Request Entity Too Large");
+            return Err(error);
         }
         let params = params(uri, headers, body)?;
-        match string_param(&params, "access_token") {
+        // Graph API calls take the token as a parameter or in an `Authorization` header.
+        let header_token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("OAuth "))
+            })
+            .map(str::trim);
+        let token = string_param(&params, "access_token").or(header_token);
+        if let (Some(Fault::MetaMalformedToken), Some(token)) = (injected, token) {
+            // The Graph API echoes a token it cannot parse (react-native-fbsdk#220, 190).
+            return Err(MetaError::new(
+                190,
+                None,
+                format!("Malformed access token {token}"),
+            ));
+        }
+        match token {
             Some(token) if token == self.access_token => {}
             Some(_) => {
                 return Err(MetaError::new(190, None, message(190, None)));
@@ -590,7 +747,7 @@ impl MetaState {
                     "API calls from the server require an appsecret_proof argument",
                 ),
                 Some(proof) if proof == appsecret_proof(secret, &self.access_token) => {
-                    return Ok(params)
+                    return self.within_budget().map(|()| params)
                 }
                 Some(_) => {
                     MetaError::invalid("Invalid appsecret_proof provided in the API argument")
@@ -600,8 +757,108 @@ impl MetaState {
             error.kind = "GraphMethodException";
             return Err(error);
         }
-        Ok(params)
+        self.within_budget().map(|()| params)
     }
+
+    /// Calls allowed in a rolling hour.
+    fn budget(&self) -> usize {
+        self.hourly_budget
+            .lock()
+            .unwrap_or_else(|| 5_000 + 40 * self.audiences.lock().len())
+            .max(1)
+    }
+
+    /// Counts a call (every call, §5.3) and drops those older than an hour.
+    fn count_call(&self) {
+        let now = Instant::now();
+        let mut calls = self.calls.lock();
+        while calls
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= HOUR)
+        {
+            calls.pop_front();
+        }
+        calls.push_back(now);
+    }
+
+    /// (percentage of the budget used, 0–100; minutes until a call fits again, 0 when one
+    /// does; seconds until the oldest counted call leaves the window).
+    fn usage(&self) -> (u64, u64, u64) {
+        let budget = self.budget();
+        let now = Instant::now();
+        let calls = self.calls.lock();
+        let in_window: Vec<Instant> = calls
+            .iter()
+            .copied()
+            .filter(|t| now.duration_since(*t) < HOUR)
+            .collect();
+        let used = in_window.len();
+        let percent = (used * 100 / budget).min(100) as u64;
+        let left_in = |t: Instant| HOUR.saturating_sub(now.duration_since(t));
+        let reset = in_window.first().map_or(0, |t| left_in(*t).as_secs());
+        // Over budget: the next call fits once `used - budget + 1` calls left the window.
+        let regain = if used > budget {
+            in_window
+                .get(used - budget)
+                .map_or(0, |t| left_in(*t).as_secs().div_ceil(60).max(1))
+        } else {
+            0
+        };
+        (percent, regain, reset)
+    }
+
+    /// 80003/2446079 once the hour's calls exceed the budget (§5.2).
+    fn within_budget(&self) -> Result<(), MetaError> {
+        let used = {
+            let now = Instant::now();
+            let calls = self.calls.lock();
+            calls
+                .iter()
+                .filter(|t| now.duration_since(**t) < HOUR)
+                .count()
+        };
+        if used <= self.budget() {
+            return Ok(());
+        }
+        let (_, regain, _) = self.usage();
+        Err(throttle(80003, regain))
+    }
+}
+
+/// Counts every call against the hourly budget and puts the usage headers (§5.4) on every
+/// answer that does not carry its own.
+async fn usage_layer(
+    State(state): State<Arc<MetaState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    state.count_call();
+    let mut response = next.run(request).await;
+    let (percent, regain, reset) = state.usage();
+    let headers = response.headers_mut();
+    let values = [
+        (
+            "x-business-use-case-usage",
+            usage_header(0, percent, regain),
+        ),
+        (
+            "x-ad-account-usage",
+            json!({"acc_id_util_pct": percent, "reset_time_duration": reset,
+                   "ads_api_access_tier": "development_access"})
+            .to_string(),
+        ),
+        (
+            "x-app-usage",
+            json!({"call_count": percent, "total_time": percent / 3, "total_cputime": percent / 4})
+                .to_string(),
+        ),
+    ];
+    for (name, value) in values {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.entry(name).or_insert(value);
+        }
+    }
+    response
 }
 
 /// Lowercase hex HMAC-SHA256 of the access token keyed by the app secret.
@@ -643,7 +900,9 @@ struct Payload {
     samples: Map<String, Value>,
 }
 
-fn payload(params: &Params) -> Result<Payload, MetaError> {
+/// The `payload` parameter; with `forced_invalid`, its last that many rows count as invalid
+/// entries (`Fault::MetaInvalidEntries`).
+fn payload(params: &Params, forced_invalid: usize) -> Result<Payload, MetaError> {
     let Some(payload) = json_param(params, "payload")? else {
         return Err(MetaError::invalid("The parameter payload is required"));
     };
@@ -671,10 +930,11 @@ fn payload(params: &Params) -> Result<Payload, MetaError> {
     };
     if data.len() > MAX_ROWS {
         return Err(MetaError::invalid(format!(
-            "payload.data has {} rows; at most {MAX_ROWS} users can be sent in one request",
+            "payload.data has {} rows, more than the maximum of {MAX_ROWS} users per request",
             data.len()
         )));
     }
+    let forced_from = data.len().saturating_sub(forced_invalid);
     let mut out = Payload {
         schema,
         multi_key,
@@ -700,12 +960,25 @@ fn payload(params: &Params) -> Result<Payload, MetaError> {
                 out.schema.len()
             )));
         }
-        match row_text(&out.schema, &values) {
+        let verdict = match row_text(&out.schema, &values) {
+            Ok(_) if index >= forced_from => Err("Invalid entry: it could not be used".into()),
+            verdict => verdict,
+        };
+        match verdict {
             Ok(text) => out.rows.push(text),
             Err(reason) => {
                 out.invalid += 1;
+                // "Up to 100 samples of invalid entries found in the current request" (§2.4).
                 if out.samples.len() < 100 {
-                    out.samples.insert(index.to_string(), reason.into());
+                    let entry = values
+                        .iter()
+                        .map(|v| match v {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    out.samples.insert(entry, reason.into());
                 }
             }
         }
@@ -869,58 +1142,138 @@ fn success(audience_id: &str, session_id: i64, received: usize, payload: &Payloa
             "invalid_entry_samples": payload.samples,
         }),
     );
-    let headers = response.headers_mut();
-    headers.insert("facebook-api-version", HeaderValue::from_static(VERSION));
-    if let Ok(usage) = HeaderValue::from_str(&usage_header(0, 1, 0)) {
-        headers.insert("x-business-use-case-usage", usage);
-    }
     response
+        .headers_mut()
+        .insert("facebook-api-version", HeaderValue::from_static(VERSION));
+    response
+}
+
+/// The fault the middleware handed on, if any.
+type Injection = Option<Extension<Injected>>;
+
+fn injected(injection: &Injection) -> Option<&Fault> {
+    injection.as_ref().map(|Extension(Injected(fault))| fault)
+}
+
+/// Rows a `Fault::MetaInvalidEntries` marks invalid.
+fn forced_invalid(fault: Option<&Fault>) -> usize {
+    match fault {
+        Some(Fault::MetaInvalidEntries { count }) => *count,
+        _ => 0,
+    }
 }
 
 async fn users(
     State(state): State<Arc<MetaState>>,
     Path((version, node)): Path<(String, String)>,
+    injection: Injection,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let request = Incoming {
+        version: &version,
+        node: &node,
+        uri: &uri,
+        headers: &headers,
+        body: &body,
+        fault: injected(&injection),
+    };
     state
-        .users(&version, &node, &method, &uri, &headers, &body)
+        .users(&request, &method)
         .unwrap_or_else(MetaError::into_response)
 }
 
 async fn users_replace(
     State(state): State<Arc<MetaState>>,
     Path((version, node)): Path<(String, String)>,
+    injection: Injection,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let request = Incoming {
+        version: &version,
+        node: &node,
+        uri: &uri,
+        headers: &headers,
+        body: &body,
+        fault: injected(&injection),
+    };
     state
-        .replace(&version, &node, &uri, &headers, &body)
+        .replace(&request)
         .unwrap_or_else(MetaError::into_response)
 }
 
+/// One request to an audience edge, as the handlers received it.
+struct Incoming<'a> {
+    version: &'a str,
+    node: &'a str,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+    fault: Option<&'a Fault>,
+}
+
 impl MetaState {
-    fn users(
-        &self,
-        version: &str,
-        node: &str,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<Response, MetaError> {
-        let params = self.prelude(version, uri, headers, body)?;
+    fn prelude_for(&self, r: &Incoming) -> Result<Params, MetaError> {
+        self.prelude(r.version, r.uri, r.headers, r.body, r.fault)
+    }
+
+    /// Closes a replace session whose window has passed (§2.2: "we automatically terminate
+    /// the session 90 minutes after we receive your first batch").
+    fn expire_replace(&self, audience: &mut Audience, window: Duration) {
+        let expired = audience
+            .replace
+            .as_ref()
+            .is_some_and(|r| r.started.elapsed() > window);
+        if expired {
+            if let Some(id) = self.finish_replace(audience) {
+                audience.timed_out_sessions.insert(id);
+            }
+        }
+    }
+
+    /// Ends the replace session: the audience becomes exactly the session's rows, unless
+    /// [`FakeMeta::fail_next_replace`] asked for a failure (415: the audience keeps its rows).
+    /// Returns the session's id.
+    fn finish_replace(&self, audience: &mut Audience) -> Option<i64> {
+        let replace = audience.replace.take()?;
+        if self.fail_next_replace.swap(false, Ordering::SeqCst) {
+            audience.replace_failed = true;
+        } else {
+            audience.rows = replace.rows;
+            audience.schema = Some(replace.schema);
+            audience.replace_failed = false;
+        }
+        audience.finished_sessions.insert(replace.session_id);
+        Some(replace.session_id)
+    }
+
+    fn users(&self, r: &Incoming, method: &Method) -> Result<Response, MetaError> {
+        let params = self.prelude_for(r)?;
+        let node = r.node;
         let remove = method == Method::DELETE
             || string_param(&params, "method").is_some_and(|m| m.eq_ignore_ascii_case("DELETE"));
+        let window = *self.replace_window.lock();
         let mut audiences = self.audiences.lock();
         let audience = audiences
             .get_mut(node)
             .ok_or_else(|| unsupported_post(node))?;
-        let payload = payload(&params)?;
-        let session = session(&params)?;
+        self.expire_replace(audience, window);
+        let payload = payload(&params, forced_invalid(r.fault))?;
+        // §2.2: the guide marks `session` Required for `/users`.
+        let Some(session) = session(&params)? else {
+            return Err(MetaError::new(
+                194,
+                None,
+                "(#194) Missing at least one required parameter: session".into(),
+            ));
+        };
+        if audience.flagged {
+            return Err(flagged());
+        }
         if audience.replace.is_some() {
             return Err(MetaError::audience(
                 Some(1870145),
@@ -940,27 +1293,19 @@ impl MetaState {
                 reorder(&payload, &schema).ok_or_else(|| schema_mismatch(&schema, &payload))?;
             audience.rows.extend(rows);
         }
-        let (session_id, received) = match session {
-            Some(session) => {
-                let mut sessions = self.user_sessions.lock();
-                let total = sessions.entry(session.id).or_default();
-                *total += payload.received;
-                (session.id, *total)
-            }
-            None => (self.new_session_id(), payload.received),
+        let received = {
+            let mut sessions = self.user_sessions.lock();
+            let total = sessions.entry(session.id).or_default();
+            *total += payload.received;
+            *total
         };
-        Ok(success(node, session_id, received, &payload))
+        Ok(success(node, session.id, received, &payload))
     }
 
-    fn replace(
-        &self,
-        version: &str,
-        node: &str,
-        uri: &Uri,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<Response, MetaError> {
-        let params = self.prelude(version, uri, headers, body)?;
+    fn replace(&self, r: &Incoming) -> Result<Response, MetaError> {
+        let params = self.prelude_for(r)?;
+        let node = r.node;
+        let window = *self.replace_window.lock();
         let mut audiences = self.audiences.lock();
         let audience = audiences
             .get_mut(node)
@@ -968,27 +1313,35 @@ impl MetaState {
         let Some(session) = session(&params)? else {
             return Err(MetaError::invalid("The parameter session is required"));
         };
-        let payload = payload(&params)?;
+        let payload = payload(&params, forced_invalid(r.fault))?;
+        if audience.flagged {
+            return Err(flagged());
+        }
+        let timed_out = audience
+            .replace
+            .as_ref()
+            .is_some_and(|r| r.session_id == session.id && r.started.elapsed() > window);
+        self.expire_replace(audience, window);
+        if timed_out || audience.timed_out_sessions.contains(&session.id) {
+            // §3: "the audience is replaced with what was uploaded so far".
+            return Err(MetaError::audience(
+                Some(1870158),
+                "the replace session timed out.",
+            ));
+        }
         if audience.finished_sessions.contains(&session.id) {
             return Err(MetaError::audience(
                 Some(1870159),
                 "the replace session has already finished.",
             ));
         }
-        let active = audience.replace.as_ref().map(|r| (r.session_id, r.started));
+        let active = audience.replace.as_ref().map(|r| r.session_id);
         match active {
-            Some((id, _)) if id != session.id => {
+            Some(id) if id != session.id => {
                 return Err(MetaError::audience(
                     Some(1870145),
                     "a replace operation is already in progress for this audience.",
                 ))
-            }
-            Some((_, started)) if started.elapsed() > REPLACE_WINDOW => {
-                finish_replace(audience);
-                return Err(MetaError::audience(
-                    Some(1870158),
-                    "the replace session timed out.",
-                ));
             }
             Some(_) => {}
             None if session.batch_seq != 1 => {
@@ -1028,24 +1381,17 @@ impl MetaState {
         replace.received += payload.received;
         let received = replace.received;
         if session.last {
-            finish_replace(audience);
+            self.finish_replace(audience);
         }
         Ok(success(node, session.id, received, &payload))
     }
-
-    fn new_session_id(&self) -> i64 {
-        let n = self.next_id.fetch_add(1, Ordering::SeqCst);
-        7_000_000_000_000_000 + i64::try_from(n).unwrap_or(0)
-    }
 }
 
-/// Ends the replace session: the audience becomes exactly the session's rows.
-fn finish_replace(audience: &mut Audience) {
-    if let Some(replace) = audience.replace.take() {
-        audience.rows = replace.rows;
-        audience.schema = Some(replace.schema);
-        audience.finished_sessions.insert(replace.session_id);
-    }
+/// §2.4 (Users/Usersreplace reference): uploads to an audience flagged 471.
+fn flagged() -> MetaError {
+    let mut error = MetaError::new(100, Some(1713230), "Invalid parameter".into());
+    error.user_text(Some(1713230));
+    error
 }
 
 fn remove_rows(rows: &mut BTreeSet<String>, schema: &[String], payload: &Payload) {
@@ -1066,12 +1412,13 @@ fn remove_rows(rows: &mut BTreeSet<String>, schema: &[String], payload: &Payload
 async fn create(
     State(state): State<Arc<MetaState>>,
     Path((version, node)): Path<(String, String)>,
+    injection: Injection,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let result = (|| {
-        let params = state.prelude(&version, &uri, &headers, &body)?;
+        let params = state.prelude(&version, &uri, &headers, &body, injected(&injection))?;
         if !node.starts_with("act_") {
             return Err(unsupported_post(&node));
         }
@@ -1092,25 +1439,54 @@ async fn create(
     result.unwrap_or_else(MetaError::into_response)
 }
 
-/// `GET /{audience_id}?fields=…`: the audience's id and `operation_status` (what a client
-/// reads to check credentials and the id without changing anything).
+/// `GET /{audience_id}?fields=…` (§6): the requested fields (`id` alone when none are named);
+/// an unknown field gets 100 like the Graph API.
 async fn read_audience(
     State(state): State<Arc<MetaState>>,
     Path((version, node)): Path<(String, String)>,
+    injection: Injection,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
     let result = (|| {
-        state.prelude(&version, &uri, &headers, &[])?;
-        if !state.audiences.lock().contains_key(&node) {
+        let params = state.prelude(&version, &uri, &headers, &[], injected(&injection))?;
+        let window = *state.replace_window.lock();
+        let mut audiences = state.audiences.lock();
+        let Some(audience) = audiences.get_mut(&node) else {
             let mut error = unsupported_post(&node);
             error.message = error.message.replace("Unsupported post", "Unsupported get");
             return Err(error);
+        };
+        state.expire_replace(audience, window);
+        let fields = string_param(&params, "fields").unwrap_or("id");
+        let mut out = Map::new();
+        out.insert("id".into(), node.clone().into());
+        let n = audience.rows.len() as u64;
+        for field in fields.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+            let value = match field {
+                "id" => continue,
+                "name" => json!(format!("audience {node}")),
+                // ± 2 %, like the reference's 4,900–5,100 example (§6).
+                "approximate_count_lower_bound" => json!(n - n / 50),
+                "approximate_count_upper_bound" => json!(n + n / 50),
+                "operation_status" => {
+                    let (code, description) = audience.operation_status();
+                    json!({"code": code, "description": description})
+                }
+                "delivery_status" if n < 100 => json!({"code": 300,
+                    "description": "This audience is too small to be used."}),
+                "delivery_status" => {
+                    json!({"code": 200, "description": "This audience is ready for use."})
+                }
+                other => {
+                    return Err(MetaError::invalid(format!(
+                        "Tried accessing nonexisting field ({other}) on node type (CustomAudience)"
+                    )));
+                }
+            };
+            out.insert(field.into(), value);
         }
-        Ok(json_response(
-            StatusCode::OK,
-            &json!({"id": node, "operation_status": {"code": 200, "description": "Normal"}}),
-        ))
+        Ok(json_response(StatusCode::OK, &Value::Object(out)))
     })();
     result.unwrap_or_else(MetaError::into_response)
 }

@@ -14,6 +14,8 @@
 //! - `Reset` closes the TCP connection without writing a response (recorded with status 0).
 //! - `Pass` processes the request normally: queued before another fault it aims that fault at
 //!   a later request. `SlowBody` processes the request and then dribbles the response body.
+//! - Meta: `MetaMalformedToken` answers with an error (not processed); `MetaInvalidEntries`
+//!   processes the request except its last rows.
 // Each test crate uses only part of the fakes.
 #![allow(dead_code)]
 
@@ -83,6 +85,13 @@ pub enum Fault {
     /// and its status reads `PARTIAL_SUCCESS` (`FAILED` if that is all of them) with
     /// `errorInfo.errorCounts` `{recordCount: refuse, reason}`.
     PartialSuccess { refuse: usize, reason: String },
+    // Meta
+    /// Meta `/users` or `/usersreplace`: the request's last `count` rows are reported invalid
+    /// (`num_invalid_entries`, `invalid_entry_samples`) and not stored; the rest is processed.
+    MetaInvalidEntries { count: usize },
+    /// Meta: HTTP 400 190 "Malformed access token <the token received>", as the Graph API
+    /// answers a token it cannot parse (not processed).
+    MetaMalformedToken,
 }
 
 /// One request as the fake saw it, so tests can assert on pacing, retries and batching.

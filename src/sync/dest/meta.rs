@@ -1,27 +1,54 @@
 //! `meta`: Marketing API Custom Audiences (`../shared/adnet/meta.md`).
 //!
 //! Adds are `POST /{audience_id}/users`, removals the same with `method=DELETE` in the form
-//! body (a DELETE with a large query string breaks), a full resync is a `/usersreplace` session.
-//! One multi-key schema for every request, values SHA-256 hex, a missing value `""`. Requests
-//! stay under 10,000 rows and ~60 KB. Meta signals throttling as HTTP 400: errors are classified
-//! by `error.code`, and the wait comes from `x-business-use-case-usage`.
+//! body (a DELETE with a large query string breaks, §1.1), a full resync is a `/usersreplace`
+//! session (§2.6, §3). One multi-key schema for every request, values SHA-256 hex, a missing
+//! value `""` (§2.1). Requests carry up to Meta's documented 10,000 rows (§3); a request the
+//! network finds too large is reported as [`PushError::TooLarge`] so the engine can shrink.
+//!
+//! Every answer is final (§2.4): what Meta received, and which rows it found invalid. Meta
+//! signals throttling as HTTP 400, so errors are classified by `error.code`/`error_subcode`
+//! (§5.1–5.2), and the budget headers are read on every answer (§5.4) for
+//! [`Destination::usage`].
+//!
+//! Credentials never travel in a URL, where every HTTP error and proxy log would show them:
+//! `access_token` and `appsecret_proof` go in the form body of every POST (the guide's own
+//! examples send them as form fields, §1.3); reads send the token in an `Authorization:
+//! Bearer` header (how Meta's WhatsApp Cloud API docs call graph.facebook.com; the Marketing
+//! API pages only show the parameter) and only the proof, a keyed hash worthless without the
+//! token, in the query. Error text from the network is scrubbed of the token, the app secret
+//! and the proof before it reaches any error (the Graph API echoes a malformed token in its
+//! 190 message).
 
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
 use parking_lot::Mutex;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use serde_json::{json, Value};
 
-use super::{Accepted, Batch, Destination, ListRef, PushError, ReplaceStart};
+use super::{
+    Accepted, Batch, Destination, ListInfo, ListRef, PushError, Refused, ReplaceStart, Usage,
+};
 use crate::ingest::identity::{hex_lower, meta_country, meta_postal, sha256};
 use crate::sync::member::RemoteMember;
 
-/// Most rows per request.
+/// Most rows per request (`adnet/meta.md` §3: "10,000 records per request").
 pub const MAX_ROWS: usize = 10_000;
-/// Largest request body we send (Meta's observed limit is ~65 KB).
-pub const MAX_BODY_BYTES: usize = 60_000;
-/// The schema every audience uses, so an audience never sees two schemas (error 2650).
+/// The schema every audience uses, so an audience never sees two schemas (error 2650, §2.1).
 pub const SCHEMA: [&str; 6] = ["EMAIL", "PHONE", "FN", "LN", "ZIP", "COUNTRY"];
+/// Parameter bytes from which a connection broken while sending counts as a request too large
+/// rather than a passing failure: large bodies are what breaks (a 10,000-row DELETE, §1.1
+/// S20), and ~65 KB is where a third party found requests start to fail (§1.1 S17).
+const LARGE_BODY_BYTES: usize = 64 * 1024;
+/// Sessions whose cumulative `num_received` is remembered (one per push in flight; pushes
+/// that end without their last batch are forgotten oldest first).
+const SESSIONS_KEPT: usize = 64;
+/// What a refused row is counted under when Meta gives no reason.
+const INVALID_ENTRY: &str = "invalid entry";
+/// Stands in for a credential in any text from the network.
+const REDACTED: &str = "[redacted]";
 
 /// Settings of one Meta destination.
 #[derive(Debug, Clone)]
@@ -45,6 +72,11 @@ pub struct MetaDestination {
     s: MetaSettings,
     token: Mutex<String>,
     http: reqwest::Client,
+    /// Budget use from the latest answer that carried usage headers.
+    usage: Mutex<Option<Usage>>,
+    /// `num_received` seen so far per session id: Meta counts per session (§2.4), the engine
+    /// wants each request's own count.
+    sessions: Mutex<VecDeque<(u64, u64)>>,
 }
 
 /// One member as a row in [`SCHEMA`] order.
@@ -68,25 +100,8 @@ pub fn row(m: &RemoteMember) -> [String; 6] {
     ]
 }
 
-/// Bytes one row adds to a form-encoded payload. Every value is 64 hex characters or empty,
-/// so the size follows from which identifiers are present, without hashing anything.
-fn row_bytes(m: &RemoteMember) -> usize {
-    let present = [
-        m.email.is_some(),
-        m.phone.is_some(),
-        m.first_name.is_some(),
-        m.last_name.is_some(),
-        m.postal_code.is_some(),
-        m.country.is_some(),
-    ];
-    // Each value: its text plus "%22" twice, plus "%2C" between: percent-encoding triples
-    // punctuation. A row is wrapped in %5B ... %5D and followed by %2C.
-    present
-        .iter()
-        .map(|&p| if p { 64 } else { 0 } + 6 + 3)
-        .sum::<usize>()
-        + 9
-}
+/// A request's form parameters, without credentials.
+type Form = Vec<(String, String)>;
 
 impl MetaDestination {
     /// A client; no request is made until the first push.
@@ -96,22 +111,35 @@ impl MetaDestination {
             token: Mutex::new(s.access_token.clone()),
             s,
             http,
+            usage: Mutex::new(None),
+            sessions: Mutex::new(VecDeque::new()),
         })
     }
 
-    fn auth_params(&self) -> Vec<(String, String)> {
+    /// `appsecret_proof` for the current token (§1.2), when an app secret is configured.
+    fn proof(&self, token: &str) -> Option<String> {
+        let secret = self.s.app_secret.as_ref()?;
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).ok()?;
+        mac.update(token.as_bytes());
+        Some(hex::encode(mac.finalize().into_bytes()))
+    }
+
+    /// `text` with every credential this client holds replaced.
+    fn redact(&self, text: &str) -> String {
         let token = self.token.lock().clone();
-        let mut p = vec![("access_token".to_string(), token.clone())];
-        if let Some(secret) = &self.s.app_secret {
-            if let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) {
-                mac.update(token.as_bytes());
-                p.push((
-                    "appsecret_proof".into(),
-                    hex::encode(mac.finalize().into_bytes()),
-                ));
+        let mut out = text.to_string();
+        let secrets = [
+            Some(token.clone()),
+            Some(self.s.access_token.clone()),
+            self.s.app_secret.clone(),
+            self.proof(&token),
+        ];
+        for secret in secrets.into_iter().flatten() {
+            if !secret.is_empty() {
+                out = out.replace(&secret, REDACTED);
             }
         }
-        p
+        out
     }
 
     fn payload(members: &[RemoteMember]) -> String {
@@ -119,35 +147,87 @@ impl MetaDestination {
         json!({"schema": SCHEMA, "is_raw": true, "data": data}).to_string()
     }
 
+    /// The `session` parameter (§2.2) for one batch.
+    fn session(batch: Batch) -> String {
+        json!({"session_id": batch.session_id, "batch_seq": batch.seq,
+               "last_batch_flag": batch.last, "estimated_num_total": batch.estimated_total})
+        .to_string()
+    }
+
     /// Posts a form; after a 190 it re-reads the token file once (rotated credentials) and
     /// sends again, for every call alike.
-    async fn send(&self, path: &str, form: Vec<(String, String)>) -> Result<Value, PushError> {
+    async fn send(&self, path: &str, form: Form) -> Result<Value, PushError> {
         match self.send_once(path, form.clone()).await {
             Err(PushError::TokenExpired) if self.reload_token() => self.send_once(path, form).await,
             r => r,
         }
     }
 
-    async fn send_once(
-        &self,
-        path: &str,
-        mut form: Vec<(String, String)>,
-    ) -> Result<Value, PushError> {
-        form.extend(self.auth_params());
-        let resp = self
+    async fn send_once(&self, path: &str, mut form: Form) -> Result<Value, PushError> {
+        let size: usize = form.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+        let token = self.token.lock().clone();
+        if let Some(proof) = self.proof(&token) {
+            form.push(("appsecret_proof".into(), proof));
+        }
+        form.push(("access_token".into(), token));
+        let request = self
             .http
             .post(format!("{}/{path}", self.s.api_base))
-            .form(&form)
-            .send()
-            .await
-            .map_err(super::transport_error)?;
+            .form(&form);
+        self.exchange(request, size).await
+    }
+
+    /// Reads a node's fields with the token in a header, re-reading the token file once after
+    /// a 190 like [`Self::send`].
+    async fn read(&self, node: &str, fields: &str) -> Result<Value, PushError> {
+        match self.read_once(node, fields).await {
+            Err(PushError::TokenExpired) if self.reload_token() => {
+                self.read_once(node, fields).await
+            }
+            r => r,
+        }
+    }
+
+    async fn read_once(&self, node: &str, fields: &str) -> Result<Value, PushError> {
+        let token = self.token.lock().clone();
+        let mut query = vec![("fields", fields.to_string())];
+        if let Some(proof) = self.proof(&token) {
+            query.push(("appsecret_proof", proof));
+        }
+        let mut auth = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            PushError::Permanent {
+                reason: "the Meta access token holds characters an HTTP header cannot carry".into(),
+                advice: "check the access token file (one line, the token only)".into(),
+            }
+        })?;
+        auth.set_sensitive(true);
+        let request = self
+            .http
+            .get(format!("{}/{node}", self.s.api_base))
+            .query(&query)
+            .header(AUTHORIZATION, auth);
+        self.exchange(request, 0).await
+    }
+
+    /// Sends a request and reads its answer: usage headers on every answer, success or not;
+    /// the error envelope classified; every failure free of URLs and credentials.
+    async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+        size: usize,
+    ) -> Result<Value, PushError> {
+        let resp = request.send().await.map_err(|e| send_error(e, size))?;
         let status = resp.status();
-        let usage_wait = resp
-            .headers()
-            .get("x-business-use-case-usage")
-            .and_then(|v| v.to_str().ok())
-            .and_then(regain_wait);
+        let headers = resp.headers().clone();
+        if let Some(usage) = usage(&headers) {
+            *self.usage.lock() = Some(usage);
+        }
         let text = resp.text().await.map_err(super::transport_error)?;
+        // A front end refusing the body answers before the Graph layer, with or without an
+        // error envelope.
+        if status == reqwest::StatusCode::PAYLOAD_TOO_LARGE {
+            return Err(PushError::TooLarge);
+        }
         let body: Value = match serde_json::from_str(&text) {
             Ok(v) => v,
             Err(_) => {
@@ -159,25 +239,38 @@ impl MetaDestination {
         if body.get("error").is_none() && status.is_success() {
             return Ok(body);
         }
-        Err(self.classify(status.as_u16(), &body["error"], usage_wait))
+        Err(self.classify(status.as_u16(), &body["error"], throttle_wait(&headers)))
     }
 
-    fn classify(&self, status: u16, err: &Value, usage_wait: Option<Duration>) -> PushError {
+    fn classify(&self, status: u16, err: &Value, wait: Option<Duration>) -> PushError {
+        if status == 413 {
+            return PushError::TooLarge;
+        }
         let code = err["code"].as_i64().unwrap_or(0);
         let sub = err["error_subcode"].as_i64().unwrap_or(0);
-        let msg = err["message"].as_str().unwrap_or("");
+        let msg = self.redact(err["message"].as_str().unwrap_or(""));
         let reason = format!("HTTP {status} code {code}/{sub}: {msg}");
         let permanent = |advice: &str| PushError::Permanent {
             reason: reason.clone(),
             advice: advice.into(),
         };
+        // §5.2: the codes that matter and what a client does about each.
         match code {
             80003 | 80000 | 80004 | 80014 | 17 | 4 | 32 | 613 => PushError::Throttled {
                 reason,
-                wait: usage_wait,
+                wait,
                 daily: false,
             },
             190 => PushError::TokenExpired,
+            // §6 flagging: operation_status 471 blocks uploads until a person appeals.
+            100 if sub == 1713230 => permanent(
+                "Meta flagged the audience for integrity (operation_status 471): appeal the \
+                 restriction in Audience Manager, or create a new audience and name it in the config",
+            ),
+            // 105 "too many parameters" (§5.2), or an invalid-parameter error naming the
+            // request's size.
+            105 => PushError::TooLarge,
+            100 if names_size(&msg) => PushError::TooLarge,
             200 if sub == 1870047 => permanent(
                 "Meta refuses removals that would make the audience too small; grow it or delete it, then resync",
             ),
@@ -185,21 +278,71 @@ impl MetaDestination {
                 "accept the Custom Audience terms of service for the ad account (Business Manager > Audiences)",
             ),
             10 | 200..=299 => permanent("give the system user access to the ad account and audience"),
+            // §3: one replace at a time; during one, adds and removals are refused too. Wait
+            // for Normal (200) and resend.
             2650 if sub == 1870145 => PushError::Throttled {
                 reason,
-                wait: Some(Duration::from_secs(60)),
+                wait: wait.or(Some(Duration::from_secs(60))),
                 daily: false,
             },
-            100 | 2650 | 2654 | 2635 | 105 | 194 => {
+            // §3/§5.2: the session timed out (what arrived within 90 minutes replaced the
+            // audience), already received its last batch, never started (no batch_seq 1
+            // arrived: nothing of it stands), or broke part-way. The engine starts a new
+            // session or goes on by adds.
+            2650 if matches!(sub, 1870158 | 1870159 | 1870147 | 1870148) => {
+                PushError::SessionEnded { reason }
+            }
+            2650 if sub == 1870144 => permanent(
+                "Meta replaces only audiences under 100 million people; keep this one by adds and \
+                 removals, or create a new audience",
+            ),
+            100 | 2650 | 2654 | 2635 | 194 => {
                 permanent("fix the audience id / schema in the destination config, then resync")
             }
             _ if err["is_transient"].as_bool() == Some(true) || code == 1 || code == 2 => {
                 PushError::Transient { reason }
             }
-            _ if status == 413 => PushError::TooLarge,
             _ if status >= 500 || status == 0 => PushError::Transient { reason },
             _ => permanent("unexpected answer from the Marketing API; see the log"),
         }
+    }
+
+    /// What a `/users` or `/usersreplace` answer says about the request (§2.4).
+    fn accepted(&self, body: &Value, members: &[RemoteMember], batch: Batch) -> Accepted {
+        let received = count(&body["num_received"]).map(|total| {
+            let before = self.session_received(batch, total);
+            // Cumulative per session; an answer counting less than before counted this
+            // request alone. More than was sent means an earlier request of the session
+            // arrived although its answer was lost: that belongs to none of these rows.
+            total
+                .checked_sub(before)
+                .unwrap_or(total)
+                .min(members.len() as u64)
+        });
+        let invalid = count(&body["num_invalid_entries"]).unwrap_or(0);
+        Accepted {
+            request_id: None,
+            refused: refused(members, invalid, &body["invalid_entry_samples"]),
+            received,
+        }
+    }
+
+    /// The session's `num_received` before this answer; records `total` as the new figure
+    /// (or forgets the session after its last batch).
+    fn session_received(&self, batch: Batch, total: u64) -> u64 {
+        let mut sessions = self.sessions.lock();
+        let at = sessions.iter().position(|(id, _)| *id == batch.session_id);
+        let before = at.map_or(0, |i| sessions[i].1);
+        if let Some(i) = at {
+            sessions.remove(i);
+        }
+        if !batch.last {
+            if sessions.len() >= SESSIONS_KEPT {
+                sessions.pop_front();
+            }
+            sessions.push_back((batch.session_id, total.max(before)));
+        }
+        before
     }
 
     /// Re-reads the token file (credentials may have been rotated) after a 190.
@@ -217,36 +360,264 @@ impl MetaDestination {
     }
 }
 
-/// Minutes to wait from `x-business-use-case-usage` (the largest
-/// `estimated_time_to_regain_access` across its entries).
-fn regain_wait(header: &str) -> Option<Duration> {
-    let v: Value = serde_json::from_str(header).ok()?;
-    let minutes = v
-        .as_object()?
-        .values()
-        .flat_map(|entries| entries.as_array().into_iter().flatten())
-        .filter_map(|e| e["estimated_time_to_regain_access"].as_u64())
-        .max()?;
-    (minutes > 0).then(|| Duration::from_secs(minutes * 60))
+/// A request that got no answer. A connection broken while a large body was being sent is
+/// the network refusing its size (§1.1); anything else is worth a retry. No URL in the text.
+fn send_error(e: reqwest::Error, size: usize) -> PushError {
+    let broken_while_sending =
+        (e.is_body() || e.is_request()) && !e.is_connect() && !e.is_timeout();
+    if broken_while_sending && size >= LARGE_BODY_BYTES {
+        return PushError::TooLarge;
+    }
+    super::transport_error(e)
+}
+
+/// Whether an invalid-parameter message is about the request's size.
+fn names_size(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "too large",
+        "too big",
+        "too long",
+        "too many",
+        "request size",
+        "payload size",
+        "body size",
+        "maximum",
+        "exceed",
+    ]
+    .iter()
+    .any(|needle| m.contains(needle))
+}
+
+/// A count Meta sends as a number or a numeric string (§2.4, §2.7).
+fn count(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The refused rows of one answer: `invalid` entries in all, some named by the samples
+/// (`invalid_entry_samples`, a map or an array of strings, §2.4). What a sample holds is not
+/// documented, so a sample names a sent row when every SHA-256 value in it is one of the
+/// row's values and it carries the row's email or phone (country and postal hashes are shared
+/// by many rows) or all of the row's values. A sample's text without hashes is its reason.
+fn refused(members: &[RemoteMember], invalid: u64, samples: &Value) -> Refused {
+    let entries: Vec<(Vec<String>, Option<String>)> = match samples {
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| {
+                let v = text(v);
+                let hashes: Vec<String> = hex_runs(k).chain(hex_runs(&v)).collect();
+                let reason = [v.as_str(), k.as_str()]
+                    .into_iter()
+                    .find(|t| !t.trim().is_empty() && hex_runs(t).next().is_none())
+                    .map(reason_text);
+                (hashes, reason)
+            })
+            .collect(),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| (hex_runs(&text(v)).collect(), None))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut out = Refused::default();
+    if invalid == 0 && entries.is_empty() {
+        return out;
+    }
+    let rows: Vec<[String; 6]> = members.iter().map(row).collect();
+    let mut by_value: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        for v in r[..4].iter().filter(|v| !v.is_empty()) {
+            by_value.entry(v.as_str()).or_default().push(i);
+        }
+    }
+    let mut named = HashSet::new();
+    for (hashes, reason) in &entries {
+        let candidates = hashes
+            .iter()
+            .filter_map(|h| by_value.get(h.as_str()))
+            .flatten();
+        for &i in candidates {
+            let values: HashSet<&str> = rows[i].iter().map(String::as_str).collect();
+            let inside = hashes.iter().all(|h| values.contains(h.as_str()));
+            let identifies = [&rows[i][0], &rows[i][1]]
+                .iter()
+                .any(|v| !v.is_empty() && hashes.contains(v));
+            let whole = rows[i]
+                .iter()
+                .filter(|v| !v.is_empty())
+                .all(|v| hashes.contains(v));
+            if inside && (identifies || whole) {
+                named.insert(i);
+            }
+        }
+        *out.by_reason
+            .entry(reason.clone().unwrap_or_else(|| INVALID_ENTRY.into()))
+            .or_default() += 1;
+    }
+    let rest = invalid.saturating_sub(entries.len() as u64);
+    if rest > 0 {
+        *out.by_reason.entry(INVALID_ENTRY.into()).or_default() += rest;
+    }
+    out.indices = named.into_iter().collect();
+    out.indices.sort_unstable();
+    out
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A reason as short, printable text.
+fn reason_text(t: &str) -> String {
+    t.chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// Every run of exactly 64 lowercase hex digits in `t`.
+fn hex_runs(t: &str) -> impl Iterator<Item = String> + '_ {
+    t.split(|c: char| !matches!(c, '0'..='9' | 'a'..='f'))
+        .filter(|run| run.len() == 64)
+        .map(str::to_string)
+}
+
+/// A header's JSON value.
+fn header_json(headers: &HeaderMap, name: &str) -> Option<Value> {
+    serde_json::from_str(headers.get(name)?.to_str().ok()?).ok()
+}
+
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The entries of `x-business-use-case-usage`: an object keyed by business-object id, each
+/// an array of `{type, call_count, total_cputime, total_time,
+/// estimated_time_to_regain_access}` (§5.4).
+fn buc_entries(headers: &HeaderMap) -> Vec<Value> {
+    header_json(headers, "x-business-use-case-usage")
+        .and_then(|v| v.as_object().cloned())
+        .map(|o| {
+            o.into_iter()
+                .flat_map(|(_, entries)| match entries {
+                    Value::Array(a) => a,
+                    _ => Vec::new(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn max_pct(v: &Value, fields: &[&str]) -> Option<f64> {
+    fields
+        .iter()
+        .filter_map(|f| number(&v[*f]))
+        .reduce(f64::max)
+}
+
+/// Budget use from the usage headers (§5.3–5.4): the highest percentage of the Custom
+/// Audience business-use-case budget, the ad-account score and the app budget; the wait the
+/// network names (`estimated_time_to_regain_access` in minutes, `reset_time_duration` in
+/// seconds). `None` when the answer carries none of them.
+fn usage(headers: &HeaderMap) -> Option<Usage> {
+    const PCTS: [&str; 3] = ["call_count", "total_cputime", "total_time"];
+    let mut percents = Vec::new();
+    let mut waits = Vec::new();
+    let buc = buc_entries(headers);
+    for e in buc
+        .iter()
+        .filter(|e| e["type"].as_str() == Some("custom_audience"))
+    {
+        percents.extend(max_pct(e, &PCTS));
+        waits.extend(number(&e["estimated_time_to_regain_access"]).map(|m| m * 60.0));
+    }
+    let account = header_json(headers, "x-ad-account-usage");
+    if let Some(a) = &account {
+        percents.extend(number(&a["acc_id_util_pct"]));
+        waits.extend(number(&a["reset_time_duration"]));
+    }
+    let app = header_json(headers, "x-app-usage");
+    if let Some(a) = &app {
+        percents.extend(max_pct(a, &PCTS));
+    }
+    if buc.is_empty() && account.is_none() && app.is_none() {
+        return None;
+    }
+    let percent = percents.into_iter().fold(0.0, f64::max).clamp(0.0, 100.0);
+    let regain = waits.into_iter().fold(0.0, f64::max);
+    Some(Usage {
+        percent: percent.ceil() as u8,
+        regain: (regain > 0.0).then(|| Duration::from_secs_f64(regain.min(86_400.0))),
+    })
+}
+
+/// How long a throttled answer asks us to wait (§5.4 backoff): the largest
+/// `estimated_time_to_regain_access` of any business-use-case entry, or the ad account's
+/// `reset_time_duration` when that budget is the one spent.
+fn throttle_wait(headers: &HeaderMap) -> Option<Duration> {
+    let minutes = buc_entries(headers)
+        .iter()
+        .filter_map(|e| number(&e["estimated_time_to_regain_access"]))
+        .fold(0.0, f64::max);
+    let account = header_json(headers, "x-ad-account-usage")
+        .filter(|a| number(&a["acc_id_util_pct"]).is_some_and(|p| p >= 100.0))
+        .and_then(|a| number(&a["reset_time_duration"]))
+        .unwrap_or(0.0);
+    let secs = (minutes * 60.0).max(account).min(86_400.0);
+    (secs > 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+/// `operation_status`/`delivery_status` (`{code, description}`, §6) as `"<code> <description>"`.
+fn status_text(v: &Value) -> Option<(i64, String)> {
+    let code = v["code"].as_i64()?;
+    let description = v["description"].as_str().unwrap_or("").trim();
+    Some((code, format!("{code} {description}").trim().to_string()))
+}
+
+/// A list's size range and processing status from a read of the audience (§6).
+fn list_info(v: &Value) -> ListInfo {
+    let bound = |f: &str| v[f].as_i64().and_then(|n| u64::try_from(n).ok());
+    let mut info = ListInfo {
+        size_lower: bound("approximate_count_lower_bound"),
+        size_upper: bound("approximate_count_upper_bound"),
+        ..ListInfo::default()
+    };
+    if let Some((code, text)) = status_text(&v["operation_status"]) {
+        match code {
+            // Uploads get 100/1713230 until the flag is resolved.
+            471 => {
+                info.blocked = Some(format!(
+                    "{text}: flagged for integrity; appeal in Audience Manager"
+                ))
+            }
+            414 => info.replace_in_progress = true,
+            415 => info.replace_failed = Some(text.clone()),
+            // 411 low match rate, 412 many invalid entries in the last upload, and the rest
+            // are kept as text.
+            _ => {}
+        }
+        info.operation_status = Some(text);
+    }
+    info
 }
 
 #[async_trait::async_trait]
 impl Destination for MetaDestination {
     fn max_batch(&self) -> usize {
         MAX_ROWS
-    }
-
-    fn fit(&self, members: &[RemoteMember]) -> usize {
-        let mut bytes = 200; // schema, is_raw, auth parameters
-        let mut n = 0;
-        for m in members.iter().take(MAX_ROWS) {
-            bytes += row_bytes(m);
-            if bytes > MAX_BODY_BYTES && n > 0 {
-                break;
-            }
-            n += 1;
-        }
-        n
     }
 
     fn default_quota_per_hour(&self, lists: usize) -> u32 {
@@ -256,31 +627,37 @@ impl Destination for MetaDestination {
         5_000 + 40 * lists as u32
     }
 
+    fn usage(&self) -> Option<Usage> {
+        *self.usage.lock()
+    }
+
     async fn add(
         &self,
         list: &ListRef,
         members: &[RemoteMember],
-        _batch: Batch,
+        batch: Batch,
     ) -> Result<Accepted, PushError> {
-        let form = vec![("payload".to_string(), Self::payload(members))];
-        self.send(&format!("{}/users", list.list_id), form)
-            .await
-            .map(|_| Accepted::default())
+        let form = vec![
+            ("session".to_string(), Self::session(batch)),
+            ("payload".to_string(), Self::payload(members)),
+        ];
+        let body = self.send(&format!("{}/users", list.list_id), form).await?;
+        Ok(self.accepted(&body, members, batch))
     }
 
     async fn remove(
         &self,
         list: &ListRef,
         members: &[RemoteMember],
-        _batch: Batch,
+        batch: Batch,
     ) -> Result<Accepted, PushError> {
         let form = vec![
             ("method".to_string(), "DELETE".to_string()),
+            ("session".to_string(), Self::session(batch)),
             ("payload".to_string(), Self::payload(members)),
         ];
-        self.send(&format!("{}/users", list.list_id), form)
-            .await
-            .map(|_| Accepted::default())
+        let body = self.send(&format!("{}/users", list.list_id), form).await?;
+        Ok(self.accepted(&body, members, batch))
     }
 
     async fn begin_replace(
@@ -293,6 +670,7 @@ impl Destination for MetaDestination {
     }
 
     fn replace_window(&self) -> Option<Duration> {
+        // §3: the session closes 90 minutes after its first batch.
         Some(Duration::from_secs(90 * 60))
     }
 
@@ -303,17 +681,23 @@ impl Destination for MetaDestination {
         batch: Batch,
     ) -> Result<Accepted, PushError> {
         let form = vec![
-            (
-                "session".to_string(),
-                json!({"session_id": batch.session_id, "batch_seq": batch.seq,
-                       "last_batch_flag": batch.last, "estimated_num_total": batch.estimated_total})
-                .to_string(),
-            ),
+            ("session".to_string(), Self::session(batch)),
             ("payload".to_string(), Self::payload(members)),
         ];
-        self.send(&format!("{}/usersreplace", list.list_id), form)
+        let body = self
+            .send(&format!("{}/usersreplace", list.list_id), form)
             .await?;
-        Ok(Accepted::default())
+        Ok(self.accepted(&body, members, batch))
+    }
+
+    async fn list_info(&self, list: &ListRef) -> Result<Option<ListInfo>, PushError> {
+        let v = self
+            .read(
+                &list.list_id,
+                "approximate_count_lower_bound,approximate_count_upper_bound,operation_status,delivery_status",
+            )
+            .await?;
+        Ok(Some(list_info(&v)))
     }
 
     async fn create_list(&self, audience: &str) -> Result<String, PushError> {
@@ -343,65 +727,249 @@ impl Destination for MetaDestination {
     }
 
     async fn check(&self, list: &ListRef) -> Result<(), PushError> {
-        let mut q = self.auth_params();
-        q.push(("fields".into(), "id,operation_status".into()));
-        let resp = self
-            .http
-            .get(format!("{}/{}", self.s.api_base, list.list_id))
-            .query(&q)
-            .send()
+        self.read(&list.list_id, "id,operation_status")
             .await
-            .map_err(super::transport_error)?;
-        let status = resp.status();
-        let body: Value = resp.json().await.map_err(super::transport_error)?;
-        if body.get("error").is_some() || !status.is_success() {
-            return Err(self.classify(status.as_u16(), &body["error"], None));
-        }
-        Ok(())
+            .map(|_| ())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::identity::NetworkHashes;
 
-    #[test]
-    fn appsecret_proof_matches_the_documented_vector() {
-        let d = MetaDestination::new(MetaSettings {
+    fn dest(secret: Option<&str>) -> MetaDestination {
+        MetaDestination::new(MetaSettings {
             api_base: String::new(),
             access_token: "access_token".into(),
             access_token_file: None,
-            app_secret: Some("app_secret".into()),
+            app_secret: secret.map(str::to_string),
             ad_account_id: None,
             timeout: Duration::from_secs(1),
         })
-        .expect("client");
-        let p = d.auth_params();
+        .expect("client")
+    }
+
+    fn member(email: u8, phone: Option<u8>) -> RemoteMember {
+        let h = |b: u8| NetworkHashes {
+            google: [b; 32],
+            meta: [b; 32],
+        };
+        RemoteMember {
+            email: Some(h(email)),
+            phone: phone.map(h),
+            country: Some("US".into()),
+            postal_code: Some("10001".into()),
+            ..RemoteMember::default()
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).expect("header"));
+        }
+        h
+    }
+
+    #[test]
+    fn appsecret_proof_matches_the_documented_vector() {
         assert_eq!(
-            p[1].1,
-            "d52ddf968d622d8af8677906b7fbae09ac1f89f7cd5c1584b27544624cc23e5a"
+            dest(Some("app_secret")).proof("access_token").as_deref(),
+            Some("d52ddf968d622d8af8677906b7fbae09ac1f89f7cd5c1584b27544624cc23e5a")
+        );
+        assert_eq!(dest(None).proof("access_token"), None);
+    }
+
+    #[test]
+    fn usage_is_the_highest_percentage_of_every_budget_header() {
+        let buc = r#"{"1234":[{"type":"custom_audience","call_count":42,"total_cputime":5,"total_time":61,"estimated_time_to_regain_access":3},{"type":"ads_management","call_count":99,"total_cputime":1,"total_time":1,"estimated_time_to_regain_access":0}]}"#;
+        let u = usage(&headers(&[("x-business-use-case-usage", buc)])).expect("usage");
+        assert_eq!(u.percent, 61, "only custom_audience entries count");
+        assert_eq!(u.regain, Some(Duration::from_secs(180)), "minutes");
+        let u = usage(&headers(&[
+            ("x-business-use-case-usage", buc),
+            (
+                "x-ad-account-usage",
+                r#"{"acc_id_util_pct":72.5,"reset_time_duration":400}"#,
+            ),
+            (
+                "x-app-usage",
+                r#"{"call_count":28,"total_time":25,"total_cputime":25}"#,
+            ),
+        ]))
+        .expect("usage");
+        assert_eq!(u.percent, 73);
+        assert_eq!(u.regain, Some(Duration::from_secs(400)), "seconds");
+        let u = usage(&headers(&[(
+            "x-app-usage",
+            r#"{"call_count":128,"total_time":25,"total_cputime":25}"#,
+        )]))
+        .expect("usage");
+        assert_eq!(u.percent, 100, "clamped");
+        assert_eq!(usage(&headers(&[])), None);
+        assert_eq!(
+            usage(&headers(&[("x-business-use-case-usage", "{}")])),
+            None,
+            "an empty header says nothing"
         );
     }
 
     #[test]
-    fn row_size_is_known_without_hashing() {
-        let full = RemoteMember {
-            email: Some(crate::ingest::identity::NetworkHashes {
-                google: [1; 32],
-                meta: [2; 32],
-            }),
-            country: Some("US".into()),
-            postal_code: Some("10001".into()),
-            ..RemoteMember::default()
-        };
-        let by_hashing: usize = row(&full).iter().map(|v| v.len() + 6 + 3).sum::<usize>() + 9;
-        assert_eq!(row_bytes(&full), by_hashing);
+    fn throttle_wait_takes_the_longest_hint() {
+        let h = r#"{"1234":[{"type":"ads_management","call_count":100,"estimated_time_to_regain_access":3}]}"#;
+        assert_eq!(
+            throttle_wait(&headers(&[("x-business-use-case-usage", h)])),
+            Some(Duration::from_secs(180))
+        );
+        let spent = r#"{"acc_id_util_pct":100,"reset_time_duration":300}"#;
+        let room = r#"{"acc_id_util_pct":40,"reset_time_duration":300}"#;
+        assert_eq!(
+            throttle_wait(&headers(&[
+                ("x-business-use-case-usage", h),
+                ("x-ad-account-usage", spent)
+            ])),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(
+            throttle_wait(&headers(&[("x-ad-account-usage", room)])),
+            None
+        );
     }
 
     #[test]
-    fn usage_header_gives_the_wait_in_minutes() {
-        let h = r#"{"1234":[{"type":"custom_audience","call_count":100,"estimated_time_to_regain_access":3}]}"#;
-        assert_eq!(regain_wait(h), Some(Duration::from_secs(180)));
-        assert_eq!(regain_wait("{}"), None);
+    fn samples_name_the_rows_they_carry_in_either_shape() {
+        let members = [member(1, Some(9)), member(2, None), member(3, None)];
+        let rows: Vec<[String; 6]> = members.iter().map(row).collect();
+        // A map of whole entries to reasons.
+        let samples = json!({ rows[1].join(","): "Invalid hash for EMAIL" });
+        let r = refused(&members, 3, &samples);
+        assert_eq!(r.indices, [1]);
+        assert_eq!(r.by_reason["Invalid hash for EMAIL"], 1);
+        assert_eq!(r.by_reason[INVALID_ENTRY], 2, "unnamed entries still count");
+        assert_eq!(r.total(), 3);
+        // An array of single values: the phone names row 0; a shared country hash names none.
+        let samples = json!([rows[0][1].clone(), rows[2][5].clone()]);
+        let r = refused(&members, 2, &samples);
+        assert_eq!(r.indices, [0]);
+        assert_eq!(r.by_reason[INVALID_ENTRY], 2);
+        // A map keyed by position with reasons only: counted, nobody named.
+        let r = refused(&members, 1, &json!({"0": "EMAIL: not a SHA-256"}));
+        assert!(r.indices.is_empty());
+        assert_eq!(r.by_reason["EMAIL: not a SHA-256"], 1);
+        // Nothing invalid.
+        assert_eq!(refused(&members, 0, &json!({})), Refused::default());
+    }
+
+    #[test]
+    fn received_is_per_request_although_meta_counts_per_session() {
+        let d = dest(None);
+        let members = [member(1, None), member(2, None), member(3, None)];
+        let batch = |seq, last| Batch {
+            session_id: 77,
+            seq,
+            last,
+            estimated_total: 7,
+        };
+        let answer = |n: u64| json!({"num_received": n, "num_invalid_entries": 0});
+        assert_eq!(
+            d.accepted(&answer(3), &members, batch(1, false)).received,
+            Some(3)
+        );
+        assert_eq!(
+            d.accepted(&answer(6), &members, batch(2, false)).received,
+            Some(3)
+        );
+        assert_eq!(
+            d.accepted(&json!({"num_received": "7"}), &members[..1], batch(3, true))
+                .received,
+            Some(1)
+        );
+        // The session is forgotten after its last batch: the same id counts from zero.
+        assert_eq!(
+            d.accepted(&answer(2), &members, batch(1, false)).received,
+            Some(2)
+        );
+        assert_eq!(
+            d.accepted(&json!({}), &members, batch(2, false)).received,
+            None
+        );
+    }
+
+    #[test]
+    fn errors_are_classified_by_code_and_scrubbed_of_credentials() {
+        let d = dest(Some("app_secret"));
+        let err = |code: i64, sub: Option<i64>, msg: &str| json!({"code": code, "error_subcode": sub, "message": msg});
+        let c = |code, sub, msg| d.classify(400, &err(code, sub, msg), None);
+        assert_eq!(
+            c(105, None, "(#105) Too many parameters"),
+            PushError::TooLarge
+        );
+        assert_eq!(
+            c(100, None, "(#100) Request too large: 70000 bytes"),
+            PushError::TooLarge
+        );
+        assert!(matches!(
+            c(100, None, "(#100) The parameter payload is required"),
+            PushError::Permanent { .. }
+        ));
+        for sub in [1870158, 1870159, 1870147, 1870148] {
+            assert!(
+                matches!(c(2650, Some(sub), "x"), PushError::SessionEnded { .. }),
+                "{sub}"
+            );
+        }
+        assert!(matches!(
+            c(2650, Some(1870145), "x"),
+            PushError::Throttled { wait: Some(_), .. }
+        ));
+        match c(100, Some(1713230), "Invalid parameter") {
+            PushError::Permanent { advice, .. } => assert!(advice.contains("Audience Manager")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(d.classify(413, &Value::Null, None), PushError::TooLarge);
+        let proof = d.proof("access_token").expect("proof");
+        let e = c(
+            100,
+            None,
+            &format!("(#100) Malformed access token access_token; app_secret; {proof}"),
+        );
+        let text = format!("{e:?}");
+        assert!(
+            text.contains("Malformed access token [redacted]; [redacted]; [redacted]"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn list_info_reads_counts_and_status() {
+        let info = list_info(&json!({
+            "approximate_count_lower_bound": 4900, "approximate_count_upper_bound": 5100,
+            "operation_status": {"code": 414, "description": "Replace in progress"},
+            "delivery_status": {"code": 200, "description": "ready"}}));
+        assert_eq!((info.size_lower, info.size_upper), (Some(4900), Some(5100)));
+        assert!(info.replace_in_progress);
+        assert_eq!(
+            info.operation_status.as_deref(),
+            Some("414 Replace in progress")
+        );
+        let info = list_info(&json!({"approximate_count_lower_bound": -1,
+            "operation_status": {"code": 471, "description": "Flagged"}}));
+        assert_eq!(info.size_lower, None);
+        assert!(info
+            .blocked
+            .as_deref()
+            .is_some_and(|b| b.contains("appeal")));
+        let info =
+            list_info(&json!({"operation_status": {"code": 415, "description": "Replace failed"}}));
+        assert_eq!(info.replace_failed.as_deref(), Some("415 Replace failed"));
+        let info = list_info(
+            &json!({"operation_status": {"code": 412, "description": "Many invalid entries"}}),
+        );
+        assert_eq!(
+            info.operation_status.as_deref(),
+            Some("412 Many invalid entries")
+        );
+        assert!(info.blocked.is_none() && !info.replace_in_progress);
     }
 }
