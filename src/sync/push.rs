@@ -352,6 +352,7 @@ impl Worker {
             return;
         }
         // A final answer: everything but the refused rows is applied.
+        self.refresh_soon(a, self.spec.poll_interval);
         let refused: HashSet<usize> = accepted.refused.indices.iter().copied().collect();
         self.report_mut(a).processed += n;
         self.report_mut(a).refuse(&accepted.refused.by_reason);

@@ -202,12 +202,16 @@ impl Worker {
         if let Some(at) = self.info_due.values().min() {
             wake = wake.min(*at);
         }
+        use super::job::Phase;
         if self
             .active
             .values()
-            .any(|j| j.phase == super::job::Phase::Verifying)
-            || !self.compare.is_empty()
+            .any(|j| matches!(j.phase, Phase::Begin | Phase::Sending))
         {
+            // A job with work to send (just created, resumed, or started over) goes on at once.
+            return Instant::now();
+        }
+        if self.active.values().any(|j| j.phase == Phase::Verifying) || !self.compare.is_empty() {
             wake = wake.min(Instant::now() + self.spec.poll_interval);
         }
         wake
@@ -386,6 +390,7 @@ impl Worker {
             self.mark_dirty(r.entries.iter().map(|(id, _)| &**id));
             return;
         }
+        self.refresh_soon(&r.audience, self.spec.poll_interval);
         if applied {
             // Refusals of an applied request explain a difference for good; a request that
             // was not applied is sent again, so its counts explain nothing.
@@ -534,10 +539,16 @@ impl Worker {
         Ok(())
     }
 
-    /// Reads the list's description again soon (after a replace, to see its outcome).
+    /// Reads the list's description again soon (after an outcome, to see what it changed),
+    /// unless a read is due sooner already: at most one read per `after`.
     pub(super) fn refresh_soon(&mut self, audience: &str, after: Duration) {
-        self.info_due
-            .insert(audience.to_string(), Instant::now() + after);
+        // A list never read yet is read at once.
+        let at = Instant::now() + after;
+        let due = self
+            .info_due
+            .entry(audience.to_string())
+            .or_insert_with(Instant::now);
+        *due = (*due).min(at);
     }
 
     pub(super) fn report_mut(&mut self, audience: &str) -> &mut ListReport {

@@ -44,7 +44,7 @@
 //! - `Fault::Status(n)` answers HTTP n with code 1 (code 2 for 503, 10 for 403), transient.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -143,7 +143,7 @@ impl FakeMeta {
             calls: Mutex::default(),
             max_body_bytes: Mutex::new(None),
             replace_window: Mutex::new(REPLACE_WINDOW),
-            fail_next_replace: AtomicBool::new(false),
+            fail_next_replace: AtomicU64::new(0),
         });
         let router = Router::new()
             .route("/{version}/{node}/users", post(users).delete(users))
@@ -234,10 +234,10 @@ impl FakeMeta {
         *self.state.replace_window.lock() = window;
     }
 
-    /// The next replace session to close fails: `operation_status` 415, and the audience keeps
-    /// the rows it had before the session (§3, §6).
+    /// One more replace session to close fails (each call adds one): `operation_status` 415,
+    /// and the audience keeps the rows it had before the session (§3, §6).
     pub fn fail_next_replace(&self) {
-        self.state.fail_next_replace.store(true, Ordering::SeqCst);
+        self.state.fail_next_replace.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Flags the audience for integrity (`operation_status` 471, §6): uploads then get
@@ -272,7 +272,8 @@ struct MetaState {
     calls: Mutex<VecDeque<Instant>>,
     max_body_bytes: Mutex<Option<usize>>,
     replace_window: Mutex<Duration>,
-    fail_next_replace: AtomicBool,
+    /// Replaces still to fail.
+    fail_next_replace: AtomicU64,
 }
 
 #[derive(Default)]
@@ -1240,7 +1241,11 @@ impl MetaState {
     /// Returns the session's id.
     fn finish_replace(&self, audience: &mut Audience) -> Option<i64> {
         let replace = audience.replace.take()?;
-        if self.fail_next_replace.swap(false, Ordering::SeqCst) {
+        if self
+            .fail_next_replace
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
             audience.replace_failed = true;
         } else {
             audience.rows = replace.rows;
