@@ -29,7 +29,8 @@
 //!   `quota_limit` `…PerMinutePerProject`; with `set_daily_quota(n)`, n mutate requests per
 //!   fake day, then 429 with `IngestionMutateRequestsPerDayPerProject` until
 //!   `reset_daily_quota`.
-//! - The UserListService (`userLists` create and get) checks the `login-account` header
+//! - With `require_login_account`, ingestion requests must name it in each destination
+//!   (`loginAccount`) and the UserListService (`userLists` create and get) checks the `login-account` header
 //!   (`accountTypes/GOOGLE_ADS/accounts/{id}`, reference of `userLists.create`) when
 //!   `require_login_account` names one: without it, 403 `PERMISSION_DENIED`. A user list read
 //!   reports `sizeInfo` = the stored members and `matchRatePercentage` (`set_match_rate`).
@@ -521,6 +522,26 @@ impl GoogleState {
         }
         window.push_back(now);
         Ok(())
+    }
+
+    /// The ingestion service takes the login account in each destination (`loginAccount`).
+    fn check_login_in_body(&self, destinations: &[Destination]) -> Result<(), ApiError> {
+        let Some(id) = self.login_account.lock().clone() else {
+            return Ok(());
+        };
+        let named = destinations
+            .iter()
+            .all(|d| d.echo["loginAccount"]["accountId"].as_str() == Some(id.as_str()));
+        if named {
+            return Ok(());
+        }
+        let (canonical, message) = canonical(StatusCode::FORBIDDEN);
+        Err(ApiError::rpc(
+            StatusCode::FORBIDDEN,
+            canonical,
+            message,
+            vec![],
+        ))
     }
 
     /// The UserListService's `login-account` check (when the test requires one).
@@ -1560,6 +1581,7 @@ fn upload(
     state.authorize(headers)?;
     state.take_quota("IngestionMutateRequestsPerMinutePerProject")?;
     let upload = parse_upload(body, kind)?;
+    state.check_login_in_body(&upload.destinations)?;
     if upload.validate_only {
         return Ok(json_response(StatusCode::OK, &json!({})));
     }

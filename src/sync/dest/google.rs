@@ -304,6 +304,11 @@ impl GoogleDestination {
                     daily: false,
                 },
             },
+            // A removeAsOfTime Google calls future: our clock is ahead of its own; the same
+            // time is good once Google's clock passes it.
+            400 if err.to_string().contains("INVALID_REMOVE_AS_OF_TIME") => {
+                PushError::Transient { reason }
+            }
             400 => {
                 let indices = refused_members(err);
                 if !indices.is_empty() {
@@ -515,7 +520,8 @@ impl Destination for GoogleDestination {
         list: &ListRef,
         as_of: std::time::SystemTime,
     ) -> Result<ReplaceStart, PushError> {
-        let as_of = humantime::format_rfc3339_seconds(as_of).to_string();
+        // Milliseconds: whole seconds would spare members uploaded earlier in the same second.
+        let as_of = humantime::format_rfc3339_millis(as_of).to_string();
         let body = json!({"destinations": [self.destination(list)], "removeAsOfTime": as_of});
         let v = self.post("audienceMembers:removeAll", &body).await?;
         Ok(ReplaceStart {
@@ -550,8 +556,8 @@ impl Destination for GoogleDestination {
             // retrying does not change (§2.4, INVALID_REQUEST_ID).
             Err(PushError::Permanent { reason, .. }) => {
                 return Err(PushError::Permanent {
-                    reason: format!("requestStatus of {request_id}: {reason}"),
-                    advice: "its members are sent again".into(),
+                    reason: format!("request {request_id} is unknown to the network ({reason})"),
+                    advice: "the daemon will resend its members".into(),
                 })
             }
             r => r?,
