@@ -14,7 +14,7 @@ use audiencesync::sync::dest::meta;
 use common::workload::{google_form, meta_form, person};
 use common::*;
 use fakes::{FakeGoogle, FakeMeta, Fault};
-use shop::{config, fakes, wait_until, Shop};
+use shop::{config, fakes, vips_synced, wait_until, Shop};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lists_converge_and_follow_consent_withdrawal_and_erasure() {
@@ -260,13 +260,7 @@ async fn meta_throttling_transient_errors_and_a_parked_permanent_error() {
 async fn full_resync_replaces_the_remote_lists() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (g, m) = fakes().await;
-    let shop = Shop::vip_shape();
-    let d = Daemon::start(tmp.path(), &config(tmp.path(), &g, &m, "", ""));
-    stream(&d, vec![shop.events(now_secs())]).await;
-    let want_g = shop.expected(&["c0", "c1", "c2"], google_form);
-    let want_m = shop.expected(&["c0", "c1", "c2"], meta_form);
-    wait_until("google", 30, || g.list("111") == want_g).await;
-    wait_until("meta", 30, || m.audience("222") == want_m).await;
+    let (d, _shop, want_g, want_m) = vips_synced(tmp.path(), &g, &m).await;
     let job = d
         .admin()
         .await

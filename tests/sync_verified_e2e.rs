@@ -14,7 +14,7 @@ use audiencesync::proto::v1;
 use common::workload::{google_form, meta_form};
 use common::*;
 use fakes::Fault;
-use shop::{config, fakes, wait_until, Shop};
+use shop::{config, fakes, vips_synced, wait_until, Shop};
 
 fn state<'a>(states: &'a [v1::SyncState], destination: &str) -> Option<&'a v1::SyncState> {
     states.iter().find(|s| s.destination == destination)
@@ -144,13 +144,7 @@ async fn a_failed_request_is_never_counted_and_its_members_are_sent_again() {
 async fn a_full_resync_is_a_job_whose_progress_and_result_status_shows() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (g, m) = fakes().await;
-    let shop = Shop::vip_shape();
-    let d = Daemon::start(tmp.path(), &config(tmp.path(), &g, &m, "", ""));
-    stream(&d, vec![shop.events(now_secs())]).await;
-    let want_g = shop.expected(&["c0", "c1", "c2"], google_form);
-    let want_m = shop.expected(&["c0", "c1", "c2"], meta_form);
-    wait_until("google", 30, || g.list("111") == want_g).await;
-    wait_until("meta", 30, || m.audience("222") == want_m).await;
+    let (d, _shop, want_g, want_m) = vips_synced(tmp.path(), &g, &m).await;
 
     let job = full_resync(&d, "").await;
     for dest in ["google", "meta"] {

@@ -115,6 +115,9 @@ const DURATION_BUCKETS: &[f64] = &[
     300.0,
 ];
 
+/// Members per request: single changes up to the networks' 10,000-member maximum.
+const BATCH_BUCKETS: &[f64] = &[1.0, 10.0, 100.0, 500.0, 1_000.0, 2_500.0, 5_000.0, 10_000.0];
+
 /// Why metrics could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
@@ -150,6 +153,10 @@ pub async fn start(
         .set_buckets_for_metric(
             Matcher::Full(names::WAL_APPEND_DURATION.into()),
             DURATION_BUCKETS,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full(names::SYNC_BATCH_MEMBERS.into()),
+            BATCH_BUCKETS,
         )?
         .install_recorder()?;
     describe();
@@ -240,7 +247,31 @@ fn describe() {
     );
     describe_gauge!(
         names::SYNC_CONFIRMED,
-        "Members the network confirmed, per list."
+        "Members the network confirmed as applied, per list."
+    );
+    describe_counter!(
+        names::SYNC_MEMBERS_REFUSED,
+        "Rows a network refused, by destination, audience and the network's reason."
+    );
+    describe_histogram!(
+        names::SYNC_BATCH_MEMBERS,
+        "Members per request sent to a network, by destination."
+    );
+    describe_gauge!(
+        names::SYNC_IN_FLIGHT,
+        "Members sent whose outcome the network has not reported yet, per list."
+    );
+    describe_gauge!(
+        names::SYNC_REMOTE_SIZE,
+        "The list's size as the network reports it (bound lower/upper)."
+    );
+    describe_gauge!(
+        names::SYNC_IN_SYNC,
+        "1 while the list is in sync as the network confirmed it."
+    );
+    describe_gauge!(
+        names::SYNC_PAUSED,
+        "1 while the destination is paused on a spent per-day quota."
     );
     describe_gauge!(
         names::SYNC_PARKED,

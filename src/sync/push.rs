@@ -220,13 +220,7 @@ impl Worker {
         };
         let op = if add { "add" } else { "remove" };
         while !members.is_empty() {
-            let n = self
-                .call
-                .dest()
-                .fit(&members)
-                .max(1)
-                .min(members.len())
-                .min(self.cap);
+            let n = self.batch_size(&members);
             batch.seq += 1;
             batch.last = n == members.len();
             let (chunk, b) = (&members[..n], batch);
@@ -293,6 +287,17 @@ impl Worker {
             }
         }
         Ok(())
+    }
+
+    /// How many of the leading `members` the next request carries: what the network takes,
+    /// at most the size that last worked after a too-large answer, at least one.
+    pub(super) fn batch_size(&self, members: &[RemoteMember]) -> usize {
+        self.call
+            .dest()
+            .fit(members)
+            .max(1)
+            .min(members.len())
+            .min(self.cap)
     }
 
     /// A member the network refused by name: kept off the list until its identifiers change.

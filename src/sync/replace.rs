@@ -175,16 +175,14 @@ impl Worker {
                 self.save_job(a);
                 return Ok(());
             }
-            let members: Vec<RemoteMember> = queue.iter().map(|(_, m)| m.clone()).collect();
-            let n = self
-                .call
-                .dest()
-                .fit(&members)
-                .max(1)
-                .min(members.len())
-                .min(self.cap);
+            // Only what one request can carry is looked at (queues run to millions).
+            let most = self.call.dest().max_batch().min(self.cap);
+            let members: Vec<RemoteMember> =
+                queue.iter().take(most).map(|(_, m)| m.clone()).collect();
+            let whole = members.len() == queue.len();
+            let n = self.batch_size(&members);
             let closing = self.window_closing(job.session_started);
-            let last = n == members.len() || closing;
+            let last = (whole && n == members.len()) || closing;
             let b = Batch {
                 session_id: job.session_id,
                 seq: job.seq + 1,

@@ -114,3 +114,20 @@ pub async fn fakes() -> (FakeGoogle, FakeMeta) {
     m.create_audience("223");
     (g, m)
 }
+
+/// A daemon on [`config`] with the eight-buyer shop streamed in and both remote lists holding
+/// the three consenting VIPs; returns the daemon, the shop and the lists' expected forms.
+pub async fn vips_synced(
+    dir: &Path,
+    g: &FakeGoogle,
+    m: &FakeMeta,
+) -> (Daemon, Shop, BTreeSet<String>, BTreeSet<String>) {
+    let shop = Shop::vip_shape();
+    let d = Daemon::start(dir, &config(dir, g, m, "", ""));
+    stream(&d, vec![shop.events(now_secs())]).await;
+    let want_g = shop.expected(&["c0", "c1", "c2"], crate::common::workload::google_form);
+    let want_m = shop.expected(&["c0", "c1", "c2"], crate::common::workload::meta_form);
+    wait_until("google", 30, || g.list("111") == want_g).await;
+    wait_until("meta", 30, || m.audience("222") == want_m).await;
+    (d, shop, want_g, want_m)
+}
