@@ -1072,3 +1072,97 @@ impl Comebacks {
         assert!(acks.iter().all(|a| a.rejected.is_empty()), "{acks:?}");
     }
 }
+
+/// The sync rows show what the networks reported: rows refused by reason, the network's own
+/// description of the list, and the newest resync job with its result.
+#[test]
+fn the_page_shows_refusals_the_networks_report_and_resync_jobs() {
+    let Some(exe) = chromium() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let rt = runtime();
+    let (g, m) = rt.block_on(fakes::fakes_pair());
+    g.inject(fakes::Fault::PartialSuccess {
+        refuse: 1,
+        reason: "PROCESSING_ERROR_REASON_INVALID_FORMAT".into(),
+    });
+    let cfg = fakes::destinations_toml(
+        tmp.path(),
+        &g,
+        &m,
+        r#"linger = "100ms"
+status_poll_interval = "200ms"
+status_first_poll = "200ms"
+lists = [{ audience = "vip", list_id = "111" }]"#,
+        r#"linger = "100ms"
+lists = [{ audience = "vip", list_id = "222" }]"#,
+    );
+    let d = Daemon::start(tmp.path(), &cfg);
+    let web = d.web.expect("status page address printed");
+    rt.block_on(async {
+        stream(&d, vec![shop(now_secs())]).await;
+        let job = d
+            .admin()
+            .await
+            .trigger_resync(v1::TriggerResyncRequest {
+                destination: "meta".into(),
+                audience: "vip".into(),
+                mode: v1::ResyncMode::Full as i32,
+            })
+            .await
+            .expect("resync")
+            .into_inner()
+            .job_id;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let states = d.sync_states().await;
+            let done = states.iter().any(|s| {
+                s.destination == "meta"
+                    && s.job
+                        .as_ref()
+                        .is_some_and(|j| j.job_id == job && j.state == "done")
+            });
+            let refused = states
+                .iter()
+                .any(|s| s.destination == "google" && !s.refused.is_empty() && s.in_sync);
+            let read = states.iter().all(|s| {
+                s.remote.as_ref().is_some_and(|r| {
+                    r.read_at.is_some() && (s.destination != "google" || r.size_upper == Some(2))
+                })
+            });
+            if done && refused && read {
+                break;
+            }
+            assert!(Instant::now() < deadline, "never settled: {states:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let mut b = browser::Browser::launch(&exe, (1280, 1000));
+    b.navigate(&format!("http://{web}/"));
+    b.wait_for(
+        "the page to render the daemon's status",
+        "document.body.dataset.loaded === 'true'",
+        30,
+    );
+    let rows = b.eval(
+        r#"Object.fromEntries(Array.from(document.querySelectorAll('#sec-sync tr[data-destination]'))
+            .map((tr) => [tr.dataset.destination, {
+                state: tr.querySelector('.badge').textContent,
+                problem: tr.querySelector('td.problem').textContent,
+            }]))"#,
+    );
+    let errors = b.errors();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    let google = &rows["google"];
+    assert_eq!(google["state"], "in sync", "{rows}");
+    let text = google["problem"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("1 refused by the network: PROCESSING_ERROR_REASON_INVALID_FORMAT"),
+        "{text}"
+    );
+    assert!(text.contains("network reports: size 2"), "{text}");
+    let meta = rows["meta"]["problem"].as_str().unwrap_or_default();
+    assert!(meta.contains("(full): done 3 / 3"), "{meta}");
+    assert!(meta.contains("200 Normal"), "{meta}");
+    drop(b);
+    d.stop();
+}
