@@ -141,11 +141,17 @@ impl Worker {
         mut stop: watch::Receiver<bool>,
     ) {
         let mut last_reconcile = Instant::now();
+        // Changes gather until then before a push; polls and jobs go on meanwhile.
+        let mut linger_until: Option<Instant> = None;
         loop {
             if *stop.borrow() {
                 return;
             }
-            if let Err(Halt::Stopped) = self.turn().await {
+            let push = linger_until.is_none_or(|t| t <= Instant::now());
+            if push {
+                linger_until = None;
+            }
+            if let Err(Halt::Stopped) = self.turn(push).await {
                 return;
             }
             self.publish();
@@ -155,16 +161,18 @@ impl Worker {
                     .extend(self.spec.lists.iter().map(|l| l.audience.clone()));
                 continue;
             }
-            let wake = self.next_wake(last_reconcile + self.spec.reconcile_every);
+            let mut wake = self.next_wake(last_reconcile + self.spec.reconcile_every);
+            if let Some(t) = linger_until {
+                wake = wake.min(t);
+            }
             tokio::select! {
                 _ = self.spec.dirty.notify.notified() => {
                     // Gather changes for the linger, unless a batch is already full.
                     let backlog = self.spec.dirty.customers.lock().len() as usize;
                     if backlog < self.call.dest().max_batch() {
-                        tokio::select! {
-                            _ = tokio::time::sleep(self.spec.linger) => {}
-                            _ = stop.changed() => return,
-                        }
+                        linger_until.get_or_insert(Instant::now() + self.spec.linger);
+                    } else {
+                        linger_until = None;
                     }
                 }
                 Some(req) = requests.recv() => self.take(req),
@@ -174,7 +182,8 @@ impl Worker {
         }
     }
 
-    async fn turn(&mut self) -> Result<(), Halt> {
+    /// One turn of the loop; the delta is sent only when `push` (its linger is over).
+    async fn turn(&mut self, push: bool) -> Result<(), Halt> {
         if self.call.paused_until().is_some() {
             return Ok(());
         }
@@ -184,7 +193,9 @@ impl Worker {
         };
         stopped(self.resolve_lists().await)?;
         stopped(self.advance_jobs().await)?;
-        stopped(self.cycle().await)?;
+        if push {
+            stopped(self.cycle().await)?;
+        }
         stopped(self.poll_due().await)?;
         stopped(self.refresh_info().await)
     }
