@@ -829,6 +829,29 @@ mod tests {
     }
 
     #[test]
+    fn labels_are_a_fixed_set() {
+        let all = [
+            IdentityError::InvalidEmail,
+            IdentityError::InvalidPhone(PhoneFault::NotANumber),
+            IdentityError::InvalidPhone(PhoneFault::NoRegion),
+            IdentityError::InvalidPhone(PhoneFault::CountryCode),
+            IdentityError::InvalidPhone(PhoneFault::TooShort),
+            IdentityError::InvalidPhone(PhoneFault::TooLong),
+            IdentityError::InvalidPhone(PhoneFault::NotValid),
+            IdentityError::InvalidName,
+            IdentityError::InvalidCountry,
+            IdentityError::InvalidPostalCode,
+            IdentityError::InvalidRegion,
+        ];
+        let mut labels: Vec<&str> = all.iter().map(IdentityError::label).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        let mut listed = IdentityError::LABELS.to_vec();
+        listed.sort_unstable();
+        assert_eq!(labels, listed);
+    }
+
+    #[test]
     fn invalid_regions() {
         for raw in ["", "XX", "USA", "uk", "U", "1A", "XK", "AQ", "BV"] {
             assert_eq!(
