@@ -6,8 +6,8 @@
 use std::sync::LazyLock;
 
 use audiencesync::config::Config;
-use audiencesync::ingest::identity::{self, Normalizer};
-use audiencesync::ingest::validate::Validator;
+use audiencesync::ingest::identity::{self, IdentityError, Normalizer};
+use audiencesync::ingest::validate::{Dropped, Validator};
 use audiencesync::ledger::records::{
     decode, decode_wal, encode_wal, CartRecord, ChangeRecord, CustomerRecord, OrderRecord,
 };
@@ -59,8 +59,18 @@ pub fn validate(ev: &v1::Event) -> Option<audiencesync::ledger::facts::Fact> {
 
 /// The per-event half of [`event_validate`] (also driven by generated events).
 pub fn check_event(ev: &v1::Event) {
-    match VALIDATOR.validate(ev, NOW) {
+    let mut dropped = Vec::new();
+    match VALIDATOR.validate_noting(ev, NOW, &mut dropped) {
         Ok(fact) => {
+            // A dropped identifier is named by a known field and a fixed reason word (the
+            // metric's labels stay bounded; no value can be in them).
+            for d in &dropped {
+                assert!(Dropped::FIELDS.contains(&d.field), "unknown field {d:?}");
+                assert!(
+                    IdentityError::LABELS.contains(&d.error.label()),
+                    "unknown reason {d:?}"
+                );
+            }
             let records = encode_wal(std::slice::from_ref(&fact));
             assert_eq!(records.len(), 1, "one fact, one record");
             let back = decode_wal(&records[0]).expect("a fresh WAL record decodes");

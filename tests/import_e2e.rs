@@ -365,11 +365,12 @@ async fn strict_stops_at_the_first_bad_row() {
     let f = facts_of(&d, &["S-1".to_string()]).await;
     assert_eq!(f[0].order_count, 1);
 
-    // A daemon rejection stops it too (an email without a domain).
+    // A daemon rejection stops it too (a customer id longer than the daemon takes).
+    let long_id = "T".repeat(129);
     let bad2 = tmp.path().join("bad2.csv");
     std::fs::write(
         &bad2,
-        "CustomerRef,Email,Since\nT-1,tom@example.com,2099-01-01\nT-2,not-an-email,2099-01-01\n",
+        format!("CustomerRef,Email,Since\nT-1,tom@example.com,2099-01-01\n{long_id},tim@example.com,2099-01-01\n"),
     )
     .expect("write");
     let mapping = tmp.path().join("m.toml");
@@ -392,12 +393,70 @@ async fn strict_stops_at_the_first_bad_row() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("bad2.csv:3: customer_upserted.email"),
+        stderr.contains("bad2.csv:3: customer_upserted.customer_id"),
         "{stderr}"
     );
-    assert!(!stderr.contains("not-an-email"), "{stderr}");
-    // Without --strict the same file imports the good row and reports the bad one.
+    assert!(!stderr.contains(&long_id), "{stderr}");
     let out = import(&d, &["--format", "csv", "--mapping", s(&mapping), s(&bad2)]);
     assert_eq!(summary(&out), (0, 1, 1));
+    d.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_identifier_is_a_warning_and_the_row_is_imported() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = start(tmp.path()).await;
+    let file = tmp.path().join("people.csv");
+    std::fs::write(
+        &file,
+        "Ref,Email,Phone,Since\n\
+         W-1,wendy@example.com,+1 212 555 01,2099-01-01\n\
+         W-2,not-an-email,+1 212 555 0100,2099-01-01\n",
+    )
+    .expect("write");
+    let mapping = tmp.path().join("m.toml");
+    std::fs::write(
+        &mapping,
+        "[customers]\ncustomer_id = \"Ref\"\nemail = \"Email\"\nphone = \"Phone\"\nregistered_at = \"Since\"\n",
+    )
+    .expect("write");
+    // Not a bad row, so `--strict` goes on: both rows are imported.
+    let out = import(
+        &d,
+        &[
+            "--format",
+            "csv",
+            "--strict",
+            "--mapping",
+            s(&mapping),
+            s(&file),
+        ],
+    );
+    assert_eq!(summary(&out), (2, 0, 0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains(" warnings=2 "), "{stdout}");
+    for line in [
+        "customer_upserted.email: invalid_email",
+        "customer_upserted.phone: phone_not_valid",
+        "people.csv:2: customer_upserted.phone: not a valid phone number",
+        "people.csv:3: customer_upserted.email: not a valid email address",
+    ] {
+        assert!(stdout.contains(line), "{line} in {stdout}");
+    }
+    for raw in ["212 555 01", "not-an-email"] {
+        assert!(
+            !stdout.contains(raw) && !stderr.contains(raw),
+            "{raw} echoed"
+        );
+    }
+    // Each customer is there with what was valid.
+    let f = facts_of(&d, &["W-1".to_string(), "W-2".to_string()]).await;
+    assert_eq!(
+        f.iter()
+            .map(|c| (c.has_email, c.has_phone))
+            .collect::<Vec<_>>(),
+        vec![(true, false), (false, true)]
+    );
     d.stop();
 }

@@ -4,6 +4,8 @@ mod common;
 
 use common::*;
 
+use std::time::{Duration, Instant};
+
 use audiencesync::proto::v1;
 
 fn scenario(now: i64) -> Vec<v1::Event> {
@@ -193,7 +195,18 @@ async fn malformed_events_are_rejected_by_field_and_nothing_else_is_lost() {
     ];
     let acks = stream(&d, vec![batch]).await;
     let ack = &acks[0];
-    assert_eq!(ack.applied, 2);
+    // The upsert with an email that cannot be read is applied without it (a warning).
+    assert_eq!(ack.applied, 3);
+    let warned: Vec<(u32, &str, &str)> = ack
+        .warnings
+        .iter()
+        .map(|w| (w.index, w.field.as_str(), w.code.as_str()))
+        .collect();
+    assert_eq!(
+        warned,
+        vec![(1, "customer_upserted.email", "invalid_email")]
+    );
+    assert!(!ack.warnings[0].reason.contains("not-an-email"));
     let fields: Vec<(u32, &str)> = ack
         .rejected
         .iter()
@@ -202,7 +215,6 @@ async fn malformed_events_are_rejected_by_field_and_nothing_else_is_lost() {
     assert_eq!(
         fields,
         vec![
-            (1, "customer_upserted.email"),
             (2, "order_placed.total.currency"),
             (3, "kind"),
             (4, "event_id"),
@@ -223,7 +235,10 @@ async fn malformed_events_are_rejected_by_field_and_nothing_else_is_lost() {
     let after = facts_of(&d, &ids()).await;
     assert_eq!(after[0].order_count, before[0].order_count + 1);
     assert_eq!(after[0].open_carts, before[0].open_carts + 1);
-    assert!(after[0].has_email, "the rejected upsert changed nothing");
+    assert!(
+        after[0].has_email,
+        "the dropped email leaves the stored one"
+    );
     assert_eq!(after[1], before[1]);
 
     // A batch over the limit is refused whole, with INVALID_ARGUMENT naming the field.
@@ -241,7 +256,7 @@ async fn malformed_events_are_rejected_by_field_and_nothing_else_is_lost() {
         .expect_err("too big");
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert!(err.message().starts_with("events:"), "{}", err.message());
-    assert_eq!(stats(&d).await.events_rejected, 7);
+    assert_eq!(stats(&d).await.events_rejected, 6);
     d.stop();
 }
 
@@ -356,5 +371,150 @@ async fn feed_command_streams_a_valid_shop_that_fills_the_audiences() {
         .into_inner();
     let nonempty = list.audiences.iter().filter(|a| a.size > 0).count();
     assert!(nonempty >= 8, "{:?}", list.audiences);
+    d.stop();
+}
+
+/// A customer whose phone cannot be read is applied without it: the ack says which field and
+/// why (never the value), a metric counts it, the log does not hold it, and the customer is
+/// matched by its email (in the pushed list, with the email's hash and no phone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_phone_is_dropped_and_the_customer_kept() {
+    const BAD_PHONE: &str = "+1 212 555 01";
+    let tmp = tempfile::tempdir().expect("tmp");
+    let exports = tmp.path().join("exports");
+    let d = Daemon::start(
+        tmp.path(),
+        &format!(
+            "[[destinations]]\nname = \"csv\"\nkind = \"csv\"\ndir = \"{}\"\nlinger = \"100ms\"\nlists = [{{ audience = \"vip\" }}]\n",
+            exports.display()
+        ),
+    );
+    let now = now_secs();
+    let ack = d
+        .ingest()
+        .await
+        .ingest_batch(v1::EventBatch {
+            batch_id: 1,
+            events: vec![
+                ev(
+                    "w-e1",
+                    now - 3 * DAY,
+                    customer("w1", "Wendy@Example.com", BAD_PHONE, true),
+                ),
+                ev("w-e2", now - 2 * DAY, order("w-o1", "w1", 50_000, "USD")),
+            ],
+        })
+        .await
+        .expect("ingest")
+        .into_inner();
+    assert_eq!((ack.applied, ack.rejected.len()), (2, 0), "{ack:?}");
+    assert_eq!(
+        ack.warnings,
+        vec![v1::FieldWarning {
+            index: 0,
+            event_id: "w-e1".into(),
+            field: "customer_upserted.phone".into(),
+            reason: "not a valid phone number: not a valid number for its region".into(),
+            code: "phone_not_valid".into(),
+        }]
+    );
+
+    // Stored with everything but the phone, and eligible for push through its email.
+    let f = &facts_of(&d, &["w1".to_string()]).await[0];
+    assert_eq!(
+        (f.has_email, f.has_phone, f.has_first_name, f.order_count),
+        (true, false, true, 1)
+    );
+    let members = d.members("vip", 100).await;
+    assert!(
+        members.iter().any(|m| m.customer_id == "w1" && m.eligible),
+        "{members:?}"
+    );
+    // In the pushed list with the email's hash and an empty phone cell.
+    let email_hash = audiencesync::ingest::identity::hex_lower(
+        &audiencesync::ingest::identity::sha256("wendy@example.com"),
+    );
+    let google = exports.join("vip/google.csv");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let row = loop {
+        let text = std::fs::read_to_string(&google).unwrap_or_default();
+        if let Some(row) = text.lines().find(|l| l.starts_with(&email_hash)) {
+            break row.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no row for w1 in {text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(row.split(',').nth(1), Some(""), "no phone hash: {row}");
+
+    // Streamed: a replay of the first upsert is a duplicate and warns no more; a later upsert
+    // with a valid phone and an email that cannot be read keeps the stored email.
+    let acks = stream(
+        &d,
+        vec![vec![
+            ev(
+                "w-e1",
+                now - 3 * DAY,
+                customer("w1", "Wendy@Example.com", BAD_PHONE, true),
+            ),
+            ev(
+                "w-e3",
+                now - DAY,
+                customer("w1", "wendy@", "+1 212 555 0100", true),
+            ),
+        ]],
+    )
+    .await;
+    assert_eq!(
+        (acks[0].applied, acks[0].duplicates),
+        (1, 1),
+        "{:?}",
+        acks[0]
+    );
+    let fields: Vec<(u32, &str, &str)> = acks[0]
+        .warnings
+        .iter()
+        .map(|w| (w.index, w.field.as_str(), w.code.as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        vec![(1, "customer_upserted.email", "invalid_email")]
+    );
+    let f = &facts_of(&d, &["w1".to_string()]).await[0];
+    assert_eq!(
+        (f.has_email, f.has_phone),
+        (true, true),
+        "the older email stays"
+    );
+
+    // Counted by field and reason.
+    let metrics = d.scrape();
+    let count = |field: &str, reason: &str| -> Option<String> {
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("audiencesync_ingest_identifier_dropped_total{")
+                    && l.contains(&format!("field=\"{field}\""))
+                    && l.contains(&format!("reason=\"{reason}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next().map(str::to_owned))
+    };
+    assert_eq!(
+        count("customer_upserted.phone", "phone_not_valid").as_deref(),
+        Some("1"),
+        "{metrics}"
+    );
+    assert_eq!(
+        count("customer_upserted.email", "invalid_email").as_deref(),
+        Some("1"),
+        "{metrics}"
+    );
+
+    // The values reach neither the log nor the metrics.
+    let log = d.log_text();
+    assert!(log.contains("identifiers dropped"), "the drop is logged");
+    for raw in [BAD_PHONE, "212 555 01", "wendy@", "Wendy@"] {
+        assert!(!log.contains(raw), "{raw} in the log");
+        assert!(!metrics.contains(raw), "{raw} in the metrics");
+    }
     d.stop();
 }

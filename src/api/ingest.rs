@@ -10,8 +10,10 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
 use super::Context;
+use crate::ingest::validate::Dropped;
 use crate::ledger::{LedgerError, Outcome};
 use crate::proto::v1::{self, ingest_service_server::IngestService};
+use crate::service::metrics::names;
 
 /// Batches validated and queued but not yet acknowledged, per stream. Beyond this the stream
 /// stops reading, and HTTP/2 flow control slows the client down.
@@ -34,6 +36,8 @@ struct Checked {
     batch_id: u64,
     facts: Vec<(u32, crate::ledger::facts::Fact)>,
     rejected: Vec<v1::Rejection>,
+    /// Identifiers dropped from accepted events: the event's index and id, what was dropped.
+    dropped: Vec<(u32, String, Dropped)>,
 }
 
 fn check(ctx: &Context, batch: v1::EventBatch) -> Result<Checked, Status> {
@@ -48,10 +52,16 @@ fn check(ctx: &Context, batch: v1::EventBatch) -> Result<Checked, Status> {
     let now = ctx.clock.now();
     let mut facts = Vec::with_capacity(batch.events.len());
     let mut rejected = Vec::new();
+    let mut dropped = Vec::new();
+    let mut noted = Vec::new();
     for (i, ev) in batch.events.iter().enumerate() {
         let idx = u32::try_from(i).unwrap_or(u32::MAX);
-        match settings.validator.validate(ev, now) {
-            Ok(f) => facts.push((idx, f)),
+        noted.clear();
+        match settings.validator.validate_noting(ev, now, &mut noted) {
+            Ok(f) => {
+                dropped.extend(noted.drain(..).map(|d| (idx, ev.event_id.clone(), d)));
+                facts.push((idx, f));
+            }
             Err(e) => rejected.push(v1::Rejection {
                 index: idx,
                 event_id: ev.event_id.chars().take(128).collect(),
@@ -76,15 +86,46 @@ fn check(ctx: &Context, batch: v1::EventBatch) -> Result<Checked, Status> {
         batch_id: batch.batch_id,
         facts,
         rejected,
+        dropped,
     })
 }
 
+/// The ack of a durable batch. Dropped identifiers are reported (and counted) for the events
+/// applied now, not for duplicates: those were not applied again.
 fn ack(c: Checked, outcome: Outcome) -> v1::BatchAck {
+    let duplicate = |i: &u32| outcome.duplicates.contains(i);
+    let mut warnings = Vec::with_capacity(c.dropped.len());
+    for (index, event_id, d) in c.dropped {
+        if !outcome.duplicates.is_empty() && duplicate(&index) {
+            continue;
+        }
+        let code = d.error.label();
+        metrics::counter!(names::IDENTIFIERS_DROPPED, "field" => d.field, "reason" => code)
+            .increment(1);
+        warnings.push(v1::FieldWarning {
+            index,
+            event_id,
+            field: d.field.to_owned(),
+            reason: d.error.to_string(),
+            code: code.to_owned(),
+        });
+    }
+    if let Some(first) = warnings.first() {
+        // Field and reason only: the values never reach a log.
+        tracing::debug!(
+            batch_id = c.batch_id,
+            dropped = warnings.len(),
+            first_field = %first.field,
+            first_reason = %first.code,
+            "identifiers dropped from applied events"
+        );
+    }
     v1::BatchAck {
         batch_id: c.batch_id,
         applied: outcome.applied,
         duplicates: u32::try_from(outcome.duplicates.len()).unwrap_or(u32::MAX),
         rejected: c.rejected,
+        warnings,
     }
 }
 

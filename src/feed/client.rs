@@ -15,7 +15,7 @@ use super::FeedError;
 use crate::proto::v1::ingest_service_client::IngestServiceClient;
 use crate::proto::v1::{Event, EventBatch};
 
-/// Rejections kept per stream for the report; the count covers all of them.
+/// Rejections (and, apart, warnings) kept per stream for the report; the counts cover all.
 const REJECTION_SAMPLES: usize = 10;
 
 /// The ingest client with the optional bearer token attached to every call.
@@ -32,8 +32,11 @@ pub(super) struct StreamOutcome {
     pub applied: u64,
     pub duplicates: u64,
     pub rejected: u64,
+    /// Identifiers the daemon dropped from applied events (ack warnings).
+    pub warnings: u64,
     pub latencies_ms: Vec<f64>,
     pub rejection_samples: Vec<String>,
+    pub warning_samples: Vec<String>,
 }
 
 struct Pending {
@@ -182,6 +185,16 @@ async fn read_acks(
                 outcome.rejection_samples.push(format!(
                     "batch {} event #{} ({}): {}: {} (code {})",
                     ack.batch_id, r.index, r.event_id, r.field, r.reason, r.code
+                ));
+            }
+            outcome.warnings += ack.warnings.len() as u64;
+            for w in &ack.warnings {
+                if outcome.warning_samples.len() >= REJECTION_SAMPLES {
+                    break;
+                }
+                outcome.warning_samples.push(format!(
+                    "batch {} event #{} ({}): {} dropped: {} ({})",
+                    ack.batch_id, w.index, w.event_id, w.field, w.reason, w.code
                 ));
             }
             window.permits.add_permits(1);

@@ -77,6 +77,8 @@ pub struct FeedReport {
     pub duplicates: u64,
     /// Events the daemon refused.
     pub rejected: u64,
+    /// Identifiers the daemon dropped from applied events (one per field; ack warnings).
+    pub warnings: u64,
     /// From the first send to the last ack (connecting excluded).
     pub elapsed_secs: f64,
     /// `events_sent / elapsed_secs`.
@@ -91,6 +93,8 @@ pub struct FeedReport {
     pub ack_latency_ms_max: f64,
     /// The first few rejections (a handful per stream), for diagnosis.
     pub rejection_samples: Vec<String>,
+    /// The first few warnings (a handful per stream), for diagnosis.
+    pub warning_samples: Vec<String>,
     /// Read load (`--query-rate`, `--visibility-probes`), when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reads: Option<ReadReport>,
@@ -430,8 +434,10 @@ fn report(outcomes: Vec<StreamOutcome>, elapsed_secs: f64) -> FeedReport {
         r.applied += o.applied;
         r.duplicates += o.duplicates;
         r.rejected += o.rejected;
+        r.warnings += o.warnings;
         latencies.extend(o.latencies_ms);
         r.rejection_samples.extend(o.rejection_samples);
+        r.warning_samples.extend(o.warning_samples);
     }
     r.events_per_sec = if elapsed_secs > 0.0 {
         r.events_sent as f64 / elapsed_secs
@@ -469,8 +475,8 @@ pub fn print_report(r: &FeedReport, json: bool) {
         r.events_sent, r.batches, r.elapsed_secs, r.events_per_sec
     );
     println!(
-        "acks: {} applied, {} duplicates, {} rejected",
-        r.applied, r.duplicates, r.rejected
+        "acks: {} applied, {} duplicates, {} rejected, {} identifiers dropped",
+        r.applied, r.duplicates, r.rejected, r.warnings
     );
     println!(
         "ack latency ms: p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}",
@@ -478,6 +484,9 @@ pub fn print_report(r: &FeedReport, json: bool) {
     );
     for s in &r.rejection_samples {
         println!("  rejected: {s}");
+    }
+    for s in &r.warning_samples {
+        println!("  warning: {s}");
     }
     if let Some(q) = &r.reads {
         println!(
@@ -531,13 +540,16 @@ mod tests {
             batches: 1,
             applied: 4,
             rejected: 1,
+            warnings: 2,
             latencies_ms: vec![2.0],
             rejection_samples: vec!["x".into()],
+            warning_samples: vec!["y".into()],
             ..Default::default()
         };
         let r = report(vec![a, b], 0.5);
         assert_eq!((r.events_sent, r.batches, r.applied), (15, 3, 13));
-        assert_eq!((r.duplicates, r.rejected), (1, 1));
+        assert_eq!((r.duplicates, r.rejected, r.warnings), (1, 1, 2));
+        assert_eq!(r.warning_samples, vec!["y".to_string()]);
         assert_eq!(r.events_per_sec, 30.0);
         assert_eq!((r.ack_latency_ms_p50, r.ack_latency_ms_max), (2.0, 3.0));
         assert_eq!(r.rejection_samples.len(), 1);
@@ -733,8 +745,10 @@ mod tests {
         assert_eq!(r.events_sent, total);
         assert_eq!(r.batches, total.div_ceil(128));
         assert_eq!(
-            (r.applied, r.duplicates, r.rejected),
-            (unique, total - unique, 0)
+            (r.applied, r.duplicates, r.rejected, r.warnings),
+            (unique, total - unique, 0, 0),
+            "{:?}",
+            r.warning_samples
         );
         assert!(r.duplicates > 0, "replays reach the daemon as duplicates");
         assert!(r.ack_latency_ms_max >= r.ack_latency_ms_p50 && r.events_per_sec > 0.0);
@@ -803,6 +817,7 @@ mod tests {
             "applied",
             "duplicates",
             "rejected",
+            "warnings",
             "elapsed_secs",
             "events_per_sec",
             "ack_latency_ms_p50",

@@ -61,7 +61,8 @@ pub struct ImportArgs {
     /// The daemon, and a token with the ingest scope when it requires one.
     #[command(flatten)]
     pub target: crate::cli::Target,
-    /// Stop at the first bad row (parse error or daemon rejection) with a non-zero exit.
+    /// Stop at the first bad row (parse error or daemon rejection) with a non-zero exit. An
+    /// identifier the daemon dropped from an applied row (a warning) is not a bad row.
     #[arg(long)]
     pub strict: bool,
     /// Events per batch (the daemon's limit is `ingest.max_batch_events`, 10,000 by default).
@@ -217,6 +218,13 @@ pub struct ImportReport {
     pub by_reason: BTreeMap<String, u64>,
     /// The first bad rows, as "file:line: field: reason".
     pub bad_rows: Vec<String>,
+    /// Identifiers the daemon dropped from applied events (ack warnings: the row was
+    /// imported without that field).
+    pub warnings: u64,
+    /// Warnings by "field: code".
+    pub warnings_by_reason: BTreeMap<String, u64>,
+    /// The first rows with a dropped identifier, as "file:line: field: reason".
+    pub warned_rows: Vec<String>,
     /// Wall time.
     pub elapsed_secs: f64,
 }
@@ -233,6 +241,21 @@ impl ImportReport {
         line
     }
 
+    fn warned(&mut self, files: &[PathBuf], loc: Loc, field: &str, code: &str, reason: &str) {
+        *self
+            .warnings_by_reason
+            .entry(format!("{field}: {code}"))
+            .or_default() += 1;
+        self.warnings += 1;
+        if self.warned_rows.len() < BAD_ROWS_SHOWN {
+            self.warned_rows.push(format!(
+                "{}:{}: {field}: {reason}",
+                file_name(files, loc.file),
+                loc.line
+            ));
+        }
+    }
+
     /// Prints the summary to stdout (the progress display is on stderr).
     pub fn print(&self) {
         let rate = if self.elapsed_secs > 0.0 {
@@ -241,8 +264,8 @@ impl ImportReport {
             0.0
         };
         println!(
-            "imported: applied={} duplicates={} rejected={} (events={} rows={} in {:.1}s, {:.0} events/s)",
-            self.applied, self.duplicates, self.rejected, self.events, self.rows, self.elapsed_secs, rate
+            "imported: applied={} duplicates={} rejected={} warnings={} (events={} rows={} in {:.1}s, {:.0} events/s)",
+            self.applied, self.duplicates, self.rejected, self.warnings, self.events, self.rows, self.elapsed_secs, rate
         );
         if !self.by_reason.is_empty() {
             println!("rejected by reason:");
@@ -255,6 +278,20 @@ impl ImportReport {
                 self.rejected
             );
             for row in &self.bad_rows {
+                println!("  {row}");
+            }
+        }
+        if !self.warnings_by_reason.is_empty() {
+            println!("identifiers dropped (rows imported without them) by reason:");
+            for (reason, n) in &self.warnings_by_reason {
+                println!("  {n:>8}  {reason}");
+            }
+            println!(
+                "rows with a dropped identifier (first {} of {}):",
+                self.warned_rows.len(),
+                self.warnings
+            );
+            for row in &self.warned_rows {
                 println!("  {row}");
             }
         }
@@ -663,6 +700,15 @@ async fn read_acks(
                         }
                     }
                 }
+                // A warning is not a bad row: the event was applied, only the field is
+                // missing, so `--strict` goes on.
+                for w in &ack.warnings {
+                    let loc = sent.locs.get(w.index as usize).copied().unwrap_or(Loc {
+                        file: u32::MAX,
+                        line: 0,
+                    });
+                    report.warned(&shared.files, loc, &w.field, &w.code, &w.reason);
+                }
             }
             let acked = shared.acks.fetch_add(1, Ordering::Relaxed) + 1;
             if shared.abort_after_acks.is_some_and(|n| acked >= n) {
@@ -715,8 +761,8 @@ impl Progress {
         let secs = elapsed.as_secs_f64().max(1e-3);
         let rate = r.events as f64 / secs;
         let msg = format!(
-            "rows {} events {} ({:.0}/s) applied {} dup {} rejected {}",
-            r.rows, r.events, rate, r.applied, r.duplicates, r.rejected
+            "rows {} events {} ({:.0}/s) applied {} dup {} rejected {} warnings {}",
+            r.rows, r.events, rate, r.applied, r.duplicates, r.rejected, r.warnings
         );
         match &self.bar {
             Some(bar) => {

@@ -6,9 +6,9 @@
 //! module, except country and postal code, which Google requires in clear and which are kept in a
 //! normalized form. Error values carry no input, so nothing raw can reach a log through them.
 
-use phonenumber::country::Id as RegionId;
-use phonenumber::metadata::DATABASE;
 use sha2::{Digest as _, Sha256};
+
+use super::phone::{self, Region};
 
 /// A SHA-256 digest; rendered as lowercase hex only when sent.
 pub type Digest = [u8; 32];
@@ -20,9 +20,9 @@ pub enum IdentityError {
     /// Not exactly one `@`, empty local part, or a domain without a dot or with an empty label.
     #[error("not a valid email address")]
     InvalidEmail,
-    /// The phone parser rejected it, or the number is not valid for its region.
-    #[error("not a valid phone number")]
-    InvalidPhone,
+    /// Not a phone number libphonenumber reads as valid (the step that refused it inside).
+    #[error("not a valid phone number: {0}")]
+    InvalidPhone(PhoneFault),
     /// A first or last name with no letters left once punctuation is removed.
     #[error("nothing left after normalization")]
     InvalidName,
@@ -35,6 +35,65 @@ pub enum IdentityError {
     /// A region the phone parser has no metadata for, so national numbers cannot be read.
     #[error("not a known phone region")]
     InvalidRegion,
+}
+
+impl IdentityError {
+    /// A short fixed label (a metric label value, an ack's warning code): one per way an
+    /// identifier can fail, so their number is bounded.
+    pub fn label(&self) -> &'static str {
+        match self {
+            IdentityError::InvalidEmail => "invalid_email",
+            IdentityError::InvalidPhone(PhoneFault::NotANumber) => "phone_not_a_number",
+            IdentityError::InvalidPhone(PhoneFault::CountryCode) => "phone_unknown_country_code",
+            IdentityError::InvalidPhone(PhoneFault::TooShort) => "phone_too_short",
+            IdentityError::InvalidPhone(PhoneFault::TooLong) => "phone_too_long",
+            IdentityError::InvalidPhone(PhoneFault::NotValid) => "phone_not_valid",
+            IdentityError::InvalidPhone(PhoneFault::NoRegion) | IdentityError::InvalidRegion => {
+                "phone_no_region"
+            }
+            IdentityError::InvalidName => "invalid_name",
+            IdentityError::InvalidCountry => "invalid_country",
+            IdentityError::InvalidPostalCode => "invalid_postal_code",
+        }
+    }
+
+    /// Every label [`IdentityError::label`] can give.
+    pub const LABELS: [&'static str; 10] = [
+        "invalid_email",
+        "phone_not_a_number",
+        "phone_unknown_country_code",
+        "phone_too_short",
+        "phone_too_long",
+        "phone_not_valid",
+        "phone_no_region",
+        "invalid_name",
+        "invalid_country",
+        "invalid_postal_code",
+    ];
+}
+
+/// Where libphonenumber's reading of a phone stopped (its `NumberParseException` types, and
+/// `is_valid_number` saying no).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PhoneFault {
+    /// Not viable as a number: too few digits, or characters a number does not have.
+    #[error("not a phone number")]
+    NotANumber,
+    /// Written without a country code, and no region to read it in.
+    #[error("no country code and no region to read it in")]
+    NoRegion,
+    /// A `+` or international prefix followed by no known country calling code.
+    #[error("unknown country calling code")]
+    CountryCode,
+    /// Too few digits for a national number.
+    #[error("too short")]
+    TooShort,
+    /// Too many characters or digits.
+    #[error("too long")]
+    TooLong,
+    /// Read, but not a valid number of its region.
+    #[error("not a valid number for its region")]
+    NotValid,
 }
 
 /// The same identifier hashed under each network's normalization.
@@ -55,12 +114,9 @@ pub struct NetworkHashes {
 /// which only become E.164 once a country is known.
 #[derive(Debug, Clone)]
 pub struct Normalizer {
-    region: RegionId,
+    region: Region,
 }
 
-/// Longest raw phone string handed to the parser; real numbers with an extension fit easily,
-/// and the cap bounds the parser's work on junk input.
-const MAX_PHONE_LEN: usize = 64;
 /// Longest stored postal code (characters, after normalization).
 const MAX_POSTAL_LEN: usize = 16;
 
@@ -77,7 +133,7 @@ impl Normalizer {
 
     /// The configured default phone region, upper-case alpha-2.
     pub fn default_region(&self) -> &str {
-        self.region.as_ref()
+        self.region.id()
     }
 
     /// Email hashed under both rules: Google's (whitespace removed, Gmail dots and `+tag`
@@ -88,21 +144,23 @@ impl Normalizer {
         Ok(NetworkHashes { google, meta })
     }
 
-    /// Phone parsed as the `phonenumber` crate parses it, required valid, formatted E.164
-    /// (common shapes on a fast path over the crate's own metadata; see `phone`); Google hashes
-    /// it with `+`, Meta without.
+    /// Phone read as libphonenumber reads it (`parse`, `is_valid_number`, E.164; see
+    /// `phone`); Google hashes it with `+`, Meta without.
     ///
-    /// `country`: the customer's country (alpha-2, any case) if known, else default region.
-    /// A number written with a leading `+` carries its own country code and is read without a
-    /// region; any other number needs one, so a `country` the parser has no metadata for gives
-    /// `InvalidRegion` rather than a guess that could hash someone else's number. A blank
+    /// `country`: the customer's country (alpha-2, any case) if known, else the default region:
+    /// a number written without its country code is read in it. A `country` the phone metadata
+    /// does not have leaves only numbers that carry their country code readable (others give
+    /// `InvalidRegion` rather than a guess that could hash someone else's number). A blank
     /// `country` counts as unknown.
     pub fn phone(&self, raw: &str, country: Option<&str>) -> Result<NetworkHashes, IdentityError> {
-        let e164 = self.e164(raw, country)?;
-        Ok(NetworkHashes {
-            google: sha256(&e164),
-            meta: sha256(&e164[1..]),
-        })
+        Ok(hash_e164(&self.e164(raw, country)?))
+    }
+
+    /// [`Normalizer::phone`] with no region at all: only a number that carries its country
+    /// code (`+44 …`, `tel:+44-…`) is read. For a customer whose stated country could not be
+    /// read, where the default region would be a guess.
+    pub fn phone_without_region(&self, raw: &str) -> Result<NetworkHashes, IdentityError> {
+        Ok(hash_e164(&e164_in(raw, None)?))
     }
 
     /// First name under each network's rule (see [`google_name`] and [`meta_name`]).
@@ -153,32 +211,38 @@ impl Normalizer {
         Ok(out)
     }
 
-    /// E.164 with `+`, e.g. "+18005550100".
-    fn e164(&self, raw: &str, country: Option<&str>) -> Result<String, IdentityError> {
-        let raw = raw.trim();
-        if raw.is_empty() || raw.len() > MAX_PHONE_LEN {
-            return Err(IdentityError::InvalidPhone);
-        }
-        let region = if raw.starts_with('+') {
-            // The number names its own country; no region may be applied to it.
-            None
-        } else {
-            match country.map(str::trim).filter(|c| !c.is_empty()) {
-                None => Some(self.region),
-                Some(c) => Some(phone_region(c).ok_or(IdentityError::InvalidRegion)?),
-            }
+    /// The E.164 form the phone hashes are made of, with `+` (e.g. "+18005550100"); the same
+    /// reading of `raw` and `country` as [`Normalizer::phone`].
+    pub fn e164(&self, raw: &str, country: Option<&str>) -> Result<String, IdentityError> {
+        let region = match country.map(str::trim).filter(|c| !c.is_empty()) {
+            None => Some(self.region),
+            Some(c) => phone_region(c),
         };
-        let e164 = super::phone::e164(raw, region).ok_or(IdentityError::InvalidPhone)?;
-        // Belt and braces: Google requires "+" then digits only, and Meta's form must not start
-        // with a zero (country codes never do).
-        let digits = e164.strip_prefix('+').ok_or(IdentityError::InvalidPhone)?;
-        if digits.is_empty()
-            || digits.starts_with('0')
-            || !digits.bytes().all(|b| b.is_ascii_digit())
-        {
-            return Err(IdentityError::InvalidPhone);
-        }
-        Ok(e164)
+        e164_in(raw, region)
+    }
+}
+
+/// `raw` in E.164, read in `region`.
+fn e164_in(raw: &str, region: Option<Region>) -> Result<String, IdentityError> {
+    let e164 = phone::e164(raw, region).map_err(|fault| match fault {
+        PhoneFault::NoRegion => IdentityError::InvalidRegion,
+        fault => IdentityError::InvalidPhone(fault),
+    })?;
+    // Belt and braces: Google requires "+" then digits only, and Meta's form must not start
+    // with a zero (country codes never do).
+    let digits = e164
+        .strip_prefix('+')
+        .ok_or(IdentityError::InvalidPhone(PhoneFault::NotValid))?;
+    if digits.is_empty() || digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(IdentityError::InvalidPhone(PhoneFault::NotValid));
+    }
+    Ok(e164)
+}
+
+fn hash_e164(e164: &str) -> NetworkHashes {
+    NetworkHashes {
+        google: sha256(e164),
+        meta: sha256(&e164[1..]),
     }
 }
 
@@ -402,9 +466,9 @@ fn is_country(country: Option<&str>, code: &str) -> bool {
     country.is_some_and(|c| c.trim().eq_ignore_ascii_case(code))
 }
 
-/// An ISO code the phone parser has metadata for. Runs once per phone with a country, so the
+/// An ISO code the phone metadata has. Runs once per phone with a country, so the
 /// upper-casing stays on the stack.
-fn phone_region(raw: &str) -> Option<RegionId> {
+fn phone_region(raw: &str) -> Option<Region> {
     let [a, b] = raw.trim().as_bytes() else {
         return None;
     };
@@ -413,9 +477,7 @@ fn phone_region(raw: &str) -> Option<RegionId> {
     if !is_iso_alpha2(code) {
         return None;
     }
-    let id: RegionId = code.parse().ok()?;
-    DATABASE.by_id(id.as_ref())?;
-    Some(id)
+    Region::by_id(code)
 }
 
 fn is_iso_alpha2(code: &str) -> bool {
@@ -519,7 +581,7 @@ mod tests {
         assert_eq!(hex(sha256(&e164[1..])), META_15559876543);
         assert_eq!(
             us().phone("+1 555 987 6543", None),
-            Err(IdentityError::InvalidPhone)
+            Err(IdentityError::InvalidPhone(PhoneFault::NotValid))
         );
     }
 
@@ -659,7 +721,7 @@ mod tests {
         // Same digits read under the US default are not a valid number.
         assert_eq!(
             us.phone("020 7946 0958", None),
-            Err(IdentityError::InvalidPhone)
+            Err(IdentityError::InvalidPhone(PhoneFault::NotValid))
         );
         // Default region from config.
         let gb = Normalizer::new(" gb ").unwrap();
@@ -745,25 +807,48 @@ mod tests {
     #[test]
     fn invalid_phones() {
         let n = us();
-        let long = "1".repeat(MAX_PHONE_LEN + 1);
-        for raw in [
-            "",
-            "   ",
-            "abc",
-            "12",
-            "+1 800 555 010",   // too short
-            "+1 800 555 01000", // too long
-            "+999 123 456 789", // no such country code
-            "not a phone 12",
-            "+",
-            long.as_str(),
+        let long = "1".repeat(251);
+        for (raw, fault) in [
+            ("", PhoneFault::NotANumber),
+            ("   ", PhoneFault::NotANumber),
+            ("abc", PhoneFault::NotANumber),
+            ("12", PhoneFault::NotValid),
+            ("+1 800 555 010", PhoneFault::NotValid), // a digit short
+            ("+1 800 555 01000", PhoneFault::NotValid), // a digit too many
+            ("+999 123 456 789", PhoneFault::CountryCode),
+            ("not a phone 12", PhoneFault::NotValid),
+            ("+", PhoneFault::NotANumber),
+            (long.as_str(), PhoneFault::TooLong),
         ] {
             assert_eq!(
                 n.phone(raw, None),
-                Err(IdentityError::InvalidPhone),
+                Err(IdentityError::InvalidPhone(fault)),
                 "{raw:?}"
             );
         }
+    }
+
+    #[test]
+    fn labels_are_a_fixed_set() {
+        let all = [
+            IdentityError::InvalidEmail,
+            IdentityError::InvalidPhone(PhoneFault::NotANumber),
+            IdentityError::InvalidPhone(PhoneFault::NoRegion),
+            IdentityError::InvalidPhone(PhoneFault::CountryCode),
+            IdentityError::InvalidPhone(PhoneFault::TooShort),
+            IdentityError::InvalidPhone(PhoneFault::TooLong),
+            IdentityError::InvalidPhone(PhoneFault::NotValid),
+            IdentityError::InvalidName,
+            IdentityError::InvalidCountry,
+            IdentityError::InvalidPostalCode,
+            IdentityError::InvalidRegion,
+        ];
+        let mut labels: Vec<&str> = all.iter().map(IdentityError::label).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        let mut listed = IdentityError::LABELS.to_vec();
+        listed.sort_unstable();
+        assert_eq!(labels, listed);
     }
 
     #[test]
@@ -968,7 +1053,7 @@ mod tests {
         assert!(ISO_3166_ALPHA2.windows(2).all(|w| w[0] < w[1]));
         assert!(ISO_3166_ALPHA2.iter().all(|c| c.len() == 2));
         // Every phone region is ISO except the non-ISO CLDR ones (and "001", non-geographic).
-        for meta in DATABASE.iter() {
+        for meta in phonenumber::metadata::DATABASE.iter() {
             let id = meta.id();
             if !["AC", "TA", "XK", "001"].contains(&id) {
                 assert!(is_iso_alpha2(id), "{id}");
@@ -1093,13 +1178,14 @@ mod tests {
         }
         for k in [
             IdentityError::InvalidEmail,
-            IdentityError::InvalidPhone,
+            IdentityError::InvalidPhone(PhoneFault::NotANumber),
             IdentityError::InvalidRegion,
             IdentityError::InvalidName,
             IdentityError::InvalidCountry,
             IdentityError::InvalidPostalCode,
         ] {
-            assert!(kinds.contains(&k), "{k:?} not exercised");
+            let same = |e: &IdentityError| std::mem::discriminant(e) == std::mem::discriminant(&k);
+            assert!(kinds.iter().any(same), "{k:?} not exercised");
         }
     }
 }

@@ -4,6 +4,5 @@
 pub mod currency;
 pub mod identity;
 mod phone;
-mod phone_fast;
 mod phone_patterns;
 pub mod validate;

@@ -1,10 +1,19 @@
 //! Event validation: a proto event becomes a [`Fact`] or a refusal naming the field at fault.
 //! This is the only place raw identifiers exist, and only in memory: they are hashed here.
+//!
+//! What refuses an event and what only drops a field: an event is refused when it cannot be
+//! applied at all or would be applied wrongly (no or a malformed event id, customer id, order
+//! or cart id; a missing, out-of-range or too-future timestamp, `registered_at` included; money
+//! that cannot be read; an unknown consent status). A customer's identifier that cannot be
+//! normalized (email, phone, first or last name, country, postal code) is dropped alone: the
+//! customer and its other identifiers are still applied, and it stays matchable by those. A
+//! dropped identifier is treated as absent from the event, so a value stored before stays; it
+//! is reported as a [`Dropped`] (field and reason, never the value).
 
 use crate::clock::{Nanos, NANOS_PER_SEC};
 use crate::config::Config;
 use crate::ingest::currency::{CurrencyError, CurrencyTable};
-use crate::ingest::identity::{IdentityError, NetworkHashes, Normalizer};
+use crate::ingest::identity::{IdentityError, Normalizer};
 use crate::ledger::facts::{Consent, CustomerUpsert, Fact, FactKind, Update};
 use crate::proto::v1;
 
@@ -20,6 +29,29 @@ pub struct Invalid {
     /// What is wrong.
     pub reason: String,
 }
+
+/// An identifier dropped from an accepted event because it could not be normalized.
+/// Carries no value: only where it was and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dropped {
+    /// Path of the field, e.g. `customer_upserted.phone`; one of [`Dropped::FIELDS`].
+    pub field: &'static str,
+    /// Why it could not be normalized ([`IdentityError::label`] names it in a fixed word).
+    pub error: IdentityError,
+}
+
+impl Dropped {
+    /// Every field that can be dropped.
+    pub const FIELDS: [&'static str; 6] =
+        [EMAIL, PHONE, FIRST_NAME, LAST_NAME, COUNTRY, POSTAL_CODE];
+}
+
+const EMAIL: &str = "customer_upserted.email";
+const PHONE: &str = "customer_upserted.phone";
+const FIRST_NAME: &str = "customer_upserted.first_name";
+const LAST_NAME: &str = "customer_upserted.last_name";
+const COUNTRY: &str = "customer_upserted.country";
+const POSTAL_CODE: &str = "customer_upserted.postal_code";
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Invalid {
     Invalid {
@@ -50,8 +82,34 @@ impl Validator {
         })
     }
 
-    /// Validates one event against the clock reading `now`.
+    /// Validates one event against the clock reading `now`; identifiers that cannot be
+    /// normalized are left out of the fact (see [`Validator::validate_noting`]).
     pub fn validate(&self, ev: &v1::Event, now: Nanos) -> Result<Fact, Invalid> {
+        self.validate_noting(ev, now, &mut Vec::new())
+    }
+
+    /// [`Validator::validate`], adding each identifier left out of the fact to `dropped`
+    /// (only when the event is accepted).
+    pub fn validate_noting(
+        &self,
+        ev: &v1::Event,
+        now: Nanos,
+        dropped: &mut Vec<Dropped>,
+    ) -> Result<Fact, Invalid> {
+        let before = dropped.len();
+        let fact = self.check(ev, now, dropped);
+        if fact.is_err() {
+            dropped.truncate(before);
+        }
+        fact
+    }
+
+    fn check(
+        &self,
+        ev: &v1::Event,
+        now: Nanos,
+        dropped: &mut Vec<Dropped>,
+    ) -> Result<Fact, Invalid> {
         id("event_id", &ev.event_id)?;
         let at = timestamp("occurred_at", ev.occurred_at.as_ref())?;
         if at > now.saturating_add(self.max_future_skew) {
@@ -62,7 +120,7 @@ impl Validator {
         }
         let kind = match &ev.kind {
             None => return Err(invalid("kind", "no event kind set")),
-            Some(v1::event::Kind::CustomerUpserted(c)) => self.customer_upserted(c)?,
+            Some(v1::event::Kind::CustomerUpserted(c)) => self.customer_upserted(c, dropped)?,
             Some(v1::event::Kind::OrderPlaced(o)) => self.order_placed(o)?,
             Some(v1::event::Kind::OrderRefunded(r)) => order_refunded(r)?,
             Some(v1::event::Kind::CartUpdated(c)) => self.cart_updated(c)?,
@@ -106,55 +164,47 @@ impl Validator {
         })
     }
 
-    fn customer_upserted(&self, c: &v1::CustomerUpserted) -> Result<FactKind, Invalid> {
+    fn customer_upserted(
+        &self,
+        c: &v1::CustomerUpserted,
+        dropped: &mut Vec<Dropped>,
+    ) -> Result<FactKind, Invalid> {
         const P: &str = "customer_upserted";
         id(&format!("{P}.customer_id"), &c.customer_id)?;
-        let country: Update<Box<str>> = match c.country.as_deref() {
-            None => None,
-            Some(s) if s.trim().is_empty() => Some(None),
-            Some(s) => Some(Some(
-                self.normalizer
-                    .country(s)
-                    .map_err(|e| identity_err(&format!("{P}.country"), e))?
-                    .into(),
-            )),
-        };
+        let n = &self.normalizer;
+        let mut drop =
+            |field: &'static str, error: IdentityError| dropped.push(Dropped { field, error });
+        let country: Update<Box<str>> = normalized(COUNTRY, c.country.as_deref(), &mut drop, |s| {
+            n.country(s).map(Into::into)
+        });
+        // National phone numbers are read in the customer's country; without one, in the
+        // default region. A country sent but unreadable is not replaced by the default (it
+        // would be a guess that can hash someone else's number): only a phone written with its
+        // country code is read then.
+        let country_dropped = c.country.as_deref().is_some_and(|s| !s.trim().is_empty())
+            && !matches!(country, Some(Some(_)));
         let region = match &country {
             Some(Some(cc)) => Some(cc.as_ref()),
             _ => None,
         };
-        let hashed = |field: &str,
-                      raw: Option<&str>,
-                      f: &dyn Fn(&str) -> Result<NetworkHashes, IdentityError>|
-         -> Result<Update<NetworkHashes>, Invalid> {
-            match raw {
-                None => Ok(None),
-                Some(s) if s.trim().is_empty() => Ok(Some(None)),
-                Some(s) => f(s)
-                    .map(|h| Some(Some(h)))
-                    .map_err(|e| identity_err(&format!("{P}.{field}"), e)),
+        let email = normalized(EMAIL, c.email.as_deref(), &mut drop, |s| n.email(s));
+        let phone = normalized(PHONE, c.phone.as_deref(), &mut drop, |s| {
+            if country_dropped {
+                n.phone_without_region(s)
+            } else {
+                n.phone(s, region)
             }
-        };
-        let email = hashed("email", c.email.as_deref(), &|s| self.normalizer.email(s))?;
-        let phone = hashed("phone", c.phone.as_deref(), &|s| {
-            self.normalizer.phone(s, region)
-        })?;
-        let first_name = hashed("first_name", c.first_name.as_deref(), &|s| {
-            self.normalizer.first_name(s)
-        })?;
-        let last_name = hashed("last_name", c.last_name.as_deref(), &|s| {
-            self.normalizer.last_name(s)
-        })?;
-        let postal_code: Update<Box<str>> = match c.postal_code.as_deref() {
-            None => None,
-            Some(s) if s.trim().is_empty() => Some(None),
-            Some(s) => Some(Some(
-                self.normalizer
-                    .postal_code(s)
-                    .map_err(|e| identity_err(&format!("{P}.postal_code"), e))?
-                    .into(),
-            )),
-        };
+        });
+        let first_name = normalized(FIRST_NAME, c.first_name.as_deref(), &mut drop, |s| {
+            n.first_name(s)
+        });
+        let last_name = normalized(LAST_NAME, c.last_name.as_deref(), &mut drop, |s| {
+            n.last_name(s)
+        });
+        let postal_code: Update<Box<str>> =
+            normalized(POSTAL_CODE, c.postal_code.as_deref(), &mut drop, |s| {
+                n.postal_code(s).map(Into::into)
+            });
         let registered_at = match c.registered_at.as_ref() {
             None => None,
             Some(t) => Some(timestamp(&format!("{P}.registered_at"), Some(t))?),
@@ -295,8 +345,25 @@ fn consent(field: &str, v: Option<i32>) -> Result<Option<Consent>, Invalid> {
     }
 }
 
-fn identity_err(field: &str, e: IdentityError) -> Invalid {
-    invalid(field, e.to_string())
+/// One optional identifier of an upsert: absent stays absent, blank clears, a value is
+/// normalized, and one that cannot be is dropped (noted, and absent from the fact).
+fn normalized<T>(
+    field: &'static str,
+    raw: Option<&str>,
+    drop: &mut impl FnMut(&'static str, IdentityError),
+    f: impl FnOnce(&str) -> Result<T, IdentityError>,
+) -> Update<T> {
+    match raw {
+        None => None,
+        Some(s) if s.trim().is_empty() => Some(None),
+        Some(s) => match f(s) {
+            Ok(v) => Some(Some(v)),
+            Err(e) => {
+                drop(field, e);
+                None
+            }
+        },
+    }
 }
 
 fn currency_err(field: &str, e: CurrencyError) -> Invalid {
@@ -306,6 +373,7 @@ fn currency_err(field: &str, e: CurrencyError) -> Invalid {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::identity::PhoneFault;
 
     const NOW: Nanos = 1_800_000_000 * NANOS_PER_SEC;
 
@@ -358,26 +426,175 @@ mod tests {
         assert_eq!(field_of(&ev), "kind");
     }
 
-    #[test]
-    fn hashes_identifiers_and_never_echoes_them() {
-        let ev = event(v1::event::Kind::CustomerUpserted(v1::CustomerUpserted {
-            customer_id: "c1".into(),
-            email: Some("Mary@Example.com ".into()),
-            phone: Some("not a phone 12".into()),
-            ..Default::default()
-        }));
-        let err = validator().validate(&ev, NOW).expect_err("bad phone");
-        assert_eq!(err.field, "customer_upserted.phone");
-        assert!(!err.to_string().contains("not a phone"));
+    fn upsert(c: v1::CustomerUpserted) -> v1::Event {
+        event(v1::event::Kind::CustomerUpserted(c))
+    }
 
-        let ev = event(v1::event::Kind::CustomerUpserted(v1::CustomerUpserted {
+    fn upsert_of(fact: Fact) -> CustomerUpsert {
+        let FactKind::CustomerUpserted(u) = fact.kind else {
+            panic!("kind")
+        };
+        *u
+    }
+
+    #[test]
+    fn a_bad_identifier_is_dropped_alone_and_never_echoed() {
+        let mut dropped = Vec::new();
+        let ev = upsert(v1::CustomerUpserted {
             customer_id: "c1".into(),
             email: Some("Mary@Example.com ".into()),
-            phone: Some("".into()),
-            ad_user_data: Some(99),
+            phone: Some("+1 212 555 01".into()),
+            first_name: Some("Mary".into()),
             ..Default::default()
-        }));
-        assert_eq!(field_of(&ev), "customer_upserted.ad_user_data");
+        });
+        let u = upsert_of(
+            validator()
+                .validate_noting(&ev, NOW, &mut dropped)
+                .expect("applied"),
+        );
+        assert!(matches!(u.email, Some(Some(_))));
+        assert!(matches!(u.first_name, Some(Some(_))));
+        assert_eq!(u.phone, None, "dropped: as if absent");
+        assert_eq!(
+            dropped,
+            vec![Dropped {
+                field: "customer_upserted.phone",
+                error: IdentityError::InvalidPhone(PhoneFault::NotValid),
+            }]
+        );
+        let text = format!("{:?} {}", dropped[0], dropped[0].error);
+        assert!(!text.contains("212"), "{text}");
+
+        // Every identifier at once: each dropped, the customer still applied.
+        let mut dropped = Vec::new();
+        let ev = upsert(v1::CustomerUpserted {
+            customer_id: "c1".into(),
+            email: Some("mary@".into()),
+            phone: Some("12".into()),
+            first_name: Some("!!".into()),
+            last_name: Some("..".into()),
+            country: Some("UK".into()),
+            postal_code: Some("#1".into()),
+            registered_at: ts(1_600_000_000),
+            ..Default::default()
+        });
+        let u = upsert_of(
+            validator()
+                .validate_noting(&ev, NOW, &mut dropped)
+                .expect("applied"),
+        );
+        assert_eq!(
+            (
+                u.email,
+                u.phone,
+                u.first_name,
+                u.last_name,
+                u.country,
+                u.postal_code
+            ),
+            (None, None, None, None, None, None)
+        );
+        assert!(u.registered_at.is_some());
+        let fields: Vec<&str> = dropped.iter().map(|d| d.field).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "customer_upserted.country",
+                "customer_upserted.email",
+                "customer_upserted.phone",
+                "customer_upserted.first_name",
+                "customer_upserted.last_name",
+                "customer_upserted.postal_code",
+            ]
+        );
+        assert!(fields.iter().all(|f| Dropped::FIELDS.contains(f)));
+    }
+
+    #[test]
+    fn what_still_refuses_the_event() {
+        let base = v1::CustomerUpserted {
+            customer_id: "c1".into(),
+            phone: Some("not a phone".into()),
+            ..Default::default()
+        };
+        let mut dropped = Vec::new();
+        for (change, field) in [
+            (
+                Box::new(|c: &mut v1::CustomerUpserted| c.customer_id.clear())
+                    as Box<dyn Fn(&mut v1::CustomerUpserted)>,
+                "customer_upserted.customer_id",
+            ),
+            (
+                Box::new(|c: &mut v1::CustomerUpserted| {
+                    c.registered_at = Some(prost_types::Timestamp {
+                        seconds: -1,
+                        nanos: 0,
+                    })
+                }),
+                "customer_upserted.registered_at",
+            ),
+            (
+                Box::new(|c: &mut v1::CustomerUpserted| c.ad_user_data = Some(99)),
+                "customer_upserted.ad_user_data",
+            ),
+        ] {
+            let mut c = base.clone();
+            change(&mut c);
+            let err = validator()
+                .validate_noting(&upsert(c), NOW, &mut dropped)
+                .expect_err("refused");
+            assert_eq!(err.field, field);
+            assert!(
+                dropped.is_empty(),
+                "a refused event drops nothing: {dropped:?}"
+            );
+        }
+        let mut ev = upsert(base);
+        ev.event_id.clear();
+        assert_eq!(field_of(&ev), "event_id");
+        ev.event_id = "e1".into();
+        ev.occurred_at = None;
+        assert_eq!(field_of(&ev), "occurred_at");
+    }
+
+    #[test]
+    fn phones_are_read_in_the_country_else_the_default_but_never_a_guess() {
+        let read = |country: Option<&str>, phone: &str| {
+            let mut dropped = Vec::new();
+            let ev = upsert(v1::CustomerUpserted {
+                customer_id: "c1".into(),
+                phone: Some(phone.into()),
+                country: country.map(Into::into),
+                ..Default::default()
+            });
+            let u = upsert_of(
+                validator()
+                    .validate_noting(&ev, NOW, &mut dropped)
+                    .expect("ok"),
+            );
+            (
+                u.phone,
+                dropped.iter().map(|d| d.error.label()).collect::<Vec<_>>(),
+            )
+        };
+        let n = Normalizer::new("US").expect("US");
+        let gb = n.phone("020 7946 0958", Some("GB")).expect("GB number");
+        let us = n.phone("(212) 555-0100", None).expect("US number");
+        // In the customer's country.
+        assert_eq!(read(Some("gb"), "020 7946 0958"), (Some(Some(gb)), vec![]));
+        // Without a country (or a blank one), in the default region (US).
+        assert_eq!(read(None, "(212) 555-0100"), (Some(Some(us)), vec![]));
+        assert_eq!(read(Some(" "), "(212) 555-0100"), (Some(Some(us)), vec![]));
+        // A country that cannot be read: a national number is not guessed in the default
+        // region; one with its country code is still read.
+        assert_eq!(
+            read(Some("UK"), "(212) 555-0100"),
+            (None, vec!["invalid_country", "phone_no_region"])
+        );
+        assert_eq!(
+            read(Some("UK"), "+44 20 7946 0958"),
+            (Some(Some(gb)), vec!["invalid_country"])
+        );
     }
 
     #[test]

@@ -27,6 +27,10 @@ pub mod names {
     pub const EVENTS_INGESTED: &str = "audiencesync_events_ingested_total";
     /// Counter: events refused by validation.
     pub const EVENTS_REJECTED: &str = "audiencesync_events_rejected_total";
+    /// Counter: identifiers dropped from applied events because they could not be normalized,
+    /// by `field` (e.g. `customer_upserted.phone`) and `reason` (a fixed word, e.g.
+    /// `phone_not_valid`; `IdentityError::label`).
+    pub const IDENTIFIERS_DROPPED: &str = "audiencesync_ingest_identifier_dropped_total";
     /// Counter: events whose `event_id` was seen before.
     pub const EVENTS_DUPLICATE: &str = "audiencesync_events_duplicate_total";
     /// Gauge: last durable write-ahead-log sequence.
@@ -182,6 +186,10 @@ fn describe() {
         "Events newly applied to the ledger."
     );
     describe_counter!(names::EVENTS_REJECTED, "Events refused by validation.");
+    describe_counter!(
+        names::IDENTIFIERS_DROPPED,
+        "Identifiers dropped from applied events (could not be normalized), by field and reason."
+    );
     describe_counter!(
         names::EVENTS_DUPLICATE,
         "Events whose event_id was seen before."
