@@ -373,3 +373,36 @@ async fn a_replace_the_network_fails_is_started_over_then_failed_visibly() {
     );
     d.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replace_session_the_network_ends_stands_and_the_rest_is_added() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (g, m) = fakes().await;
+    let shop = Shop::vip_shape();
+    // One Meta request a second, batches of one row (a 1 KB front-end limit), and a replace
+    // window of 1.5 s at the fake: the session ends after its first batches.
+    let cfg = config(tmp.path(), &g, &m, "", "quota_per_minute = 60");
+    let d = Daemon::start(tmp.path(), &cfg);
+    stream(&d, vec![shop.events(now_secs())]).await;
+    let want = shop.expected(&["c0", "c1", "c2"], meta_form);
+    wait_until("meta", 30, || m.audience("222") == want).await;
+    m.set_max_body_bytes(Some(1_500));
+    m.set_replace_window(Duration::from_millis(1_500));
+    let job = full_resync(&d, "meta").await;
+    let s = job_done(&d, "meta", &job).await;
+    let j = s.job.expect("job");
+    assert!(
+        j.detail.contains("ended the replace session"),
+        "the session's end is shown: {j:?}"
+    );
+    assert!(
+        j.sent < 3,
+        "the session ended before the last member: {j:?}"
+    );
+    // What the session received stands; the members it did not carry are added after it.
+    wait_until("meta after the job", 30, || m.audience("222") == want).await;
+    let states = d.sync_states().await;
+    let s = state(&states, "meta").expect("meta");
+    assert!(s.in_sync && s.confirmed_size == 3, "{s:?}");
+    d.stop();
+}

@@ -370,7 +370,15 @@ impl Worker {
         }
         tracing::info!(destination = %self.spec.name, audience = a, members = n, "full resync confirmed");
         self.snapshot_due.insert(a.to_string());
-        self.end_job(a, Phase::Done, String::new());
+        // A session that ended early (the network's doing, or closed before its window) is
+        // worth keeping in the result: the members it did not carry were added afterwards.
+        let note = self
+            .active
+            .get(a)
+            .map(|j| j.detail.clone())
+            .filter(|d| d.contains("session"))
+            .unwrap_or_default();
+        self.end_job(a, Phase::Done, note);
         Ok(())
     }
 
