@@ -21,6 +21,19 @@ pub(super) struct Change {
     pub(super) member: RemoteMember,
 }
 
+/// Positions of the refused members of an `n`-member request, last first (so removing them one
+/// by one keeps the others in place); the first member when the network named none in range,
+/// so a refusal always makes progress.
+pub(super) fn refused_positions(indices: Vec<usize>, n: usize) -> Vec<usize> {
+    let mut refused: Vec<usize> = indices.into_iter().filter(|i| *i < n).collect();
+    if refused.is_empty() {
+        refused.push(0);
+    }
+    refused.sort_unstable_by(|a, b| b.cmp(a));
+    refused.dedup();
+    refused
+}
+
 /// A network session id: positive and unique per ad account (the time in microseconds, plus a
 /// random low part so two workers starting in the same microsecond differ).
 pub(super) fn new_session_id() -> u64 {
@@ -244,13 +257,7 @@ impl Worker {
                 Err(Halt::Failed(PushError::MembersRefused { indices, reason })) => {
                     // Nothing of the batch was applied: set the named members aside and resend
                     // the rest at once.
-                    let mut refused: Vec<usize> = indices.into_iter().filter(|i| *i < n).collect();
-                    if refused.is_empty() {
-                        refused.push(0);
-                    }
-                    refused.sort_unstable();
-                    refused.dedup();
-                    for &i in refused.iter().rev() {
+                    for i in refused_positions(indices, n) {
                         ids.remove(i);
                         let member = members.remove(i);
                         self.set_member_aside(&list.audience, member);

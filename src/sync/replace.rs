@@ -260,13 +260,7 @@ impl Worker {
                 }
                 Err(Halt::Failed(PushError::TooLarge)) if n > 1 => self.cap = n / 2,
                 Err(Halt::Failed(PushError::MembersRefused { indices, .. })) => {
-                    let mut refused: Vec<usize> = indices.into_iter().filter(|i| *i < n).collect();
-                    if refused.is_empty() {
-                        refused.push(0);
-                    }
-                    refused.sort_unstable();
-                    refused.dedup();
-                    for &i in refused.iter().rev() {
+                    for i in super::push::refused_positions(indices, n) {
                         let member = self.queues.get_mut(a).and_then(|q| q.remove(i));
                         if let Some((_, m)) = member {
                             self.set_member_aside(a, m);

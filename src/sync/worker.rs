@@ -594,9 +594,13 @@ impl Worker {
             let in_flight = self.inflight.count(a);
             let set_aside = self.set_aside.iter().filter(|(x, _)| x == a).count() as u64;
             let report = self.report.get(a).cloned().unwrap_or_default();
-            self.reports.save(a, &report);
             let job = self.active.get(a).map(Job::status);
+            let reports = &self.reports;
             self.status.update(&self.spec.name, a, |s| {
+                // The published copy is the last one stored: store only what changed.
+                if s.report != report {
+                    reports.save(a, &report);
+                }
                 s.list_id = l.list_id.clone();
                 s.confirmed = confirmed;
                 s.in_flight = in_flight;

@@ -451,6 +451,12 @@ fn quota_error(limit: &str, retry_after_secs: Option<u64>) -> ApiError {
     error
 }
 
+/// 403 `PERMISSION_DENIED` in the `google.rpc.Status` envelope.
+fn permission_denied(details: Vec<Value>) -> ApiError {
+    let (canonical, message) = canonical(StatusCode::FORBIDDEN);
+    ApiError::rpc(StatusCode::FORBIDDEN, canonical, message, details)
+}
+
 fn uuid() -> String {
     let n: u128 = rand::random();
     let hex = format!("{n:032x}");
@@ -535,13 +541,7 @@ impl GoogleState {
         if named {
             return Ok(());
         }
-        let (canonical, message) = canonical(StatusCode::FORBIDDEN);
-        Err(ApiError::rpc(
-            StatusCode::FORBIDDEN,
-            canonical,
-            message,
-            vec![],
-        ))
+        Err(permission_denied(vec![]))
     }
 
     /// The UserListService's `login-account` check (when the test requires one).
@@ -554,15 +554,11 @@ impl GoogleState {
         if got == Some(want.as_str()) {
             return Ok(());
         }
-        let (canonical, message) = canonical(StatusCode::FORBIDDEN);
-        Err(ApiError::rpc(
-            StatusCode::FORBIDDEN,
-            canonical,
-            message,
-            vec![json!({"@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                        "reason": "PERMISSION_DENIED", "domain": DOMAIN,
-                        "metadata": {"login_account": got.unwrap_or("")}})],
-        ))
+        Err(permission_denied(vec![
+            json!({"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                   "reason": "PERMISSION_DENIED", "domain": DOMAIN,
+                   "metadata": {"login_account": got.unwrap_or("")}}),
+        ]))
     }
 
     fn issue_token(&self) -> (String, u64) {

@@ -242,17 +242,20 @@ impl GoogleDestination {
         self.read(resp).await
     }
 
-    /// The UserListService takes the manager account in a `login-account` header
+    /// A UserListService call. It takes the manager account in a `login-account` header
     /// (`accountTypes/GOOGLE_ADS/accounts/{id}`; reference of `userLists.create` / `.get`),
     /// where the ingestion service takes it in each destination.
-    fn user_list_request(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.s.login_account_id {
-            Some(login) => req.header(
+    async fn user_list_call(&self, req: reqwest::RequestBuilder) -> Result<Value, PushError> {
+        let token = self.access_token().await?;
+        let mut req = req.bearer_auth(&token);
+        if let Some(login) = &self.s.login_account_id {
+            req = req.header(
                 "login-account",
                 format!("accountTypes/GOOGLE_ADS/accounts/{login}"),
-            ),
-            None => req,
+            );
         }
+        let resp = req.send().await.map_err(super::transport_error)?;
+        self.read(resp).await
     }
 
     fn user_lists_path(&self) -> String {
@@ -602,17 +605,8 @@ impl Destination for GoogleDestination {
     }
 
     async fn list_info(&self, list: &ListRef) -> Result<Option<ListInfo>, PushError> {
-        let token = self.access_token().await?;
-        let req = self
-            .http
-            .get(format!("{}/{}", self.user_lists_path(), list.list_id))
-            .bearer_auth(&token);
-        let resp = self
-            .user_list_request(req)
-            .send()
-            .await
-            .map_err(super::transport_error)?;
-        let v = self.read(resp).await?;
+        let url = format!("{}/{}", self.user_lists_path(), list.list_id);
+        let v = self.user_list_call(self.http.get(url)).await?;
         let count = |k: &str| match &v["sizeInfo"][k] {
             Value::String(s) => s.parse::<u64>().ok(),
             n => n.as_u64(),
@@ -636,18 +630,8 @@ impl Destination for GoogleDestination {
                 "contactIdInfo": {"dataSourceType": "DATA_SOURCE_TYPE_FIRST_PARTY"}
             }
         });
-        let token = self.access_token().await?;
-        let req = self
-            .http
-            .post(self.user_lists_path())
-            .bearer_auth(&token)
-            .json(&body);
-        let resp = self
-            .user_list_request(req)
-            .send()
-            .await
-            .map_err(super::transport_error)?;
-        let v = self.read(resp).await?;
+        let req = self.http.post(self.user_lists_path()).json(&body);
+        let v = self.user_list_call(req).await?;
         v["id"]
             .as_str()
             .map(str::to_string)

@@ -346,6 +346,26 @@ impl MetaDestination {
         before
     }
 
+    /// A batch to `/users` (with `method`, e.g. `DELETE`) or `/usersreplace`, in its session.
+    async fn upload(
+        &self,
+        list: &ListRef,
+        edge: &str,
+        members: &[RemoteMember],
+        batch: Batch,
+        method: Option<&str>,
+    ) -> Result<Accepted, PushError> {
+        let mut form = vec![
+            ("session".to_string(), Self::session(batch)),
+            ("payload".to_string(), Self::payload(members)),
+        ];
+        if let Some(m) = method {
+            form.insert(0, ("method".to_string(), m.to_string()));
+        }
+        let body = self.send(&format!("{}/{edge}", list.list_id), form).await?;
+        Ok(self.accepted(&body, members, batch))
+    }
+
     /// Re-reads the token file (credentials may have been rotated) after a 190.
     pub fn reload_token(&self) -> bool {
         let Some(path) = &self.s.access_token_file else {
@@ -384,12 +404,7 @@ impl Destination for MetaDestination {
         members: &[RemoteMember],
         batch: Batch,
     ) -> Result<Accepted, PushError> {
-        let form = vec![
-            ("session".to_string(), Self::session(batch)),
-            ("payload".to_string(), Self::payload(members)),
-        ];
-        let body = self.send(&format!("{}/users", list.list_id), form).await?;
-        Ok(self.accepted(&body, members, batch))
+        self.upload(list, "users", members, batch, None).await
     }
 
     async fn remove(
@@ -398,13 +413,8 @@ impl Destination for MetaDestination {
         members: &[RemoteMember],
         batch: Batch,
     ) -> Result<Accepted, PushError> {
-        let form = vec![
-            ("method".to_string(), "DELETE".to_string()),
-            ("session".to_string(), Self::session(batch)),
-            ("payload".to_string(), Self::payload(members)),
-        ];
-        let body = self.send(&format!("{}/users", list.list_id), form).await?;
-        Ok(self.accepted(&body, members, batch))
+        self.upload(list, "users", members, batch, Some("DELETE"))
+            .await
     }
 
     async fn begin_replace(
@@ -427,14 +437,8 @@ impl Destination for MetaDestination {
         members: &[RemoteMember],
         batch: Batch,
     ) -> Result<Accepted, PushError> {
-        let form = vec![
-            ("session".to_string(), Self::session(batch)),
-            ("payload".to_string(), Self::payload(members)),
-        ];
-        let body = self
-            .send(&format!("{}/usersreplace", list.list_id), form)
-            .await?;
-        Ok(self.accepted(&body, members, batch))
+        self.upload(list, "usersreplace", members, batch, None)
+            .await
     }
 
     async fn list_info(&self, list: &ListRef) -> Result<Option<ListInfo>, PushError> {
