@@ -250,6 +250,7 @@ fn delta(c: &mut Criterion) {
         app_secret: None,
         ad_account_id: None,
         timeout: Duration::from_secs(1),
+        replace_window: Duration::from_secs(90 * 60),
     })
     .expect("client");
     let mut g = c.benchmark_group("delta");

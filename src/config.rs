@@ -509,6 +509,11 @@ pub struct DestinationConfig {
     pub access_token_file: Option<PathBuf>,
     /// meta: file holding the app secret, for `appsecret_proof` (optional).
     pub app_secret_file: Option<PathBuf>,
+    /// meta: how long a replace session stays open after its first batch (Meta's 90
+    /// minutes). The daemon closes a session in its last ninth; a shorter value suits a
+    /// network that closes sooner, or a test server.
+    #[serde(default = "default_replace_window", with = "humantime_serde_compat")]
+    pub replace_session_window: Duration,
 }
 
 fn default_linger() -> Duration {
@@ -522,6 +527,9 @@ fn default_reconcile() -> Duration {
 }
 fn default_poll() -> Duration {
     Duration::from_secs(60)
+}
+fn default_replace_window() -> Duration {
+    Duration::from_secs(90 * 60)
 }
 fn default_first_poll() -> Duration {
     Duration::from_secs(30 * 60)
@@ -634,7 +642,15 @@ impl DestinationConfig {
                 need("operating_account_id", self.operating_account_id.is_some())?;
                 need("credentials_file", self.credentials_file.is_some())
             }
-            DestinationKind::Meta => need("access_token_file", self.access_token_file.is_some()),
+            DestinationKind::Meta => {
+                if self.replace_session_window < Duration::from_secs(1) {
+                    return Err(invalid(
+                        &key("replace_session_window"),
+                        "must be at least 1s",
+                    ));
+                }
+                need("access_token_file", self.access_token_file.is_some())
+            }
         }
     }
 

@@ -24,6 +24,7 @@ fn dest(api_base: &str) -> MetaDestination {
         app_secret: Some(SECRET.into()),
         ad_account_id: Some("1234".into()),
         timeout: Duration::from_secs(10),
+        replace_window: Duration::from_secs(90 * 60),
     })
     .expect("client")
 }

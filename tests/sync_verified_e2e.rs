@@ -406,3 +406,67 @@ async fn a_replace_session_the_network_ends_stands_and_the_rest_is_added() {
     assert!(s.in_sync && s.confirmed_size == 3, "{s:?}");
     d.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_closes_a_replace_session_before_its_window_ends() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (g, m) = fakes().await;
+    let shop = Shop::ranked(64);
+    // One Meta request a second and batches of two rows; the daemon reckons with a 2 s window
+    // and so closes the session from 1.78 s on, well before the sixteenth VIP. The fake keeps Meta's
+    // 90 minutes: a session it had to time out would fail the test.
+    let cfg = config(
+        tmp.path(),
+        &g,
+        &m,
+        "",
+        "quota_per_minute = 60\nreplace_session_window = \"2s\"",
+    );
+    let d = Daemon::start(tmp.path(), &cfg);
+    stream(&d, vec![shop.events(now_secs())]).await;
+    let vips: Vec<String> = (0..16).map(|i| format!("c{i}")).collect();
+    let vips: Vec<&str> = vips.iter().map(String::as_str).collect();
+    let want = shop.expected(&vips, meta_form);
+    wait_until("meta", 30, || m.audience("222") == want).await;
+    m.set_max_body_bytes(Some(1_500));
+    let job = full_resync(&d, "meta").await;
+    let s = job_done(&d, "meta", &job).await;
+    let j = s.job.expect("job");
+    let replaced: Vec<_> = m
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/usersreplace"))
+        .collect();
+    assert!(
+        j.detail.contains("closed before its window ended"),
+        "the early close is shown: {j:?} {replaced:?}"
+    );
+    assert!(
+        j.sent < 16,
+        "the session closed before the last member: {j:?} {replaced:?}"
+    );
+    assert!(
+        replaced.iter().all(|r| r.status == 200 || r.status == 413),
+        "no batch met a closed or timed-out session: {replaced:?}"
+    );
+    assert_eq!(
+        replaced
+            .iter()
+            .filter(|r| r.status == 200)
+            .map(|r| r.members as u64)
+            .sum::<u64>(),
+        j.sent,
+        "the accepted batches carried what the job sent"
+    );
+    assert_eq!(
+        m.operation_status("222"),
+        Some(200),
+        "the replace was applied"
+    );
+    // The members the session did not carry are added after it.
+    wait_until("meta after the job", 30, || m.audience("222") == want).await;
+    let states = d.sync_states().await;
+    let s = state(&states, "meta").expect("meta");
+    assert!(s.in_sync && s.confirmed_size == 16, "{s:?}");
+    d.stop();
+}

@@ -216,6 +216,7 @@ pub fn build_workers(
                         app_secret,
                         ad_account_id: d.ad_account_id.clone(),
                         timeout: d.timeout,
+                        replace_window: d.replace_session_window,
                     })
                     .map_err(http)?,
                 )

@@ -179,7 +179,8 @@ impl Worker {
             let most = self.call.dest().max_batch().min(self.cap);
             let members: Vec<RemoteMember> =
                 queue.iter().take(most).map(|(_, m)| m.clone()).collect();
-            let whole = members.len() == queue.len();
+            let queued = queue.len();
+            let whole = members.len() == queued;
             let n = self.batch_size(&members);
             let closing = self.window_closing(job.session_started);
             let last = (whole && n == members.len()) || closing;
@@ -237,7 +238,7 @@ impl Worker {
                         j.session_started.get_or_insert_with(wall_now);
                         if last {
                             j.phase = Phase::Verifying;
-                            if closing {
+                            if closing && queued > n {
                                 j.detail = "replace session closed before its window ended; the rest is added after it".into();
                             }
                         }

@@ -43,6 +43,23 @@ impl Shop {
         }
     }
 
+    /// `n` consenting buyers with distinct revenues, c0 the highest: the VIPs are c0..c(n/4).
+    pub fn ranked(n: usize) -> Self {
+        Self {
+            customers: (0..n)
+                .map(|i| {
+                    (
+                        format!("c{i}"),
+                        format!("person.{i}@example.com"),
+                        format!("+1212555{:04}", 100 + i),
+                        true,
+                        100_000 - 1_000 * i as i64,
+                    )
+                })
+                .collect(),
+        }
+    }
+
     pub fn events(&self, now: i64) -> Vec<v1::Event> {
         let mut out = Vec::new();
         for (id, email, phone, granted, revenue) in &self.customers {

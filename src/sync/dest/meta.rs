@@ -66,6 +66,8 @@ pub struct MetaSettings {
     pub ad_account_id: Option<String>,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// How long a replace session stays open after its first batch (§3: 90 minutes).
+    pub replace_window: Duration,
 }
 
 /// The Marketing API client.
@@ -428,7 +430,7 @@ impl Destination for MetaDestination {
 
     fn replace_window(&self) -> Option<Duration> {
         // §3: the session closes 90 minutes after its first batch.
-        Some(Duration::from_secs(90 * 60))
+        Some(self.s.replace_window)
     }
 
     async fn replace_batch(
@@ -499,6 +501,7 @@ mod tests {
             app_secret: secret.map(str::to_string),
             ad_account_id: None,
             timeout: Duration::from_secs(1),
+            replace_window: Duration::from_secs(90 * 60),
         })
         .expect("client")
     }
