@@ -470,3 +470,45 @@ async fn the_daemon_closes_a_replace_session_before_its_window_ends() {
     assert!(s.in_sync && s.confirmed_size == 16, "{s:?}");
     d.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_after_a_restart_shows_what_is_durable_while_the_network_still_hangs() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (g, m) = fakes().await;
+    let (d, shop, _, _) = vips_synced(tmp.path(), &g, &m).await;
+    // c1 withdraws consent; Google holds the removal for a minute, and the daemon dies.
+    g.inject(Fault::Delay(Duration::from_secs(60)));
+    let (id, email, phone, _, _) = &shop.customers[1];
+    stream(
+        &d,
+        vec![vec![ev(
+            "u-c1-revoked",
+            now_secs() - 60,
+            common::workload::person(id, email, phone, false),
+        )]],
+    )
+    .await;
+    let cfg = config(tmp.path(), &g, &m, "", "");
+    wait_until("the removal reaches google", 30, || {
+        g.requests().iter().any(|r| r.path.ends_with(":remove")) || g.pending_faults() == 0
+    })
+    .await;
+    d.kill9();
+    // After the restart the removal goes again and hangs again: status must not wait for it.
+    g.inject(Fault::Delay(Duration::from_secs(60)));
+    let d = Daemon::start(tmp.path(), &cfg);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let states = d.sync_states().await;
+        let s = state(&states, "google").expect("google");
+        if s.confirmed_size == 3 && s.desired_size == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "status still shows the start's blanks: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    d.kill9();
+}

@@ -149,6 +149,9 @@ impl Worker {
             return Ok(());
         }
         let lists = self.spec.lists.clone();
+        // Every list is planned, and its counts shown, before the first request: one list's
+        // retries may take minutes, and status must not show the others as they were.
+        let mut plans = Vec::with_capacity(lists.len());
         for list in &lists {
             let a = &list.audience;
             if self.parked.contains(a) || self.active.contains_key(a) {
@@ -157,13 +160,17 @@ impl Worker {
             }
             let full = self.compare.remove(a);
             let (adds, removes, desired) = self.plan(list, full, &dirty);
-            let changed = !adds.is_empty() || !removes.is_empty();
             self.status.update(&self.spec.name, a, |s| {
                 s.list_id = list.list_id.clone();
                 s.desired = desired;
                 s.pending_adds = adds.len() as u64;
                 s.pending_removes = removes.len() as u64;
             });
+            plans.push((list, full, adds, removes));
+        }
+        for (list, full, adds, removes) in plans {
+            let a = &list.audience;
+            let changed = !adds.is_empty() || !removes.is_empty();
             // Removes first: a member whose identifiers changed leaves with the old ones.
             let mut sent = self.push(list, removes, false).await;
             if sent.is_ok() {

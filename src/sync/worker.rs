@@ -143,6 +143,9 @@ impl Worker {
         let mut last_reconcile = Instant::now();
         // Changes gather until then before a push; polls and jobs go on meanwhile.
         let mut linger_until: Option<Instant> = None;
+        // What is durable shows at once, not after the first turn's requests (which may retry
+        // for minutes against a failing network).
+        self.publish();
         loop {
             if *stop.borrow() {
                 return;

@@ -159,6 +159,11 @@ impl FakeGoogle {
         self.state.journal.push_fault(fault);
     }
 
+    /// Injected faults no request has met yet.
+    pub fn pending_faults(&self) -> usize {
+        self.state.journal.pending_faults()
+    }
+
     /// Lifetime (`expires_in`) of access tokens issued from now on; default 3600 s.
     pub fn set_access_token_ttl(&self, secs: u64) {
         self.state.token_ttl.store(secs, Ordering::SeqCst);

@@ -209,6 +209,11 @@ impl FakeMeta {
         self.state.journal.push_fault(fault);
     }
 
+    /// Injected faults no request has met yet.
+    pub fn pending_faults(&self) -> usize {
+        self.state.journal.pending_faults()
+    }
+
     /// Creates an empty audience; uploads to unknown ids get error 100/33 like the real API.
     pub fn create_audience(&self, audience_id: &str) {
         self.state

@@ -124,6 +124,10 @@ impl Journal {
         self.faults.lock().push_back(fault);
     }
 
+    pub(crate) fn pending_faults(&self) -> usize {
+        self.faults.lock().len()
+    }
+
     fn take_fault(&self, applies: impl Fn(&Fault) -> bool) -> Option<Fault> {
         let mut faults = self.faults.lock();
         let index = faults.iter().position(applies)?;
