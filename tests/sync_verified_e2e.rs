@@ -476,6 +476,12 @@ async fn status_after_a_restart_shows_what_is_durable_while_the_network_still_ha
     let tmp = tempfile::tempdir().expect("tmp");
     let (g, m) = fakes().await;
     let (d, shop, _, _) = vips_synced(tmp.path(), &g, &m).await;
+    // The list is applied at the fake before the daemon polls its outcome: wait for that.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while state(&d.sync_states().await, "google").map(|s| s.confirmed_size) != Some(3) {
+        assert!(Instant::now() < deadline, "google never confirmed the VIPs");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // c1 withdraws consent; Google holds the removal for a minute, and the daemon dies.
     g.inject(Fault::Delay(Duration::from_secs(60)));
     let (id, email, phone, _, _) = &shop.customers[1];
