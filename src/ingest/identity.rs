@@ -6,12 +6,8 @@
 //! module, except country and postal code, which Google requires in clear and which are kept in a
 //! normalized form. Error values carry no input, so nothing raw can reach a log through them.
 
-use sha2::{Digest as _, Sha256};
-
 use super::phone::{self, Region};
-
-/// A SHA-256 digest; rendered as lowercase hex only when sent.
-pub type Digest = [u8; 32];
+use crate::hashing::{sha256, NetworkHashes};
 
 /// Why an identifier was rejected. Messages are fixed strings: they never echo the input,
 /// because the input is PII.
@@ -96,18 +92,6 @@ pub enum PhoneFault {
     NotValid,
 }
 
-/// The same identifier hashed under each network's normalization.
-///
-/// Kept per network because the rules differ (Gmail dots, `+` on phones, name prefixes), so one
-/// hash cannot serve both.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct NetworkHashes {
-    /// SHA-256 of the Google Data Manager normalization.
-    pub google: Digest,
-    /// SHA-256 of the Meta Custom Audiences normalization.
-    pub meta: Digest,
-}
-
 /// Normalizes and hashes raw identifiers; holds the default phone region from config.
 ///
 /// The region is needed because shops often store national phone numbers ("(800) 555-0100"),
@@ -175,8 +159,8 @@ impl Normalizer {
 
     /// Normalized upper-case alpha-2, e.g. " us " -> "US", checked against the ISO 3166-1 list.
     ///
-    /// Kept in clear because Google wants `regionCode` unhashed; Meta's form is [`meta_country`].
-    /// Names and non-ISO codes ("UK", "USA", "XK") are rejected rather than mapped.
+    /// Kept in clear because Google wants `regionCode` unhashed; the Meta destination derives
+    /// its own form from it. Names and non-ISO codes ("UK", "USA", "XK") are rejected rather than mapped.
     pub fn country(&self, raw: &str) -> Result<String, IdentityError> {
         let code = raw.trim().to_ascii_uppercase();
         if is_iso_alpha2(&code) {
@@ -188,10 +172,9 @@ impl Normalizer {
 
     /// Canonical stored form (trimmed, upper-case, inner whitespace collapsed to one space).
     ///
-    /// Stored in clear because Google wants `postalCode` unhashed; each network's form is derived
-    /// from it by [`google_postal`] and [`meta_postal`]. Rejects empty input, more than 16
-    /// characters, characters other than ASCII alphanumerics, space and `-`, and codes with no
-    /// alphanumeric at all.
+    /// Stored in clear because Google wants `postalCode` unhashed; each destination derives its
+    /// network's form from it. Rejects empty input, more than 16 characters, characters other
+    /// than ASCII alphanumerics, space and `-`, and codes with no alphanumeric at all.
     pub fn postal_code(&self, raw: &str) -> Result<String, IdentityError> {
         let mut out = String::with_capacity(raw.len());
         for word in raw.split_whitespace() {
@@ -380,92 +363,6 @@ fn is_name_char(c: char) -> bool {
     )
 }
 
-/// Google's postal form from the stored form: not hashed. For `US`, 5 digits, or 5 digits and
-/// the 4-digit extension as `12345-6789` (Google: the extension may improve matching); a
-/// malformed extension is dropped; a code not starting with 5 digits is passed on as stored.
-/// Other countries get the stored form: Google says only "don't use postal code extensions",
-/// which no other country's format has in a recognizable way. Used for the API and CSV.
-pub fn google_postal(stored: &str, country: Option<&str>) -> String {
-    let stored = stored.trim();
-    if !is_country(country, "US") {
-        return stored.to_owned();
-    }
-    let b = stored.as_bytes();
-    if b.len() < 5 || !b[..5].iter().all(u8::is_ascii_digit) {
-        return stored.to_owned();
-    }
-    let (zip5, rest) = stored.split_at(5);
-    let ext = rest.strip_prefix(['-', ' ']).unwrap_or(rest);
-    if ext.len() == 4 && ext.bytes().all(|b| b.is_ascii_digit()) {
-        format!("{zip5}-{ext}")
-    } else {
-        zip5.to_owned()
-    }
-}
-
-/// Meta's postal form from the stored form, to be hashed: lowercase, no whitespace; `US` keeps
-/// the first 5 digits; `GB` is cut to area/district/sector ("SW1A 1AA" -> "sw1a1") as Meta's
-/// docs ask. Other countries keep hyphens (Meta's docs do not say to cut at `-`; its SDKs do).
-pub fn meta_postal(stored: &str, country: Option<&str>) -> String {
-    let s: String = stored
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
-        .to_lowercase();
-    if is_country(country, "US") {
-        let b = s.as_bytes();
-        if b.len() >= 5 && b[..5].iter().all(u8::is_ascii_digit) {
-            return s[..5].to_owned();
-        }
-    } else if is_country(country, "GB") {
-        // Full UK postcode: outward code (2-4 chars, starting with a letter) + digit + 2 letters.
-        let b = s.as_bytes();
-        let n = b.len();
-        if (5..=7).contains(&n)
-            && b[0].is_ascii_alphabetic()
-            && b[..n - 3].iter().all(u8::is_ascii_alphanumeric)
-            && b[n - 3].is_ascii_digit()
-            && b[n - 2].is_ascii_alphabetic()
-            && b[n - 1].is_ascii_alphabetic()
-        {
-            return s[..n - 2].to_owned();
-        }
-    }
-    s
-}
-
-/// Meta's country form: lowercase alpha-2 (hashed by the caller; Google takes the stored upper
-/// case in clear).
-pub fn meta_country(stored_alpha2: &str) -> String {
-    stored_alpha2.trim().to_ascii_lowercase()
-}
-
-/// SHA-256 of the normalized UTF-8 string; the only hash both networks accept.
-pub fn sha256(normalized: &str) -> Digest {
-    Sha256::digest(normalized.as_bytes()).into()
-}
-
-/// Lower-case hex into a caller buffer without allocating (hot path: request bodies for
-/// thousands of members). Lowercase because Meta requires it and Google accepts it.
-pub fn hex_into<'a>(d: &Digest, out: &'a mut [u8; 64]) -> &'a str {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (pair, byte) in out.chunks_exact_mut(2).zip(d) {
-        pair[0] = HEX[usize::from(byte >> 4)];
-        pair[1] = HEX[usize::from(byte & 0x0f)];
-    }
-    std::str::from_utf8(out).expect("hex digits are ASCII")
-}
-
-/// Lower-case hex as an owned string, for code off the hot path.
-pub fn hex_lower(d: &Digest) -> String {
-    hex::encode(d)
-}
-
-/// True if `country` (any case, trimmed) is `code` (upper case).
-fn is_country(country: Option<&str>, code: &str) -> bool {
-    country.is_some_and(|c| c.trim().eq_ignore_ascii_case(code))
-}
-
 /// An ISO code the phone metadata has. Runs once per phone with a country, so the
 /// upper-casing stays on the stack.
 fn phone_region(raw: &str) -> Option<Region> {
@@ -512,6 +409,8 @@ mod tests {
     fn us() -> Normalizer {
         Normalizer::new("US").expect("US is a phone region")
     }
+
+    use crate::hashing::{hex_lower, Digest};
 
     fn hex(d: Digest) -> String {
         hex_lower(&d)
@@ -608,9 +507,7 @@ mod tests {
             let h = hex(sha256(s));
             assert!(h.starts_with(head) && h.ends_with(tail), "{s}: {h}");
         };
-        check(&meta_country("US"), "79adb2a2", "4621");
         check(&meta_name("John").unwrap(), "96d9632f", "607a");
-        check(&meta_postal("94046", Some("US")), "295d89c8", "dbd9");
         check("m", "62c66a7a", "3c5a");
         check("", "e3b0c442", "b855");
     }
@@ -914,8 +811,6 @@ mod tests {
             let _ = n.first_name(raw);
             let _ = n.country(raw);
             let _ = n.postal_code(raw);
-            let _ = google_postal(raw, Some("US"));
-            let _ = meta_postal(raw, Some("GB"));
         }
         // RFC 3966 form is understood too.
         assert_eq!(n.e164("tel:+1-800-555-0100", None).unwrap(), "+18005550100");
@@ -1026,7 +921,6 @@ mod tests {
         assert_eq!(n.country(" us ").unwrap(), "US");
         assert_eq!(n.country("gB").unwrap(), "GB");
         assert_eq!(n.country("AQ").unwrap(), "AQ");
-        assert_eq!(meta_country("US"), "us");
         for raw in [
             "",
             " ",
@@ -1095,46 +989,6 @@ mod tests {
                 "{raw:?}"
             );
         }
-    }
-
-    #[test]
-    fn google_postal_forms() {
-        let us = Some("US");
-        assert_eq!(google_postal("94043", us), "94043");
-        assert_eq!(google_postal("94043-1351", us), "94043-1351");
-        assert_eq!(google_postal("940431351", us), "94043-1351");
-        assert_eq!(google_postal("94043 1351", Some("us")), "94043-1351");
-        assert_eq!(google_postal("94043-13", us), "94043");
-        assert_eq!(google_postal("9404", us), "9404");
-        assert_eq!(google_postal("SW1A 1AA", Some("GB")), "SW1A 1AA");
-        assert_eq!(google_postal("01310-100", Some("BR")), "01310-100");
-        assert_eq!(google_postal("940431351", None), "940431351");
-    }
-
-    #[test]
-    fn meta_postal_forms() {
-        let us = Some("US");
-        assert_eq!(meta_postal("94043-1351", us), "94043");
-        assert_eq!(meta_postal("94043", us), "94043");
-        assert_eq!(meta_postal("K1A 0B1", Some("CA")), "k1a0b1");
-        assert_eq!(meta_postal("SW1A 1AA", Some("GB")), "sw1a1");
-        assert_eq!(meta_postal("M1 1AE", Some("gb")), "m11");
-        assert_eq!(meta_postal("SW1A 1", Some("GB")), "sw1a1");
-        assert_eq!(meta_postal("100-0001", Some("JP")), "100-0001");
-        assert_eq!(meta_postal("SW1A 1AA", None), "sw1a1aa");
-        assert_eq!(meta_postal("9404", us), "9404");
-    }
-
-    // --- hex ---
-
-    #[test]
-    fn hex_encoding() {
-        let d = sha256("mary@example.com");
-        let mut buf = [0u8; 64];
-        assert_eq!(hex_into(&d, &mut buf), MARY);
-        assert_eq!(hex_lower(&d), MARY);
-        let mut zero = [b'x'; 64];
-        assert_eq!(hex_into(&[0xab; 32], &mut zero), "ab".repeat(32));
     }
 
     // --- no PII in errors ---

@@ -23,7 +23,7 @@ use super::status::{JobStatus, ListReport, Reports, StatusBoard};
 use crate::clock::SharedClock;
 use crate::ledger::state::CustomerIdx;
 use crate::ledger::Ledger;
-use crate::service::metrics::names;
+use crate::metric_names;
 
 /// A destination's worker and everything it keeps between turns.
 pub(super) struct Worker {
@@ -412,7 +412,7 @@ impl Worker {
             report.processed += r.entries.len() as u64;
             report.refuse(refused);
             for (reason, count) in refused {
-                metrics::counter!(names::SYNC_MEMBERS_REFUSED, "destination" => self.spec.name.clone(),
+                metrics::counter!(metric_names::SYNC_MEMBERS_REFUSED, "destination" => self.spec.name.clone(),
                     "audience" => r.audience.clone(), "reason" => reason.clone())
                 .increment(*count);
             }

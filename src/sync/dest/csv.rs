@@ -12,8 +12,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::google::shape::google_postal;
 use super::{Accepted, Batch, Destination, ListRef, PushError, ReplaceStart};
-use crate::ingest::identity::{google_postal, hex_lower, NetworkHashes};
+use crate::hashing::{hex_lower, NetworkHashes};
 use crate::sync::member::RemoteMember;
 
 /// Google Customer Match CSV header.
@@ -57,7 +58,7 @@ pub fn google_row(m: &RemoteMember) -> String {
 /// One member as a Meta customer-list row: the same columns, in the same order, as the
 /// Marketing API schema (all hex or empty, so no quoting).
 pub fn meta_row(m: &RemoteMember) -> String {
-    super::meta::row(m).join(",")
+    super::meta::shape::row(m).join(",")
 }
 
 /// Quotes a clear-text cell when it holds a separator or quote.
@@ -228,7 +229,8 @@ impl Destination for CsvDestination {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::identity::{sha256, Normalizer};
+    use crate::hashing::sha256;
+    use crate::ingest::identity::Normalizer;
 
     fn sha(s: &str) -> String {
         hex_lower(&sha256(s))
