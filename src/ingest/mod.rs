@@ -5,4 +5,5 @@
 pub mod identity;
 mod phone;
 mod phone_patterns;
+mod phone_text;
 pub mod validate;
