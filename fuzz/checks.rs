@@ -160,10 +160,10 @@ pub fn identity_normalize(data: &[u8]) {
     let _ = meta::shape::meta_country(s);
     type Norm = fn(&str) -> Result<String, identity::IdentityError>;
     let forms: [(&str, Norm); 4] = [
-        ("google_email", identity::google_email),
-        ("meta_email", identity::meta_email),
-        ("google_name", identity::google_name),
-        ("meta_name", identity::meta_name),
+        ("google_email", identity::email::google_email),
+        ("meta_email", identity::email::meta_email),
+        ("google_name", identity::name::google_name),
+        ("meta_name", identity::name::meta_name),
     ];
     for (name, f) in forms {
         if let Ok(once) = f(s) {
