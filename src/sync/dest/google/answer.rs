@@ -10,6 +10,8 @@ use super::GoogleDestination;
 use crate::sync::dest::{PushError, Refused};
 
 impl GoogleDestination {
+    /// An error answer as a [`PushError`]. A 401 also forgets the cached token, so the next
+    /// call fetches a new one.
     pub(super) fn classify(
         &self,
         status: u16,
