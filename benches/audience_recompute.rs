@@ -15,10 +15,10 @@ use audiencesync::audience::{Audience, Audiences};
 use audiencesync::clock::NANOS_PER_SEC;
 use audiencesync::config::Config;
 use audiencesync::feed::Generator;
-use audiencesync::ingest::currency::CurrencyTable;
 use audiencesync::ingest::validate::Validator;
 use audiencesync::ledger::facts::Fact;
 use audiencesync::ledger::state::{key_of, Cart, Customer, Key, State};
+use audiencesync::money::CurrencyTable;
 
 fn main() {
     let customers: u64 = std::env::args()

@@ -28,10 +28,10 @@ use audiencesync::clock::NANOS_PER_SEC;
 use audiencesync::config::Config;
 use audiencesync::feed::Generator;
 use audiencesync::import::decode_jsonl_line;
-use audiencesync::ingest::currency::CurrencyTable;
 use audiencesync::ingest::identity::Normalizer;
 use audiencesync::ingest::validate::Validator;
 use audiencesync::ledger::state::{Lww, Profile, State};
+use audiencesync::money::CurrencyTable;
 use audiencesync::proto::v1::{Event, EventBatch};
 use audiencesync::sync::dest::meta::{self, MetaDestination, MetaSettings};
 use audiencesync::sync::dest::Destination;
@@ -269,7 +269,7 @@ fn delta(c: &mut Criterion) {
             while !rest.is_empty() {
                 let k = meta.fit(rest);
                 for m in &rest[..k] {
-                    rows += black_box(meta::row(m)).len();
+                    rows += black_box(meta::shape::row(m)).len();
                 }
                 rest = &rest[k..];
             }

@@ -17,12 +17,12 @@ use audiencesync::audience::Audiences;
 use audiencesync::clock::NANOS_PER_SEC;
 use audiencesync::config::Config;
 use audiencesync::feed::Generator;
-use audiencesync::ingest::currency::CurrencyTable;
 use audiencesync::ingest::validate::Validator;
 use audiencesync::insight::calendar::Unit;
 use audiencesync::insight::Insights;
 use audiencesync::ledger::facts::Fact;
 use audiencesync::ledger::state::State;
+use audiencesync::money::CurrencyTable;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]

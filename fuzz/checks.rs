@@ -12,6 +12,7 @@ use audiencesync::ledger::records::{
     decode, decode_wal, encode_wal, CartRecord, ChangeRecord, CustomerRecord, OrderRecord,
 };
 use audiencesync::proto::v1;
+use audiencesync::sync::dest::{google, meta};
 use audiencesync::sync::member::RemoteMember;
 use prost::Message;
 
@@ -154,15 +155,15 @@ pub fn identity_normalize(data: &[u8]) {
     let _ = n.last_name(s);
     let _ = n.country(s);
     let _ = n.postal_code(s);
-    let _ = identity::google_postal(s, Some("US"));
-    let _ = identity::meta_postal(s, None);
-    let _ = identity::meta_country(s);
+    let _ = google::shape::google_postal(s, Some("US"));
+    let _ = meta::shape::meta_postal(s, None);
+    let _ = meta::shape::meta_country(s);
     type Norm = fn(&str) -> Result<String, identity::IdentityError>;
     let forms: [(&str, Norm); 4] = [
-        ("google_email", identity::google_email),
-        ("meta_email", identity::meta_email),
-        ("google_name", identity::google_name),
-        ("meta_name", identity::meta_name),
+        ("google_email", identity::email::google_email),
+        ("meta_email", identity::email::meta_email),
+        ("google_name", identity::name::google_name),
+        ("meta_name", identity::name::meta_name),
     ];
     for (name, f) in forms {
         if let Ok(once) = f(s) {

@@ -413,7 +413,7 @@ mod report_text {
 
     /// Minor units as a decimal amount of `currency`.
     fn money(minor: f64, currency: &str) -> String {
-        let exp = crate::ingest::currency::parse_code(currency).map_or(2, |(_, e)| e);
+        let exp = crate::money::parse_code(currency).map_or(2, |(_, e)| e);
         format!("{:.*}", exp as usize, minor / 10f64.powi(exp as i32))
     }
 

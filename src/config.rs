@@ -777,7 +777,7 @@ impl Config {
                 ));
             }
         }
-        crate::ingest::currency::CurrencyTable::from_config(&self.revenue)?;
+        crate::money::CurrencyTable::from_config(&self.revenue)?;
         crate::service::settings::validate(
             self.server.listen,
             &self.metrics,

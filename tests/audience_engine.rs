@@ -6,9 +6,9 @@ use audiencesync::audience::{Audience, Audiences};
 use audiencesync::clock::NANOS_PER_SEC;
 use audiencesync::config::Config;
 use audiencesync::feed::Generator;
-use audiencesync::ingest::currency::CurrencyTable;
 use audiencesync::ingest::validate::Validator;
 use audiencesync::ledger::state::State;
+use audiencesync::money::CurrencyTable;
 
 fn engine(cfg: &Config) -> Audiences {
     Audiences::new(

@@ -431,9 +431,8 @@ async fn a_malformed_phone_is_dropped_and_the_customer_kept() {
         "{members:?}"
     );
     // In the pushed list with the email's hash and an empty phone cell.
-    let email_hash = audiencesync::ingest::identity::hex_lower(
-        &audiencesync::ingest::identity::sha256("wendy@example.com"),
-    );
+    let email_hash =
+        audiencesync::hashing::hex_lower(&audiencesync::hashing::sha256("wendy@example.com"));
     let google = exports.join("vip/google.csv");
     let deadline = Instant::now() + Duration::from_secs(20);
     let row = loop {

@@ -10,7 +10,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use audiencesync::ingest::identity::{hex_lower, Normalizer};
+use audiencesync::hashing::hex_lower;
+use audiencesync::ingest::identity::Normalizer;
 use audiencesync::proto::v1;
 use audiencesync::proto::v1::insight_service_client::InsightServiceClient;
 use audiencesync::sync::dest::meta;
@@ -129,7 +130,7 @@ fn google_form(m: &RemoteMember) -> String {
 }
 
 fn meta_form(m: &RemoteMember) -> String {
-    meta::row(m).join("|")
+    meta::shape::row(m).join("|")
 }
 
 fn forms(ids: &BTreeSet<String>, form: fn(&RemoteMember) -> String) -> BTreeSet<String> {

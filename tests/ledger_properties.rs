@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use audiencesync::audience::Audiences;
 use audiencesync::config::{AudiencesConfig, RevenueConfig, StorageConfig};
-use audiencesync::ingest::currency::{CurrencyCode, CurrencyTable};
-use audiencesync::ingest::identity::NetworkHashes;
+use audiencesync::hashing::NetworkHashes;
 use audiencesync::insight::Insights;
 use audiencesync::ledger::facts::{Consent, CustomerUpsert, Fact, FactKind};
 use audiencesync::ledger::records::encode_wal;
 use audiencesync::ledger::state::State;
 use audiencesync::ledger::store::Store;
 use audiencesync::ledger::Db;
+use audiencesync::money::{CurrencyCode, CurrencyTable};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree as _;
 

@@ -6,7 +6,7 @@ mod fakes;
 
 use std::time::Duration;
 
-use audiencesync::ingest::identity::NetworkHashes;
+use audiencesync::hashing::NetworkHashes;
 use audiencesync::sync::dest::meta::{MetaDestination, MetaSettings};
 use audiencesync::sync::dest::{Batch, Destination, ListRef, PushError};
 use audiencesync::sync::member::RemoteMember;

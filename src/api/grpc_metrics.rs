@@ -14,7 +14,7 @@ use http_body::{Body, Frame, SizeHint};
 use prost::Message as _;
 use tower::{Layer, Service};
 
-use crate::service::metrics::names;
+use crate::metric_names;
 
 /// Adds [`GrpcMetrics`] around the server's routes.
 #[derive(Clone)]
@@ -115,8 +115,8 @@ impl Drop for Call {
             ("method", self.method.to_string()),
             ("code", code.to_string()),
         ];
-        metrics::counter!(names::GRPC_REQUESTS, &labels).increment(1);
-        metrics::histogram!(names::GRPC_DURATION, &labels)
+        metrics::counter!(metric_names::GRPC_REQUESTS, &labels).increment(1);
+        metrics::histogram!(metric_names::GRPC_DURATION, &labels)
             .record(self.started.elapsed().as_secs_f64());
     }
 }

@@ -12,8 +12,8 @@ use tracing::Instrument;
 use super::Context;
 use crate::ingest::validate::Dropped;
 use crate::ledger::{LedgerError, Outcome};
+use crate::metric_names;
 use crate::proto::v1::{self, ingest_service_server::IngestService};
-use crate::service::metrics::names;
 
 /// Batches validated and queued but not yet acknowledged, per stream. Beyond this the stream
 /// stops reading, and HTTP/2 flow control slows the client down.
@@ -100,7 +100,7 @@ fn ack(c: Checked, outcome: Outcome) -> v1::BatchAck {
             continue;
         }
         let code = d.error.label();
-        metrics::counter!(names::IDENTIFIERS_DROPPED, "field" => d.field, "reason" => code)
+        metrics::counter!(metric_names::IDENTIFIERS_DROPPED, "field" => d.field, "reason" => code)
             .increment(1);
         warnings.push(v1::FieldWarning {
             index,

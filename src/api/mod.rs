@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use crate::clock::{Nanos, SharedClock, NANOS_PER_SEC};
 use crate::config::{Config, ConfigError};
-use crate::ingest::currency::CurrencyTable;
 use crate::ingest::validate::Validator;
 use crate::ledger::Ledger;
+use crate::money::CurrencyTable;
 
 /// Settings a config reload may change, swapped as one.
 pub struct Settings {

@@ -18,10 +18,10 @@ use super::rules::{self, Audience, CartView, CustomerView, Evaluation};
 use super::vip::VipIndex;
 use crate::clock::{Nanos, NANOS_PER_SEC};
 use crate::config::{AudienceParams, VipMetric};
-use crate::ingest::currency::CurrencyTable;
 use crate::insight::holdout::{HoldoutPolicy, SALT_LEN};
 use crate::ledger::facts::Consent;
 use crate::ledger::state::{CustomerIdx, Profile, State};
+use crate::money::CurrencyTable;
 
 /// Most history entries kept per customer (oldest dropped first).
 pub const MAX_HISTORY: usize = 64;

@@ -199,8 +199,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 /// values, exponents, and more decimals than the currency has (unless they are zeros).
 pub(crate) fn parse_money(s: &str, currency: &str) -> Result<v1::Money, &'static str> {
     let code = currency.trim().to_ascii_uppercase();
-    let (_, exp) =
-        crate::ingest::currency::parse_code(&code).map_err(|_| "unknown ISO 4217 currency")?;
+    let (_, exp) = crate::money::parse_code(&code).map_err(|_| "unknown ISO 4217 currency")?;
     let minor = parse_minor(s, exp)?;
     Ok(v1::Money {
         amount_minor: minor,

@@ -12,9 +12,9 @@
 
 use crate::clock::{Nanos, NANOS_PER_SEC};
 use crate::config::Config;
-use crate::ingest::currency::{CurrencyError, CurrencyTable};
 use crate::ingest::identity::{IdentityError, Normalizer};
 use crate::ledger::facts::{Consent, CustomerUpsert, Fact, FactKind, Update};
+use crate::money::{CurrencyError, CurrencyTable};
 use crate::proto::v1;
 
 /// Longest id (event, customer, order, cart) accepted, in bytes.
@@ -266,7 +266,7 @@ impl Validator {
                         "must not be negative",
                     ));
                 }
-                let (cc, _) = crate::ingest::currency::parse_code(&v.currency)
+                let (cc, _) = crate::money::parse_code(&v.currency)
                     .map_err(|e| currency_err("cart_updated.value.currency", e))?;
                 (v.amount_minor, Some(cc))
             }

@@ -22,8 +22,8 @@ use crate::audience::engine::Audiences;
 use crate::audience::rules::Audience;
 use crate::clock::Nanos;
 use crate::config::AudienceParams;
-use crate::ingest::currency::CurrencyTable;
 use crate::ledger::state::{CustomerIdx, State};
+use crate::money::CurrencyTable;
 
 /// Most entries kept per customer (oldest dropped first), so a record stays bounded.
 pub const MAX_ENTRIES: usize = 128;

@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Nanos;
-use crate::ingest::currency::CurrencyCode;
-use crate::ingest::identity::NetworkHashes;
+use crate::hashing::NetworkHashes;
+use crate::money::CurrencyCode;
 
 /// A consent signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -30,8 +30,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::audience::engine::{Audiences, Change};
 use crate::clock::{SharedClock, NANOS_PER_SEC};
 use crate::config::{AudienceParams, Config};
-use crate::ingest::currency::CurrencyTable;
 use crate::insight::Insights;
+use crate::money::CurrencyTable;
 use facts::Fact;
 use records::{
     encode, encode_customer, key_bytes, CartsView, ChangeRecord, CustomerRecordView, OrdersView,
@@ -644,7 +644,7 @@ impl Writer {
             let appending = Instant::now();
             match self.store.append_wal(self.seq + 1, &records) {
                 Ok(last) => {
-                    metrics::histogram!(crate::service::metrics::names::WAL_APPEND_DURATION)
+                    metrics::histogram!(crate::metric_names::WAL_APPEND_DURATION)
                         .record(appending.elapsed().as_secs_f64());
                     self.seq = last;
                     // Durable but not applied: a restart must replay it.

@@ -11,8 +11,8 @@ use hashbrown::HashTable;
 use smallvec::SmallVec;
 
 use crate::clock::Nanos;
-use crate::ingest::currency::CurrencyCode;
 use crate::ledger::state::{CustomerIdx, Key, Refund};
+use crate::money::CurrencyCode;
 
 /// Stable handle of an order (index into the book).
 pub type OrderSlot = u32;

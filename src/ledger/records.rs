@@ -5,11 +5,11 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::audience::engine::MembershipRecord;
 use crate::clock::Nanos;
-use crate::ingest::currency::CurrencyCode;
 use crate::insight::outcomes::Entry;
 use crate::ledger::facts::Fact;
 use crate::ledger::orders::OrderSlot;
 use crate::ledger::state::{Cart, CartUpdate, Key, Profile, Refund, State};
+use crate::money::CurrencyCode;
 
 /// Version byte of every record written by this build (customer records: see
 /// [`CUSTOMER_RECORD_VERSION`]).

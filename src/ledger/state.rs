@@ -14,11 +14,11 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use crate::clock::{whole_secs_between, Nanos};
-use crate::ingest::currency::{CurrencyCode, CurrencyTable};
-use crate::ingest::identity::NetworkHashes;
+use crate::hashing::NetworkHashes;
 use crate::ledger::facts::{Consent, CustomerUpsert, Fact, FactKind};
 pub use crate::ledger::orders::{NewPlacement, OrderRef, OrderSlot, Orders, Placement};
 use crate::ledger::seen::SeenIds;
+use crate::money::{CurrencyCode, CurrencyTable};
 
 /// Dense internal customer number (index into [`State::customers`]).
 pub type CustomerIdx = u32;

@@ -13,8 +13,8 @@ use parking_lot::Mutex;
 use crate::api::auth::Guard;
 use crate::api::{Context, Settings};
 use crate::config::{Config, ConfigError};
-use crate::ingest::currency::CurrencyTable;
 use crate::ledger::store::Store;
+use crate::money::CurrencyTable;
 use crate::sync::engine::SyncEngine;
 use crate::sync::SyncFeed;
 

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use super::dest::{Destination, PushError, Usage};
 use super::status::StatusBoard;
 use crate::clock::SharedClock;
-use crate::service::metrics::names;
+use crate::metric_names;
 
 /// Attempts for a transient failure before the work waits for the next cycle.
 const MAX_TRANSIENT_ATTEMPTS: u32 = 6;
@@ -270,9 +270,9 @@ impl Caller {
     }
 
     fn record<T>(&self, op: &'static str, started: Instant, r: &Result<T, PushError>) {
-        metrics::counter!(names::SYNC_REQUESTS, "destination" => self.name.clone(), "op" => op, "outcome" => outcome(r))
+        metrics::counter!(metric_names::SYNC_REQUESTS, "destination" => self.name.clone(), "op" => op, "outcome" => outcome(r))
             .increment(1);
-        metrics::histogram!(names::SYNC_REQUEST_DURATION, "destination" => self.name.clone())
+        metrics::histogram!(metric_names::SYNC_REQUEST_DURATION, "destination" => self.name.clone())
             .record(started.elapsed().as_secs_f64());
     }
 }
@@ -294,7 +294,7 @@ fn outcome<T>(r: &Result<T, PushError>) -> &'static str {
 
 /// Records time spent waiting for the quota or a network's throttle.
 fn record_wait(dest: &str, waited: Duration) {
-    metrics::histogram!(names::SYNC_RATE_LIMIT_WAIT, "destination" => dest.to_string())
+    metrics::histogram!(metric_names::SYNC_RATE_LIMIT_WAIT, "destination" => dest.to_string())
         .record(waited.as_secs_f64());
 }
 

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ingest::identity::{hex_lower, NetworkHashes};
+use crate::hashing::{hex_lower, NetworkHashes};
 use crate::ledger::state::{Lww, Profile};
 
 /// One customer as an ad network's list member.

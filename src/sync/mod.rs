@@ -16,6 +16,7 @@ pub mod engine;
 mod inflight;
 mod job;
 pub mod member;
+mod outcome;
 mod push;
 mod replace;
 pub mod status;

@@ -13,7 +13,7 @@ use super::inflight::Op as RequestOp;
 use super::member::RemoteMember;
 use super::worker::Worker;
 use crate::ledger::state::CustomerIdx;
-use crate::service::metrics::names;
+use crate::metric_names;
 
 /// One pending change of one customer.
 pub(super) struct Change {
@@ -335,9 +335,9 @@ impl Worker {
         let a = &list.audience;
         let n = carried.len() as u64;
         let op = if add { "add" } else { "remove" };
-        metrics::counter!(names::SYNC_MEMBERS_SENT, "destination" => self.spec.name.clone(), "audience" => a.clone(), "op" => op)
+        metrics::counter!(metric_names::SYNC_MEMBERS_SENT, "destination" => self.spec.name.clone(), "audience" => a.clone(), "op" => op)
             .increment(n);
-        metrics::histogram!(names::SYNC_BATCH_MEMBERS, "destination" => self.spec.name.clone())
+        metrics::histogram!(metric_names::SYNC_BATCH_MEMBERS, "destination" => self.spec.name.clone())
             .record(n as f64);
         let now = self.clock.now();
         self.report_mut(a).accepted += n;
@@ -376,7 +376,7 @@ impl Worker {
         self.report_mut(a).processed += n;
         self.report_mut(a).refuse(&accepted.refused.by_reason);
         for (reason, count) in &accepted.refused.by_reason {
-            metrics::counter!(names::SYNC_MEMBERS_REFUSED, "destination" => self.spec.name.clone(),
+            metrics::counter!(metric_names::SYNC_MEMBERS_REFUSED, "destination" => self.spec.name.clone(),
                 "audience" => a.clone(), "reason" => reason.clone())
             .increment(*count);
         }

@@ -39,8 +39,7 @@ pub struct Insights {
 /// Builds `/api/insights`.
 pub fn insights(ctx: &Context) -> Insights {
     let published = ctx.ledger.read().insights.published();
-    let currency_exponent =
-        crate::ingest::currency::parse_code(&published.currency).map_or(2, |(_, e)| e);
+    let currency_exponent = crate::money::parse_code(&published.currency).map_or(2, |(_, e)| e);
     let lift = lift_report(&published, None);
     let retention = retention_report(&published, Unit::Month, MONTHS, COHORT_MONTHS);
     Insights {

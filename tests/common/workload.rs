@@ -8,7 +8,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use audiencesync::ingest::identity::{hex_lower, Normalizer};
+use audiencesync::hashing::hex_lower;
+use audiencesync::ingest::identity::Normalizer;
 use audiencesync::proto::v1;
 use audiencesync::sync::dest::meta;
 use audiencesync::sync::member::RemoteMember;
@@ -68,7 +69,7 @@ pub fn google_form(m: &RemoteMember) -> String {
 
 /// The Meta fake's form of a member: its row joined with `|`.
 pub fn meta_form(m: &RemoteMember) -> String {
-    meta::row(m).join("|")
+    meta::shape::row(m).join("|")
 }
 
 /// The events of a shop of `customers` people, shuffled by `seed`, in batches of `batch`.

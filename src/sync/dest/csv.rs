@@ -12,8 +12,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::google::shape::google_postal;
 use super::{Accepted, Batch, Destination, ListRef, PushError, ReplaceStart};
-use crate::ingest::identity::{google_postal, hex_lower, NetworkHashes};
+use crate::hashing::{hex_lower, NetworkHashes};
 use crate::sync::member::RemoteMember;
 
 /// Google Customer Match CSV header.
@@ -57,7 +58,7 @@ pub fn google_row(m: &RemoteMember) -> String {
 /// One member as a Meta customer-list row: the same columns, in the same order, as the
 /// Marketing API schema (all hex or empty, so no quoting).
 pub fn meta_row(m: &RemoteMember) -> String {
-    super::meta::row(m).join(",")
+    super::meta::shape::row(m).join(",")
 }
 
 /// Quotes a clear-text cell when it holds a separator or quote.
@@ -228,23 +229,31 @@ impl Destination for CsvDestination {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::identity::{sha256, Normalizer};
+    use crate::hashing::sha256;
 
     fn sha(s: &str) -> String {
         hex_lower(&sha256(s))
     }
 
+    /// The digests of one identifier as ingest makes them: Google's form, then Meta's.
+    fn hashes(google: &str, meta: &str) -> NetworkHashes {
+        NetworkHashes {
+            google: sha256(google),
+            meta: sha256(meta),
+        }
+    }
+
     #[tokio::test]
     async fn files_follow_each_networks_columns_and_normalization() {
-        let n = Normalizer::new("US").expect("normalizer");
+        // " Cloudy.SanFrancisco+shopping@gmail.com ", "(800) 555-0100" in the US, "Mary Smith".
         let m = RemoteMember {
-            email: Some(
-                n.email(" Cloudy.SanFrancisco+shopping@gmail.com ")
-                    .expect("email"),
-            ),
-            phone: Some(n.phone("(800) 555-0100", Some("US")).expect("phone")),
-            first_name: Some(n.first_name("Mary").expect("fn")),
-            last_name: Some(n.last_name("Smith").expect("ln")),
+            email: Some(hashes(
+                "cloudysanfrancisco@gmail.com",
+                "cloudy.sanfrancisco+shopping@gmail.com",
+            )),
+            phone: Some(hashes("+18005550100", "18005550100")),
+            first_name: Some(hashes("mary", "mary")),
+            last_name: Some(hashes("smith", "smith")),
             country: Some("US".into()),
             postal_code: Some("94105-1234".into()),
         };

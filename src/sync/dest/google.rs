@@ -14,8 +14,15 @@ use serde_json::{json, Value};
 use super::{
     Accepted, Batch, Destination, ListInfo, ListRef, PushError, ReplaceStart, RequestState,
 };
-use crate::ingest::identity::{google_postal, hex_lower};
+use crate::hashing::{hex_lower, sha256};
 use crate::sync::member::RemoteMember;
+
+mod answer;
+pub mod shape;
+mod token;
+
+use answer::error_counts;
+use shape::members_json;
 
 /// Most members per request.
 pub const MAX_MEMBERS: usize = 10_000;
@@ -136,88 +143,6 @@ impl GoogleDestination {
         })
     }
 
-    /// The token request's form: a refresh-token grant, or a signed JWT assertion
-    /// (RFC 7523) for a service account.
-    fn token_form(&self) -> Result<Vec<(&'static str, String)>, PushError> {
-        match (&self.s.credentials, &self.signer) {
-            (_, Some((key, header, email))) => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                let claims = json!({
-                    "iss": email, "scope": SCOPE, "aud": self.s.token_url,
-                    "iat": now, "exp": now + 3600,
-                });
-                let jwt = jsonwebtoken::encode(header, &claims, key).map_err(|e| {
-                    PushError::Permanent {
-                        reason: format!("cannot sign the service-account assertion: {e}"),
-                        advice: "replace the service-account key file".into(),
-                    }
-                })?;
-                Ok(vec![
-                    (
-                        "grant_type",
-                        "urn:ietf:params:oauth:grant-type:jwt-bearer".into(),
-                    ),
-                    ("assertion", jwt),
-                ])
-            }
-            (GoogleCredentials::Refresh(c), None) => Ok(vec![
-                ("grant_type", "refresh_token".into()),
-                ("client_id", c.client_id.clone()),
-                ("client_secret", c.client_secret.clone()),
-                ("refresh_token", c.refresh_token.clone()),
-            ]),
-            (GoogleCredentials::ServiceAccount(_), None) => Err(PushError::Permanent {
-                reason: "service-account key not loaded".into(),
-                advice: "restart the daemon".into(),
-            }),
-        }
-    }
-
-    async fn access_token(&self) -> Result<String, PushError> {
-        if let Some((t, exp)) = self.token.lock().as_ref() {
-            if Instant::now() < *exp {
-                return Ok(t.clone());
-            }
-        }
-        let form = self.token_form()?;
-        let resp = self
-            .http
-            .post(&self.s.token_url)
-            .form(&form)
-            .send()
-            .await
-            .map_err(super::transport_error)?;
-        let status = resp.status();
-        let body: Value = resp.json().await.map_err(super::transport_error)?;
-        if !status.is_success() {
-            let err = body["error"].as_str().unwrap_or("unknown").to_string();
-            return Err(if status.is_server_error() {
-                PushError::Transient {
-                    reason: format!("token endpoint: HTTP {status}"),
-                }
-            } else {
-                PushError::Permanent {
-                    reason: format!("token endpoint refused the credentials: {err}"),
-                    advice: "renew the OAuth refresh token or service-account key (scope https://www.googleapis.com/auth/datamanager) and update the credentials file".into(),
-                }
-            });
-        }
-        let token = body["access_token"]
-            .as_str()
-            .ok_or_else(|| PushError::Transient {
-                reason: "token endpoint answer has no access_token".into(),
-            })?
-            .to_string();
-        let ttl = body["expires_in"].as_u64().unwrap_or(3600);
-        // Renew a minute early so a token never expires mid-request.
-        let exp = Instant::now() + Duration::from_secs(ttl.saturating_sub(60).max(1));
-        *self.token.lock() = Some((token.clone(), exp));
-        Ok(token)
-    }
-
     fn destination(&self, list: &ListRef) -> Value {
         let mut d = json!({
             "operatingAccount": {"accountType": "GOOGLE_ADS", "accountId": self.s.operating_account_id},
@@ -283,191 +208,12 @@ impl GoogleDestination {
         Err(self.classify(status.as_u16(), &body, retry_after))
     }
 
-    fn classify(&self, status: u16, body: &Value, retry_after: Option<Duration>) -> PushError {
-        let err = &body["error"];
-        let message = err["message"].as_str().unwrap_or("").to_string();
-        let canonical = err["status"].as_str().unwrap_or("").to_string();
-        let reason = format!("HTTP {status} {canonical}: {message}");
-        match status {
-            401 => {
-                *self.token.lock() = None;
-                PushError::TokenExpired
-            }
-            429 => match quota_limit(err) {
-                // A per-day quota: Google resets it at midnight Pacific time (§3, limits page:
-                // "pause until the daily quota resets"; `ErrorInfo.metadata.quota_limit`).
-                Some(limit) if limit.contains("PerDay") => PushError::Throttled {
-                    reason,
-                    wait: Some(until_pacific_midnight(jiff::Timestamp::now())),
-                    daily: true,
-                },
-                _ => PushError::Throttled {
-                    reason,
-                    wait: retry_after.or_else(|| retry_info(err)),
-                    daily: false,
-                },
-            },
-            // A removeAsOfTime Google calls future: our clock is ahead of its own; the same
-            // time is good once Google's clock passes it.
-            400 if err.to_string().contains("INVALID_REMOVE_AS_OF_TIME") => {
-                PushError::Transient { reason }
-            }
-            400 => {
-                let indices = refused_members(err);
-                if !indices.is_empty() {
-                    PushError::MembersRefused { indices, reason }
-                } else {
-                    let advice = if message.to_ascii_lowercase().contains("terms") {
-                        "accept the Customer Match terms of service in the Google Ads account"
-                    } else {
-                        "fix the destination configuration (account id, list id) and resync"
-                    };
-                    PushError::Permanent {
-                        reason,
-                        advice: advice.into(),
-                    }
-                }
-            }
-            403 => PushError::Permanent {
-                reason,
-                advice: "give the credentials' Google account access to the operating account (or set login_account_id), and enable the Data Manager API in the Cloud project".into(),
-            },
-            404 => PushError::Permanent {
-                reason,
-                advice: "the user list id does not exist in the operating account: fix list_id or let the daemon create the list".into(),
-            },
-            413 => PushError::TooLarge,
-            // 409 ABORTED is one of the codes the errors guide says to retry (§6 Retryability).
-            408 | 409 | 500..=599 => PushError::Transient { reason },
-            _ => PushError::Permanent {
-                reason,
-                advice: "unexpected answer from the Data Manager API; see the log".into(),
-            },
-        }
-    }
-
-    fn members_json(members: &[RemoteMember], consent: bool) -> Vec<Value> {
-        members
-            .iter()
-            .map(|m| {
-                let mut ids = Vec::new();
-                if let Some(e) = &m.email {
-                    ids.push(json!({"emailAddress": hex_lower(&e.google)}));
-                }
-                if let Some(p) = &m.phone {
-                    ids.push(json!({"phoneNumber": hex_lower(&p.google)}));
-                }
-                if let Some((f, l, country, postal)) = m.address() {
-                    ids.push(json!({"address": {
-                        "givenName": hex_lower(&f.google),
-                        "familyName": hex_lower(&l.google),
-                        "regionCode": country,
-                        "postalCode": google_postal(postal, Some(country)),
-                    }}));
-                }
-                let mut member = json!({"userData": {"userIdentifiers": ids}});
-                if consent {
-                    member["consent"] =
-                        json!({"adUserData": "CONSENT_GRANTED", "adPersonalization": "CONSENT_GRANTED"});
-                }
-                member
-            })
-            .collect()
-    }
-
     fn accepted(v: &Value) -> Accepted {
         Accepted {
             request_id: v["requestId"].as_str().map(str::to_string),
             ..Accepted::default()
         }
     }
-}
-
-/// `ErrorInfo.metadata.quota_limit` of a 429, e.g. `IngestionMutateRequestsPerDayPerProject`.
-fn quota_limit(err: &Value) -> Option<&str> {
-    err["details"]
-        .as_array()?
-        .iter()
-        .find_map(|d| d["metadata"]["quota_limit"].as_str())
-}
-
-/// How long until the next midnight in `America/Los_Angeles`, when Google's per-day quotas
-/// reset.
-fn until_pacific_midnight(now: jiff::Timestamp) -> Duration {
-    let fallback = Duration::from_secs(3600);
-    let Ok(tz) = jiff::tz::TimeZone::get("America/Los_Angeles") else {
-        return fallback;
-    };
-    let local = now.to_zoned(tz);
-    let next = local
-        .date()
-        .tomorrow()
-        .and_then(|d| d.to_zoned(local.time_zone().clone()));
-    match next {
-        Ok(midnight) => {
-            let secs = midnight.timestamp().as_second() - now.as_second();
-            Duration::from_secs(secs.max(1) as u64)
-        }
-        Err(_) => fallback,
-    }
-}
-
-/// Refused rows per reason from `errorInfo.errorCounts` (`recordCount` is an int64 string).
-fn error_counts(status: &Value) -> super::Refused {
-    let mut refused = super::Refused::default();
-    for c in status["errorInfo"]["errorCounts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        let n = match &c["recordCount"] {
-            Value::String(s) => s.parse().unwrap_or(0),
-            v => v.as_u64().unwrap_or(0),
-        };
-        let reason = c["reason"]
-            .as_str()
-            .unwrap_or("PROCESSING_ERROR_REASON_UNSPECIFIED");
-        if n > 0 {
-            *refused.by_reason.entry(reason.to_string()).or_default() += n;
-        }
-    }
-    refused
-}
-
-/// `google.rpc.RetryInfo.retryDelay` ("12s"), when the error carries one.
-fn retry_info(err: &Value) -> Option<Duration> {
-    err["details"].as_array()?.iter().find_map(|d| {
-        let delay = d["retryDelay"].as_str()?;
-        let secs: f64 = delay.trim_end_matches('s').parse().ok()?;
-        Some(Duration::from_secs_f64(secs.max(0.0)))
-    })
-}
-
-/// Member indices named by `fieldViolations` (`audience_members[3]...`).
-fn refused_members(err: &Value) -> Vec<usize> {
-    let mut out: Vec<usize> = err["details"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|d| d["fieldViolations"].as_array().into_iter().flatten())
-        .filter_map(|v| {
-            // "audience_members[3]", "audience_members.audience_members[3].user_data…" or
-            // camelCase: the index follows the last `audience_members[` / `audienceMembers[`.
-            let field = v["field"].as_str()?;
-            let at = field
-                .rfind("audience_members[")
-                .map(|i| i + "audience_members[".len())
-                .or_else(|| {
-                    field
-                        .rfind("audienceMembers[")
-                        .map(|i| i + "audienceMembers[".len())
-                })?;
-            field[at..].split(']').next()?.parse().ok()
-        })
-        .collect();
-    out.sort_unstable();
-    out.dedup();
-    out
 }
 
 #[async_trait::async_trait]
@@ -493,7 +239,7 @@ impl Destination for GoogleDestination {
     ) -> Result<Accepted, PushError> {
         let body = json!({
             "destinations": [self.destination(list)],
-            "audienceMembers": Self::members_json(members, true),
+            "audienceMembers": members_json(members, true),
             "encoding": "HEX",
             "termsOfService": {"customerMatchTermsOfServiceStatus": "ACCEPTED"},
         });
@@ -510,7 +256,7 @@ impl Destination for GoogleDestination {
     ) -> Result<Accepted, PushError> {
         let body = json!({
             "destinations": [self.destination(list)],
-            "audienceMembers": Self::members_json(members, false),
+            "audienceMembers": members_json(members, false),
             "encoding": "HEX",
         });
         self.post("audienceMembers:remove", &body)
@@ -642,9 +388,7 @@ impl Destination for GoogleDestination {
 
     async fn check(&self, list: &ListRef) -> Result<(), PushError> {
         // validateOnly changes nothing; the API wants at least one (well-formed) member.
-        let probe = hex_lower(&crate::ingest::identity::sha256(
-            "audiencesync-check@example.invalid",
-        ));
+        let probe = hex_lower(&sha256("audiencesync-check@example.invalid"));
         let body = json!({
             "destinations": [self.destination(list)],
             "audienceMembers": [{"userData": {"userIdentifiers": [{"emailAddress": probe}]}}],
@@ -652,58 +396,5 @@ impl Destination for GoogleDestination {
             "validateOnly": true,
         });
         self.post("audienceMembers:remove", &body).await.map(|_| ())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn daily_quotas_reset_at_pacific_midnight_across_daylight_saving() {
-        let at = |s: &str| s.parse::<jiff::Timestamp>().expect("time");
-        // 23:00 PST (UTC-8) on 2026-03-07: one hour to midnight.
-        assert_eq!(
-            until_pacific_midnight(at("2026-03-08T07:00:00Z")),
-            Duration::from_secs(3600)
-        );
-        // 2026-03-08 is 23 hours long (DST starts): from 00:00 PST to the next midnight PDT.
-        assert_eq!(
-            until_pacific_midnight(at("2026-03-08T08:00:00Z")),
-            Duration::from_secs(23 * 3600)
-        );
-        // 2026-11-01 is 25 hours long (DST ends).
-        assert_eq!(
-            until_pacific_midnight(at("2026-11-01T07:00:00Z")),
-            Duration::from_secs(25 * 3600)
-        );
-    }
-
-    #[test]
-    fn partial_success_counts_and_quota_limits_are_read() {
-        let status = json!({"requestStatus": "PARTIAL_SUCCESS", "errorInfo": {"errorCounts": [
-            {"recordCount": "3", "reason": "PROCESSING_ERROR_REASON_INVALID_FORMAT"},
-            {"recordCount": "1", "reason": "PROCESSING_ERROR_REASON_NO_CONSENT"},
-        ]}});
-        let r = error_counts(&status);
-        assert_eq!(r.total(), 4);
-        assert_eq!(r.by_reason["PROCESSING_ERROR_REASON_INVALID_FORMAT"], 3);
-        let err = json!({"details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
-            "metadata": {"quota_limit": "IngestionMutateRequestsPerDayPerProject"}}]});
-        assert_eq!(
-            quota_limit(&err),
-            Some("IngestionMutateRequestsPerDayPerProject")
-        );
-    }
-
-    #[test]
-    fn refused_member_indices_from_every_documented_field_path() {
-        let err = json!({"details": [{"fieldViolations": [
-            {"field": "audience_members.audience_members[3].user_data.user_identifiers[1]"},
-            {"field": "audience_members[7]"},
-            {"field": "audienceMembers[3]"},
-            {"field": "destinations[0]"},
-        ]}]});
-        assert_eq!(refused_members(&err), vec![3, 7]);
     }
 }

@@ -29,11 +29,13 @@ use reqwest::header::{HeaderValue, AUTHORIZATION};
 use serde_json::{json, Value};
 
 use super::{Accepted, Batch, Destination, ListInfo, ListRef, PushError, ReplaceStart, Usage};
-use crate::ingest::identity::{hex_lower, meta_country, meta_postal, sha256};
 use crate::sync::member::RemoteMember;
 
 mod answer;
+pub mod shape;
+
 use answer::*;
+use shape::row;
 
 /// Most rows per request (`adnet/meta.md` §3: "10,000 records per request").
 pub const MAX_ROWS: usize = 10_000;
@@ -80,27 +82,6 @@ pub struct MetaDestination {
     /// `num_received` seen so far per session id: Meta counts per session (§2.4), the engine
     /// wants each request's own count.
     sessions: Mutex<VecDeque<(u64, u64)>>,
-}
-
-/// One member as a row in [`SCHEMA`] order.
-pub fn row(m: &RemoteMember) -> [String; 6] {
-    let h = |x: &Option<crate::ingest::identity::NetworkHashes>| {
-        x.map(|n| hex_lower(&n.meta)).unwrap_or_default()
-    };
-    [
-        h(&m.email),
-        h(&m.phone),
-        h(&m.first_name),
-        h(&m.last_name),
-        m.postal_code
-            .as_deref()
-            .map(|z| hex_lower(&sha256(&meta_postal(z, m.country.as_deref()))))
-            .unwrap_or_default(),
-        m.country
-            .as_deref()
-            .map(|c| hex_lower(&sha256(&meta_country(c))))
-            .unwrap_or_default(),
-    ]
 }
 
 /// A request's form parameters, without credentials.
@@ -489,7 +470,7 @@ impl Destination for MetaDestination {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::identity::NetworkHashes;
+    use crate::hashing::NetworkHashes;
     use crate::sync::dest::Refused;
     use reqwest::header::HeaderMap;
 

@@ -1,5 +1,8 @@
 //! Currency codes, their ISO 4217 minor-unit exponents, and exact conversion of order values
 //! into the revenue currency (integer arithmetic, half away from zero, per order).
+//!
+//! A leaf: ingest checks codes, the ledger stores them, audiences and insights convert with the
+//! table, so it imports nothing of the crate but `config` (the `[revenue]` section it reads).
 
 use std::collections::HashMap;
 
