@@ -135,12 +135,12 @@ pub(super) fn guarded<T>(
 /// The sled database and its trees.
 #[derive(Clone)]
 pub struct Store {
-    pub(super) db: sled::Db,
+    db: sled::Db,
     /// The appending end of the log: the writer appends, recovery replays.
     pub(super) wal: Arc<Mutex<Wal>>,
     pub(super) wal_dir: PathBuf,
     /// Version 1's log tree: emptied by the migration.
-    pub(super) legacy_wal: sled::Tree,
+    legacy_wal: sled::Tree,
     pub(super) customers: sled::Tree,
     pub(super) orders: sled::Tree,
     pub(super) carts: sled::Tree,

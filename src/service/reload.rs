@@ -32,7 +32,7 @@ pub enum ReloadError {
     Setup(#[from] crate::sync::SetupError),
     /// The writer stopped.
     #[error(transparent)]
-    Ledger(#[from] crate::writer::WriteError),
+    Writer(#[from] crate::writer::WriteError),
 }
 
 /// What a reload can reach.

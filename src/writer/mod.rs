@@ -103,13 +103,16 @@ enum Command {
     },
 }
 
+/// What the handles and the writer thread share.
 struct Shared {
     db: RwLock<Db>,
     stats: Stats,
     sizes: sizes::SizeHistory,
 }
 
-/// A handle to the ledger; cheap to clone.
+/// A handle to the writer and the state it owns; cheap to clone (an `Arc` of the shared
+/// state and the sending end of the writer's queue). Writes go through the queue to the one
+/// writer thread; reads take the shared read lock through [`Writer::read`].
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Command>,
@@ -137,7 +140,7 @@ pub struct WriterOptions {
     pub audiences: AudienceParams,
     /// Revenue conversion.
     pub currencies: Arc<CurrencyTable>,
-    /// Where changed customers are reported to the sync engine.
+    /// Where the writer publishes changed customers (destinations subscribe to it).
     pub feed: ChangeFeed,
 }
 
