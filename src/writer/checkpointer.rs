@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::RwLockWriteGuard;
 
-use super::commit::WriterThread;
+use super::thread::WriterThread;
 
 /// Whether a background checkpoint is being written, and whether the last one failed (the
 /// next then rewrites everything).

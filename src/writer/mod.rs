@@ -13,11 +13,11 @@
 //! through its methods and the short-lived [`Reader`] it lends, never the state's fields.
 
 mod checkpointer;
-mod commit;
 pub mod db;
 pub mod feed;
 pub mod heartbeat;
 pub mod sizes;
+mod thread;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -35,9 +35,9 @@ use crate::insight::engine::Published;
 use crate::insight::Insights;
 use crate::ledger::facts::Fact;
 use crate::ledger::store::{Store, StoreError};
-use commit::WriterThread;
 pub use db::{Db, Reader};
 pub use feed::ChangeFeed;
+use thread::WriterThread;
 
 /// Why a submission was not made durable. The client may retry: nothing was applied.
 #[derive(Debug, Clone, thiserror::Error)]
