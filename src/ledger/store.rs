@@ -1,5 +1,6 @@
 //! The store: the write-ahead log ([`crate::ledger::wal`], files beside sled), the
-//! checkpointed state trees in sled, and durability.
+//! checkpointed state trees in sled, and durability. Loading them at start is in
+//! [`crate::ledger::recovery`], writing a checkpoint in [`crate::ledger::checkpoint`].
 //!
 //! | tree        | key                         | value                          |
 //! |-------------|-----------------------------|--------------------------------|
@@ -10,6 +11,10 @@
 //! | `changes`   | change sequence (u64 BE)    | membership changes of a group  |
 //! | `meta`      | `schema`, `checkpoint_seq`  | u64 BE                         |
 //! | `meta`      | `holdout_salt`              | 16 random bytes, made once     |
+//!
+//! [`CustomerRecord`]: crate::ledger::customer_record::CustomerRecord
+//! [`OrderRecord`]: crate::ledger::customer_record::OrderRecord
+//! [`CartRecord`]: crate::ledger::customer_record::CartRecord
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
