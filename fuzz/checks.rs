@@ -8,9 +8,8 @@ use std::sync::LazyLock;
 use audiencesync::config::Config;
 use audiencesync::ingest::identity::{self, IdentityError, Normalizer};
 use audiencesync::ingest::validate::{Dropped, Validator};
-use audiencesync::ledger::records::{
-    decode, decode_wal, encode_wal, CartRecord, ChangeRecord, CustomerRecord, OrderRecord,
-};
+use audiencesync::ledger::customer_record::{CartRecord, CustomerRecord, OrderRecord};
+use audiencesync::ledger::records::{decode, decode_wal, encode_wal, ChangeRecord};
 use audiencesync::proto::v1;
 use audiencesync::sync::dest::{google, meta};
 use audiencesync::sync::member::RemoteMember;

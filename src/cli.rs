@@ -315,7 +315,7 @@ pub async fn check_destinations(config: &std::path::Path) -> Result<(), CliError
         ..Default::default()
     })
     .map_err(|source| crate::sync::SetupError::Store { index: 0, source })?;
-    let feed = crate::sync::SyncFeed::new(cfg.destinations.len());
+    let feed = crate::writer::ChangeFeed::new(cfg.destinations.len());
     let specs = crate::sync::build_workers(&cfg, &store, &feed)?;
     let mut failed = 0;
     for spec in &specs {

@@ -20,3 +20,4 @@ pub mod service;
 pub mod sync;
 pub mod telemetry;
 pub mod web;
+pub mod writer;

@@ -11,9 +11,10 @@ use audiencesync::api::{self, Context};
 use audiencesync::clock::{Clock, ManualClock, SharedClock, SystemClock};
 use audiencesync::config::{ClockMode, Config};
 use audiencesync::feed;
-use audiencesync::ledger::{store::Store, Ledger, LedgerOptions};
+use audiencesync::ledger::store::Store;
 use audiencesync::service;
-use audiencesync::sync::{engine::SyncEngine, SyncFeed};
+use audiencesync::sync::engine::SyncEngine;
+use audiencesync::writer::{ChangeFeed, Writer, WriterOptions};
 
 /// Remarketing audiences from your shop's events, synced to ad networks as hashed lists.
 #[derive(Debug, Parser)]
@@ -180,25 +181,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let store = Store::open(&cfg.storage)?;
-    let feed = SyncFeed::new(cfg.destinations.len());
+    let feed = ChangeFeed::new(cfg.destinations.len());
     let specs = audiencesync::sync::build_workers(&cfg, &store, &feed)?;
-    let mut opts = LedgerOptions::from_config(&cfg)?;
-    opts.sync_feed = feed.clone();
-    let (ledger, writer) = Ledger::start(store.clone(), opts, clock.clone())
+    let mut opts = WriterOptions::from_config(&cfg)?;
+    opts.feed = feed.clone();
+    let (writer, writer_thread) = Writer::start(store.clone(), opts, clock.clone())
         .with_context(|| format!("recovering the store in {}", store.dir().display()))?;
     let jobs = audiencesync::sync::engine::JobCounter::new(store.open_tree("sync")?);
     let sync = Arc::new(SyncEngine::start(
         specs,
-        ledger.clone(),
+        writer.clone(),
         clock.clone(),
         jobs,
     ));
-    let mut ctx = Context::new(&cfg, ledger.clone(), clock, manual_clock)?;
+    let mut ctx = Context::new(&cfg, writer.clone(), clock, manual_clock)?;
     ctx.sync = Some(sync.clone());
     let guard = api::auth::Guard::from_config(&cfg.auth, cfg.server.listen)?;
     let tls = api::tls::server_config(&cfg.tls)?;
     if let Some(metrics_addr) =
-        service::metrics::start(&cfg.metrics, ledger.clone(), Some(sync.status.clone())).await?
+        service::metrics::start(&cfg.metrics, writer.clone(), Some(sync.status.clone())).await?
     {
         tracing::info!(%metrics_addr, "metrics endpoint serving /metrics");
         println!("audiencesync metrics on {metrics_addr}");
@@ -228,7 +229,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // A stable line on stdout for scripts and tests that start the daemon on port 0.
     println!("audiencesync listening on {addr}");
     service::notify::ready();
-    service::notify::spawn_watchdog(ledger.clone());
+    service::notify::spawn_watchdog(writer.clone());
     let reloader = service::reload::Reloader {
         path: args.config.clone(),
         listen_override: args.listen,
@@ -266,9 +267,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     sync.shutdown();
     tracing::info!("gRPC server stopped; writing final checkpoint");
-    ledger.shutdown().await;
-    drop(ledger);
-    tokio::task::spawn_blocking(move || writer.join())
+    writer.shutdown().await;
+    drop(writer);
+    tokio::task::spawn_blocking(move || writer_thread.join())
         .await
         .ok();
     tracing::info!("stopped cleanly");

@@ -11,8 +11,8 @@ use audiencesync::ledger::facts::{Consent, CustomerUpsert, Fact, FactKind};
 use audiencesync::ledger::records::encode_wal;
 use audiencesync::ledger::state::State;
 use audiencesync::ledger::store::Store;
-use audiencesync::ledger::Db;
 use audiencesync::money::{CurrencyCode, CurrencyTable};
+use audiencesync::writer::Db;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree as _;
 
@@ -196,15 +196,15 @@ proptest! {
             let params = AudiencesConfig::default().rules().expect("rules");
             let currencies =
                 Arc::new(CurrencyTable::from_config(&RevenueConfig::default()).expect("cur"));
-            let mut db = Db {
-                facts: apply_all(&facts),
-                audiences: Audiences::new(params.clone(), currencies.clone()),
-                insights: Insights::new(&params, currencies),
-            };
+            let mut db = Db::new(
+                apply_all(&facts),
+                Audiences::new(params.clone(), currencies.clone()),
+                Insights::new(&params, currencies),
+            );
             db.mark_all_dirty();
             let cp = db.take_checkpoint(k as u64);
             store.write_checkpoint(&cp).expect("checkpoint");
-            canonical(&db.facts)
+            canonical(db.facts())
         };
         recovers_exactly(&cfg, facts.len() - k, &full)?;
     }
@@ -276,19 +276,19 @@ fn partly_written_checkpoint(
                 .expect("wal");
         }
         // The first k facts, checkpointed completely at seq k.
-        let mut db = Db {
-            facts: State::default(),
-            audiences: Audiences::new(params.clone(), currencies.clone()),
-            insights: Insights::new(&params, currencies),
-        };
+        let mut db = Db::new(
+            State::default(),
+            Audiences::new(params.clone(), currencies.clone()),
+            Insights::new(&params, currencies),
+        );
         for f in &facts[..k] {
-            db.facts.apply(f);
+            db.facts_mut().apply(f);
         }
         let first = db.take_checkpoint(k as u64);
         store.write_checkpoint(&first).expect("checkpoint");
         // The rest applied, and some of the next checkpoint's writes done before a crash.
         for f in &facts[k..] {
-            db.facts.apply(f);
+            db.facts_mut().apply(f);
         }
         if after_failure {
             let _lost = db.take_checkpoint(k as u64);
@@ -321,7 +321,7 @@ fn partly_written_checkpoint(
         }
         next.dedup_added.clear();
         store.write_checkpoint(&next).expect("partial checkpoint");
-        canonical(&db.facts)
+        canonical(db.facts())
     };
     recovers_exactly(&cfg, facts.len() - k, &full)
 }
@@ -409,17 +409,17 @@ fn a_record_that_drops_an_order_is_written_after_the_one_that_takes_it() {
     ]);
     let params = AudiencesConfig::default().rules().expect("rules");
     let currencies = Arc::new(CurrencyTable::from_config(&RevenueConfig::default()).expect("cur"));
-    let mut db = Db {
-        facts: State::default(),
-        audiences: Audiences::new(params.clone(), currencies.clone()),
-        insights: Insights::new(&params, currencies),
-    };
+    let mut db = Db::new(
+        State::default(),
+        Audiences::new(params.clone(), currencies.clone()),
+        Insights::new(&params, currencies),
+    );
     for f in &facts[..2] {
-        db.facts.apply(f);
+        db.facts_mut().apply(f);
     }
     db.take_checkpoint(2);
     for f in &facts[2..] {
-        db.facts.apply(f);
+        db.facts_mut().apply(f);
     }
     let cp = db.take_checkpoint(4);
     let ids = |rows: &[(Box<str>, Vec<u8>)]| -> Vec<String> {

@@ -64,22 +64,13 @@ impl AdminService for AdminApi {
         &self,
         _: Request<v1::GetStoreStatsRequest>,
     ) -> Result<Response<v1::StoreStats>, Status> {
-        let stats = self.ctx.ledger.stats();
-        let (customers, orders, carts, dedup_ids) = {
-            let db = self.ctx.ledger.read();
-            let s = &db.facts;
-            (
-                s.customers.len(),
-                s.orders.len(),
-                s.carts.len(),
-                s.dedup.len(),
-            )
-        };
+        let stats = self.ctx.writer.stats();
+        let counts = self.ctx.writer.read().counts();
         Ok(Response::new(v1::StoreStats {
-            customers: customers as u64,
-            orders: orders as u64,
-            carts: carts as u64,
-            dedup_ids: dedup_ids as u64,
+            customers: counts.customers as u64,
+            orders: counts.orders as u64,
+            carts: counts.carts as u64,
+            dedup_ids: counts.dedup_ids as u64,
             wal_seq: stats.wal_seq.load(Ordering::Relaxed),
             checkpoint_seq: stats.checkpoint_seq.load(Ordering::Relaxed),
             events_applied: stats.applied.load(Ordering::Relaxed),
@@ -126,7 +117,7 @@ impl AdminService for AdminApi {
         }
         clock.set(target);
         self.ctx
-            .ledger
+            .writer
             .tick_now()
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;

@@ -6,9 +6,10 @@ use super::{timestamp, Context};
 use crate::audience::Audience;
 use crate::insight::holdout::share_text;
 use crate::ledger::facts::Consent;
-use crate::ledger::state::{CustomerIdx, Lww, Profile};
-use crate::ledger::Db;
+use crate::ledger::profile::{Lww, Profile};
+use crate::ledger::state::CustomerIdx;
 use crate::proto::v1::{self, audience_service_server::AudienceService};
+use crate::writer::Reader;
 
 /// Default and largest page for `StreamMembers`.
 const DEFAULT_PAGE: u32 = 1_000;
@@ -37,15 +38,14 @@ fn consent_view(c: Consent) -> i32 {
     }
 }
 
-fn audience_named(db: &Db, name: &str) -> Result<Audience, Status> {
-    db.audiences
+fn audience_named(db: &Reader<'_>, name: &str) -> Result<Audience, Status> {
+    db.audiences()
         .by_name(name)
         .ok_or_else(|| Status::not_found(format!("audience `{name}` not found")))
 }
 
-fn customer_named(db: &Db, id: &str) -> Result<CustomerIdx, Status> {
-    db.facts
-        .customer(id)
+fn customer_named(db: &Reader<'_>, id: &str) -> Result<CustomerIdx, Status> {
+    db.customer(id)
         .map(|(c, _)| c)
         .ok_or_else(|| Status::not_found(format!("customer `{id}` not found")))
 }
@@ -59,16 +59,16 @@ fn nanos_of(field: &str, t: &prost_types::Timestamp) -> Result<crate::clock::Nan
 }
 
 /// An audience as `ListAudiences` reports it (the status page shows the same).
-pub fn describe(db: &Db, a: Audience) -> v1::Audience {
-    let members = db.audiences.members(a);
+pub fn describe(db: &Reader<'_>, a: Audience) -> v1::Audience {
+    let members = db.audiences().members(a);
     v1::Audience {
-        name: db.audiences.name(a),
-        definition: db.audiences.definition(a),
+        name: db.audiences().name(a),
+        definition: db.audiences().definition(a),
         size: members.len(),
-        eligible_size: members.intersection_len(db.audiences.eligible()),
-        last_changed_at: db.audiences.last_changed(a).map(timestamp),
-        holdout_size: db.audiences.holdout(a).len(),
-        holdout_fraction: share_text(db.audiences.holdout_policy().share(a)),
+        eligible_size: members.intersection_len(db.audiences().eligible()),
+        last_changed_at: db.audiences().last_changed(a).map(timestamp),
+        holdout_size: db.audiences().holdout(a).len(),
+        holdout_fraction: share_text(db.audiences().holdout_policy().share(a)),
     }
 }
 
@@ -78,7 +78,7 @@ impl AudienceService for AudienceApi {
         &self,
         _: Request<v1::ListAudiencesRequest>,
     ) -> Result<Response<v1::ListAudiencesResponse>, Status> {
-        let db = self.ctx.ledger.read();
+        let db = self.ctx.writer.read();
         let audiences = Audience::ALL.iter().map(|a| describe(&db, *a)).collect();
         Ok(Response::new(v1::ListAudiencesResponse { audiences }))
     }
@@ -88,7 +88,7 @@ impl AudienceService for AudienceApi {
         request: Request<v1::GetAudienceRequest>,
     ) -> Result<Response<v1::Audience>, Status> {
         let name = request.into_inner().name;
-        let db = self.ctx.ledger.read();
+        let db = self.ctx.writer.read();
         let a = audience_named(&db, &name)?;
         Ok(Response::new(describe(&db, a)))
     }
@@ -98,17 +98,17 @@ impl AudienceService for AudienceApi {
         request: Request<v1::GetCustomerAudiencesRequest>,
     ) -> Result<Response<v1::CustomerAudiences>, Status> {
         let id = request.into_inner().customer_id;
-        let db = self.ctx.ledger.read();
+        let db = self.ctx.writer.read();
         let c = customer_named(&db, &id)?;
-        let mask = db.audiences.mask(c);
+        let mask = db.audiences().mask(c);
         let mut audiences = Vec::new();
         let mut holdout = Vec::new();
         let mut stage = String::new();
         for a in Audience::ALL {
             if mask & a.bit() != 0 {
-                audiences.push(db.audiences.name(a));
-                if db.audiences.holdout(a).contains(c) {
-                    holdout.push(db.audiences.name(a));
+                audiences.push(db.audiences().name(a));
+                if db.audiences().holdout(a).contains(c) {
+                    holdout.push(db.audiences().name(a));
                 }
                 if let Some(s) = a.stage_name() {
                     stage = s.to_string();
@@ -119,7 +119,7 @@ impl AudienceService for AudienceApi {
             customer_id: id,
             audiences,
             lifecycle_stage: stage,
-            eligible: db.audiences.is_eligible(c),
+            eligible: db.audiences().is_eligible(c),
             holdout,
         }))
     }
@@ -142,7 +142,7 @@ impl AudienceService for AudienceApi {
             n => n,
         } as usize;
         let (audience, mut next) = {
-            let db = self.ctx.ledger.read();
+            let db = self.ctx.writer.read();
             let a = audience_named(&db, &req.audience)?;
             let start = if req.after_customer_id.is_empty() {
                 0
@@ -152,27 +152,27 @@ impl AudienceService for AudienceApi {
             (a, start)
         };
         let (tx, rx) = tokio::sync::mpsc::channel(2);
-        let ledger = self.ctx.ledger.clone();
+        let writer = self.ctx.writer.clone();
         let eligible_only = req.eligible_only;
         tokio::spawn(async move {
             loop {
                 // One page per read lock, so a long listing never stalls the writer.
                 let (members, last) = {
-                    let db = ledger.read();
-                    let set = db.audiences.members(audience);
+                    let db = writer.read();
+                    let set = db.audiences().members(audience);
                     let mut members = Vec::with_capacity(page);
                     let mut last = None;
                     for c in set.range(next..) {
                         last = Some(c);
-                        let eligible = db.audiences.is_eligible(c);
+                        let eligible = db.audiences().is_eligible(c);
                         if eligible_only && !eligible {
                             continue;
                         }
                         members.push(v1::Member {
-                            customer_id: db.facts.customers[c as usize].id.to_string(),
+                            customer_id: db.customer_id(c).to_string(),
                             eligible,
-                            since: db.audiences.since(c, audience).map(timestamp),
-                            holdout: db.audiences.holdout(audience).contains(c),
+                            since: db.audiences().since(c, audience).map(timestamp),
+                            holdout: db.audiences().holdout(audience).contains(c),
                         });
                         if members.len() == page {
                             break;
@@ -180,7 +180,7 @@ impl AudienceService for AudienceApi {
                     }
                     let more = last.is_some_and(|l| set.range(l + 1..).next().is_some());
                     let cursor = match (more, last) {
-                        (true, Some(l)) => db.facts.customers[l as usize].id.to_string(),
+                        (true, Some(l)) => db.customer_id(l).to_string(),
                         _ => String::new(),
                     };
                     (
@@ -210,16 +210,16 @@ impl AudienceService for AudienceApi {
         request: Request<v1::GetCustomerHistoryRequest>,
     ) -> Result<Response<v1::CustomerHistory>, Status> {
         let id = request.into_inner().customer_id;
-        let db = self.ctx.ledger.read();
+        let db = self.ctx.writer.read();
         let c = customer_named(&db, &id)?;
         let changes = db
-            .audiences
+            .audiences()
             .history(c)
             .iter()
             .filter_map(|&(n, added, at)| {
                 let a = *Audience::ALL.get(n as usize)?;
                 Some(v1::MembershipChange {
-                    audience: db.audiences.name(a),
+                    audience: db.audiences().name(a),
                     added,
                     at: Some(timestamp(at)),
                 })
@@ -254,11 +254,11 @@ impl AudienceService for AudienceApi {
             None => i64::MAX,
         };
         let wanted: Vec<(usize, String)> = {
-            let db = self.ctx.ledger.read();
+            let db = self.ctx.writer.read();
             if req.audiences.is_empty() {
                 Audience::ALL
                     .iter()
-                    .map(|a| (a.index(), db.audiences.name(*a)))
+                    .map(|a| (a.index(), db.audiences().name(*a)))
                     .collect()
             } else {
                 req.audiences
@@ -267,7 +267,7 @@ impl AudienceService for AudienceApi {
                     .collect::<Result<_, Status>>()?
             }
         };
-        let history = self.ctx.ledger.size_history();
+        let history = self.ctx.writer.size_history();
         let samples = history
             .range(since, until, max_points as usize)
             .into_iter()
@@ -297,13 +297,12 @@ impl AudienceService for AudienceApi {
     ) -> Result<Response<v1::CustomerFacts>, Status> {
         let id = request.into_inner().customer_id;
         let now = self.ctx.clock.now();
-        let db = self.ctx.ledger.read();
-        let state = &db.facts;
-        let (idx, c) = state
+        let db = self.ctx.writer.read();
+        let (idx, c) = db
             .customer(&id)
             .ok_or_else(|| Status::not_found(format!("customer `{id}` not found")))?;
         let settings = self.ctx.settings();
-        let s = state.summary(idx, now, settings.window_secs, &settings.currencies);
+        let s = db.summary(idx, now, settings.window_secs, &settings.currencies);
         let p = &c.profile;
         fn has<T>(slot: &Option<Lww<Option<T>>>) -> bool {
             slot.as_ref().is_some_and(|l| l.value.is_some())

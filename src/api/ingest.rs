@@ -1,4 +1,4 @@
-//! `IngestService`: validate, hand to the ledger, acknowledge once durable.
+//! `IngestService`: validate, hand to the writer, acknowledge once durable.
 
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -11,9 +11,9 @@ use tracing::Instrument;
 
 use super::Context;
 use crate::ingest::validate::Dropped;
-use crate::ledger::{LedgerError, Outcome};
 use crate::metric_names;
 use crate::proto::v1::{self, ingest_service_server::IngestService};
+use crate::writer::{Outcome, WriteError};
 
 /// Batches validated and queued but not yet acknowledged, per stream. Beyond this the stream
 /// stops reading, and HTTP/2 flow control slows the client down.
@@ -31,7 +31,7 @@ impl IngestApi {
     }
 }
 
-/// A batch split into facts for the ledger and refusals for the ack.
+/// A batch split into facts for the writer and refusals for the ack.
 struct Checked {
     batch_id: u64,
     facts: Vec<(u32, crate::ledger::facts::Fact)>,
@@ -72,7 +72,7 @@ fn check(ctx: &Context, batch: v1::EventBatch) -> Result<Checked, Status> {
         }
     }
     if !rejected.is_empty() {
-        ctx.ledger
+        ctx.writer
             .stats()
             .rejected
             .fetch_add(rejected.len() as u64, Ordering::Relaxed);
@@ -129,10 +129,10 @@ fn ack(c: Checked, outcome: Outcome) -> v1::BatchAck {
     }
 }
 
-fn ledger_status(e: LedgerError) -> Status {
+fn ledger_status(e: WriteError) -> Status {
     match e {
-        LedgerError::Stopped => Status::unavailable("the daemon is shutting down; retry"),
-        LedgerError::Persist(msg) => Status::unavailable(format!("not persisted, retry: {msg}")),
+        WriteError::Stopped => Status::unavailable("the daemon is shutting down; retry"),
+        WriteError::Persist(msg) => Status::unavailable(format!("not persisted, retry: {msg}")),
     }
 }
 
@@ -156,7 +156,7 @@ impl IngestService for IngestApi {
             let outcome = if facts.is_empty() {
                 Outcome::default()
             } else {
-                self.ctx.ledger.submit(facts).await.map_err(ledger_status)?
+                self.ctx.writer.submit(facts).await.map_err(ledger_status)?
             };
             Ok(Response::new(ack(checked, outcome)))
         }
@@ -176,13 +176,13 @@ impl IngestService for IngestApi {
         let (ack_tx, ack_rx) = mpsc::channel::<Result<v1::BatchAck, Status>>(STREAM_IN_FLIGHT);
         type Pending = (
             Checked,
-            Option<tokio::sync::oneshot::Receiver<Result<Outcome, LedgerError>>>,
+            Option<tokio::sync::oneshot::Receiver<Result<Outcome, WriteError>>>,
         );
         let (pending_tx, mut pending_rx) =
             mpsc::channel::<Result<Pending, Status>>(STREAM_IN_FLIGHT);
         let span = tracing::info_span!("ingest_stream", peer = ?peer);
 
-        // Reader: validate each batch and queue it at the ledger, keeping order.
+        // Reader: validate each batch and queue it at the writer, keeping order.
         tokio::spawn(
             async move {
                 loop {
@@ -200,7 +200,7 @@ impl IngestService for IngestApi {
                             if facts.is_empty() {
                                 Ok((c, None))
                             } else {
-                                match ctx.ledger.enqueue(facts).await {
+                                match ctx.writer.enqueue(facts).await {
                                     Ok(rx) => Ok((c, Some(rx))),
                                     Err(e) => Err(ledger_status(e)),
                                 }
@@ -227,7 +227,7 @@ impl IngestService for IngestApi {
                         Ok((c, Some(rx))) => match rx.await {
                             Ok(Ok(outcome)) => Ok(ack(c, outcome)),
                             Ok(Err(e)) => Err(ledger_status(e)),
-                            Err(_) => Err(ledger_status(LedgerError::Stopped)),
+                            Err(_) => Err(ledger_status(WriteError::Stopped)),
                         },
                     };
                     let stop = reply.is_err();

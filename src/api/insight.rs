@@ -250,7 +250,7 @@ impl InsightService for InsightApi {
         request: Request<v1::GetLiftRequest>,
     ) -> Result<Response<v1::LiftReport>, Status> {
         let name = request.into_inner().audience;
-        let published = self.ctx.ledger.read().insights.published();
+        let published = self.ctx.writer.published_insights();
         let only = if name.is_empty() {
             None
         } else {
@@ -270,7 +270,7 @@ impl InsightService for InsightApi {
         request: Request<v1::GetRetentionRequest>,
     ) -> Result<Response<v1::RetentionReport>, Status> {
         let (unit, periods, cohorts) = retention_args(&request.into_inner())?;
-        let published = self.ctx.ledger.read().insights.published();
+        let published = self.ctx.writer.published_insights();
         Ok(Response::new(retention_report(
             &published, unit, periods, cohorts,
         )))

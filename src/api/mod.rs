@@ -14,8 +14,8 @@ use std::sync::Arc;
 use crate::clock::{Nanos, SharedClock, NANOS_PER_SEC};
 use crate::config::{Config, ConfigError};
 use crate::ingest::validate::Validator;
-use crate::ledger::Ledger;
 use crate::money::CurrencyTable;
+use crate::writer::Writer;
 
 /// Settings a config reload may change, swapped as one.
 pub struct Settings {
@@ -45,7 +45,7 @@ impl Settings {
 #[derive(Clone)]
 pub struct Context {
     /// The single writer and the state it owns.
-    pub ledger: Ledger,
+    pub writer: Writer,
     /// Time source.
     pub clock: SharedClock,
     /// The manual clock, when `[clock] mode = "manual"`.
@@ -59,12 +59,12 @@ impl Context {
     /// Builds the context from a validated config.
     pub fn new(
         cfg: &Config,
-        ledger: Ledger,
+        writer: Writer,
         clock: SharedClock,
         manual_clock: Option<crate::clock::ManualClock>,
     ) -> Result<Self, ConfigError> {
         Ok(Self {
-            ledger,
+            writer,
             clock,
             manual_clock,
             sync: None,

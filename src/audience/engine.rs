@@ -10,7 +10,6 @@ use rustc_hash::FxHashSet as HashSet;
 use std::sync::Arc;
 
 use roaring::RoaringBitmap;
-use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use super::due::DueIndex;
@@ -19,8 +18,10 @@ use super::vip::VipIndex;
 use crate::clock::{Nanos, NANOS_PER_SEC};
 use crate::config::{AudienceParams, VipMetric};
 use crate::insight::holdout::{HoldoutPolicy, SALT_LEN};
+use crate::ledger::customer_record::MembershipRecord;
 use crate::ledger::facts::Consent;
-use crate::ledger::state::{CustomerIdx, Profile, State};
+use crate::ledger::profile::Profile;
+use crate::ledger::state::{CustomerIdx, State};
 use crate::money::CurrencyTable;
 
 /// Most history entries kept per customer (oldest dropped first).
@@ -37,18 +38,6 @@ pub struct Change {
     pub added: bool,
     /// When the daemon made the change.
     pub at: Nanos,
-}
-
-/// A customer's memberships as stored with its checkpoint record. Audience numbers are
-/// positions in [`Audience::ALL`], which only ever grows at the end.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MembershipRecord {
-    /// Bit per audience.
-    pub mask: u32,
-    /// (audience, entered at) for current memberships.
-    pub since: Vec<(u8, Nanos)>,
-    /// (audience, added, at), oldest first.
-    pub history: Vec<(u8, bool, Nanos)>,
 }
 
 /// The name of an audience under `params` (lapsed tiers are named after their days).
@@ -205,9 +194,12 @@ impl Audiences {
 
     /// The stored form of a customer's memberships, borrowed from the engine (checkpoints
     /// encode it without copying).
-    pub fn record_view(&self, c: CustomerIdx) -> crate::ledger::records::MembershipView<'_> {
+    pub fn record_view(
+        &self,
+        c: CustomerIdx,
+    ) -> crate::ledger::customer_record::MembershipView<'_> {
         let i = c as usize;
-        crate::ledger::records::MembershipView {
+        crate::ledger::customer_record::MembershipView {
             mask: self.masks.get(i).copied().unwrap_or(0),
             since: self.since.get(i).map_or(&[], |s| s.as_slice()),
             history: self.history.get(i).map_or(&[], |h| h.as_slice()),
@@ -321,10 +313,10 @@ impl Audiences {
         if window_due != NO_DUE && window_due > now {
             eval.next_due = Some(eval.next_due.map_or(window_due, |d| d.min(window_due)));
         }
-        let has = |slot: &Option<crate::ledger::state::Lww<Option<_>>>| {
+        let has = |slot: &Option<crate::ledger::profile::Lww<Option<_>>>| {
             slot.as_ref().is_some_and(|l| l.value.is_some())
         };
-        let has_s = |slot: &Option<crate::ledger::state::Lww<Option<Box<str>>>>| {
+        let has_s = |slot: &Option<crate::ledger::profile::Lww<Option<Box<str>>>>| {
             slot.as_ref().is_some_and(|l| l.value.is_some())
         };
         let consented = Profile::consent(&p.ad_user_data) == Consent::Granted

@@ -9,22 +9,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use super::calendar::week_of;
 use super::{InsightParams, Snapshot};
 use crate::clock::Nanos;
+use crate::ledger::customer_record::AudienceEntry;
 
-/// One entry into an audience.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
-    /// When the daemon made the customer a member.
-    pub at: Nanos,
-    /// Position of the audience in `Audience::ALL`.
-    pub audience: u8,
-    /// [`HELD_OUT`] and [`ELIGIBLE`] bits, as they were at entry.
-    pub flags: u8,
-}
+/// One entry into an audience: the store keeps its bytes ([`AudienceEntry`]); what its
+/// flags mean and which group it falls in is defined here.
+pub type Entry = AudienceEntry;
 
 /// The customer was in the audience's holdout at entry.
 pub const HELD_OUT: u8 = 1;

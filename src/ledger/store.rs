@@ -1,5 +1,6 @@
 //! The store: the write-ahead log ([`crate::ledger::wal`], files beside sled), the
-//! checkpointed state trees in sled, and durability.
+//! checkpointed state trees in sled, and durability. Loading them at start is in
+//! [`crate::ledger::recovery`], writing a checkpoint in [`crate::ledger::checkpoint`].
 //!
 //! | tree        | key                         | value                          |
 //! |-------------|-----------------------------|--------------------------------|
@@ -10,6 +11,10 @@
 //! | `changes`   | change sequence (u64 BE)    | membership changes of a group  |
 //! | `meta`      | `schema`, `checkpoint_seq`  | u64 BE                         |
 //! | `meta`      | `holdout_salt`              | 16 random bytes, made once     |
+//!
+//! [`CustomerRecord`]: crate::ledger::customer_record::CustomerRecord
+//! [`OrderRecord`]: crate::ledger::customer_record::OrderRecord
+//! [`CartRecord`]: crate::ledger::customer_record::CartRecord
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -18,26 +23,26 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::config::StorageConfig;
-use crate::insight::holdout::SALT_LEN;
 use crate::ledger::marker::{self, Marker};
-use crate::ledger::records::{decode, decode_customer, decode_wal, key_from, CodecError};
-use crate::ledger::state::State;
+use crate::ledger::records::{decode, CodecError};
 use crate::ledger::wal::{Wal, WalError};
 
 /// Layout version of the trees above. 2: the write-ahead log moved from the sled tree `wal`
 /// to segment files (a version-1 store is migrated at open).
 pub const SCHEMA_VERSION: u64 = 2;
+/// Length of the holdout salt kept in `meta`.
+pub const HOLDOUT_SALT_LEN: usize = 16;
 /// Where version 1 kept the write-ahead log; read once to migrate it, then emptied.
 const LEGACY_WAL_TREE: &str = "wal";
 /// The write-ahead log's directory inside the data directory.
 const WAL_DIR: &str = "wal";
 const META_SCHEMA: &[u8] = b"schema";
-const META_CHECKPOINT: &[u8] = b"checkpoint_seq";
+pub(super) const META_CHECKPOINT: &[u8] = b"checkpoint_seq";
 const META_HOLDOUT_SALT: &[u8] = b"holdout_salt";
 /// Event ids per dedup chunk (64 KiB values, under sled's blob threshold).
-const DEDUP_CHUNK: usize = 4_096;
+pub(super) const DEDUP_CHUNK: usize = 4_096;
 /// Most entries per sled batch: larger ones balloon sled's memory (see STACK.md).
-const MAX_SLED_BATCH: usize = 1_000;
+pub(super) const MAX_SLED_BATCH: usize = 1_000;
 
 /// A storage failure. Never silently ignored: a store that cannot be read stops the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +115,7 @@ const RECOVERY: &str = "refusing to start on it; move the directory aside, start
 /// Runs `f`, turning a panic inside sled (it panics on some damaged files instead of
 /// returning an error) into [`StoreError::Damaged`]. The panic message is kept in the error
 /// and not printed on its own.
-fn guarded<T>(
+pub(super) fn guarded<T>(
     dir: &Path,
     what: &str,
     f: impl FnOnce() -> Result<T, StoreError>,
@@ -132,66 +137,25 @@ fn guarded<T>(
     })
 }
 
-/// Everything checkpointed at once: the dirty entities as of WAL sequence `seq`.
-#[derive(Debug, Default)]
-pub struct Checkpoint {
-    /// State covers every WAL record up to and including this one.
-    pub seq: u64,
-    /// (customer id, record)
-    pub customers: Vec<(Box<str>, Vec<u8>)>,
-    /// (customer id, record) of customers whose record drops an order or cart (erasures):
-    /// written after a sync, once every record that now carries what they drop is durable.
-    pub customers_last: Vec<(Box<str>, Vec<u8>)>,
-    /// (order key, record)
-    pub orders: Vec<([u8; 16], Vec<u8>)>,
-    /// (cart key, record)
-    pub carts: Vec<([u8; 16], Vec<u8>)>,
-    /// Lone order records to delete (a customer record carries them now).
-    pub orders_removed: Vec<[u8; 16]>,
-    /// Lone cart records to delete.
-    pub carts_removed: Vec<[u8; 16]>,
-    /// (event key, first-received second) remembered since the last checkpoint.
-    pub dedup_added: Vec<(crate::ledger::state::Key, i64)>,
-    /// Chunks whose newest id was received before this second are past retention.
-    pub dedup_pruned_before: Option<i64>,
-}
-
-/// What start-up recovered.
-#[derive(Debug)]
-pub struct Recovered {
-    /// The state.
-    pub state: State,
-    /// Last WAL sequence on disk (0 if none).
-    pub last_seq: u64,
-    /// Sequence covered by the last completed checkpoint.
-    pub checkpoint_seq: u64,
-    /// WAL records replayed on top of the checkpoint.
-    pub replayed: u64,
-    /// Stored memberships and audience entries per customer, as of the checkpoint.
-    pub customers: Vec<crate::ledger::records::RestoredCustomer>,
-    /// Last membership-change sequence written.
-    pub last_change_seq: u64,
-}
-
 /// The sled database and its trees.
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
     /// The appending end of the log: the writer appends, recovery replays.
-    wal: Arc<Mutex<Wal>>,
-    wal_dir: PathBuf,
+    pub(super) wal: Arc<Mutex<Wal>>,
+    pub(super) wal_dir: PathBuf,
     /// Version 1's log tree: emptied by the migration.
     legacy_wal: sled::Tree,
-    customers: sled::Tree,
-    orders: sled::Tree,
-    carts: sled::Tree,
-    dedup: sled::Tree,
-    changes: sled::Tree,
-    meta: sled::Tree,
-    dir: PathBuf,
-    fsync: bool,
+    pub(super) customers: sled::Tree,
+    pub(super) orders: sled::Tree,
+    pub(super) carts: sled::Tree,
+    pub(super) dedup: sled::Tree,
+    pub(super) changes: sled::Tree,
+    pub(super) meta: sled::Tree,
+    pub(super) dir: PathBuf,
+    pub(super) fsync: bool,
     /// The marker as found at open (or as written for a new store).
-    marker: Marker,
+    pub(super) marker: Marker,
 }
 
 impl Store {
@@ -354,7 +318,7 @@ impl Store {
         self.sync()
     }
 
-    fn write_marker(&self, m: Marker) -> Result<(), StoreError> {
+    pub(super) fn write_marker(&self, m: Marker) -> Result<(), StoreError> {
         marker::write(&self.dir, m, self.fsync).map_err(|e| StoreError::Sync {
             path: marker::path(&self.dir),
             source: std::io::Error::other(e.to_string()),
@@ -391,7 +355,7 @@ impl Store {
 
     /// Syncs the main file and sled's blob files: what a checkpoint phase must have durable
     /// before the next one starts.
-    fn sync_with_blobs(&self) -> Result<(), StoreError> {
+    pub(super) fn sync_with_blobs(&self) -> Result<(), StoreError> {
         self.sync_blobs()?;
         self.sync()
     }
@@ -414,192 +378,6 @@ impl Store {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(source) => return Err(StoreError::Sync { path, source }),
             }
-        }
-        Ok(())
-    }
-
-    /// Loads the checkpoint and replays the WAL after it. Refuses a store that recovers to less
-    /// than the checkpoint its marker records (sled fell back to an older prefix of its log).
-    pub fn recover(&self) -> Result<Recovered, StoreError> {
-        let rec = guarded(&self.dir, "reading the stored state", || {
-            self.recover_inner()
-        })?;
-        if rec.last_seq < self.marker.checkpoint_seq {
-            return Err(StoreError::Damaged {
-                path: self.dir.clone(),
-                reason: format!(
-                    "it recovers only up to write-ahead record {}, but checkpoint {} was completed: acknowledged events are missing",
-                    rec.last_seq, self.marker.checkpoint_seq
-                ),
-            });
-        }
-        Ok(rec)
-    }
-
-    fn recover_inner(&self) -> Result<Recovered, StoreError> {
-        let mut state = State::default();
-        let mut customers = Vec::new();
-        let mut legacy = false;
-        for item in self.customers.iter() {
-            let (k, v) = item?;
-            let (rec, old) = decode_customer(&v).map_err(|e| corrupt("customers", &k, e))?;
-            legacy |= old;
-            let id = String::from_utf8_lossy(&k);
-            customers.push(state.restore_customer(&id, rec));
-        }
-        // Lone records join what the customer records brought (a copy left by a crash
-        // mid-checkpoint is older, hence contained in the join).
-        for item in self.orders.iter() {
-            let (k, v) = item?;
-            let key = key_from(&k).ok_or_else(|| corrupt("orders", &k, CodecError::Empty))?;
-            let slot = state.restore_order(key, decode(&v).map_err(|e| corrupt("orders", &k, e))?);
-            state.stored_alone.orders.insert(slot);
-        }
-        for item in self.carts.iter() {
-            let (k, v) = item?;
-            let key = key_from(&k).ok_or_else(|| corrupt("carts", &k, CodecError::Empty))?;
-            state.restore_cart(key, decode(&v).map_err(|e| corrupt("carts", &k, e))?);
-            state.stored_alone.carts.insert(key);
-        }
-        state.purge_erased();
-        for item in self.dedup.iter() {
-            let (k, v) = item?;
-            if k.len() != 24 || v.len() % 16 != 0 {
-                return Err(corrupt("dedup", &k, CodecError::Empty));
-            }
-            let newest = u64_from(&k[..8]) as i64;
-            for id in v.chunks_exact(16) {
-                if let Some(key) = key_from(id) {
-                    // The chunk's newest second: retention may keep an id slightly longer.
-                    state.dedup.insert(key, newest);
-                }
-            }
-        }
-        state.dirty = Default::default();
-        state.touched.clear();
-        if legacy {
-            // Version-1 customer records: rewrite everything once in the new layout; every
-            // lone record that a customer record now carries is then deleted.
-            state.mark_all_dirty();
-        }
-
-        let checkpoint_seq = self.meta.get(META_CHECKPOINT)?.map_or(0, |v| u64_from(&v));
-        let mut last_seq = checkpoint_seq;
-        let mut replayed = 0;
-        let now_secs =
-            crate::clock::Clock::now(&crate::clock::SystemClock) / crate::clock::NANOS_PER_SEC;
-        let mut wal = self.wal.lock();
-        wal.replay(checkpoint_seq, |seq, v| -> Result<(), StoreError> {
-            let facts = decode_wal(v).map_err(|source| StoreError::CorruptWal { seq, source })?;
-            // The record's facts are durable; remember their ids as seen at replay time.
-            for f in &facts {
-                state.apply(f);
-            }
-            for f in &facts {
-                state.remember(crate::ledger::state::key_of(&f.event_id), now_secs);
-            }
-            last_seq = seq;
-            replayed += 1;
-            Ok(())
-        })?;
-        wal.continue_after(last_seq);
-        drop(wal);
-        // Segments at or below the checkpoint are left over from a crash mid-trim.
-        Wal::trim(&self.wal_dir, checkpoint_seq, self.fsync)?;
-        let last_change_seq = self.changes.last()?.map_or(0, |(k, _)| u64_from(&k));
-        Ok(Recovered {
-            state,
-            last_seq,
-            checkpoint_seq,
-            replayed,
-            customers,
-            last_change_seq,
-        })
-    }
-
-    /// Writes a checkpoint, then records its sequence, then trims the WAL below it.
-    /// A crash anywhere in between is harmless: replay is idempotent (see `state`).
-    pub fn write_checkpoint(&self, cp: &Checkpoint) -> Result<(), StoreError> {
-        // Phase 1: everything that only adds — customer records and lone copies. An order or
-        // cart can move from one record to another (an erasure drops it from the erased
-        // customer's record); it gets a lone copy here, since its new carrier may itself be
-        // a record of phase 2 (two erased customers can swap orders).
-        self.insert_rows(&self.customers, &cp.customers, |k| k.as_bytes())?;
-        self.insert_rows(&self.orders, &cp.orders, |k| k.as_slice())?;
-        self.insert_rows(&self.carts, &cp.carts, |k| k.as_slice())?;
-        // Phase 2, after a sync: the records that drop something.
-        if !cp.customers_last.is_empty() {
-            self.sync_with_blobs()?;
-            self.insert_rows(&self.customers, &cp.customers_last, |k| k.as_bytes())?;
-        }
-        // Phase 3, after a sync: the lone copies that customer records now carry (a carrier
-        // may be a record of phase 2: a customer erased once who placed the order later).
-        if !cp.orders_removed.is_empty() || !cp.carts_removed.is_empty() {
-            self.sync_with_blobs()?;
-        }
-        for (tree, removed) in [
-            (&self.orders, &cp.orders_removed),
-            (&self.carts, &cp.carts_removed),
-        ] {
-            for chunk in removed.chunks(MAX_SLED_BATCH) {
-                let mut b = sled::Batch::default();
-                chunk.iter().for_each(|k| b.remove(k));
-                tree.apply_batch(b)?;
-            }
-        }
-        // Dedup ids are packed: one sled value per 4,096 ids (a sled insert per event id would
-        // cost more than everything else an event needs). A chunk is keyed by the newest
-        // second in it, so retention drops whole chunks whose newest id is too old.
-        if let Some(cutoff) = cp.dedup_pruned_before {
-            let mut b = sled::Batch::default();
-            for item in self.dedup.range(..cutoff.to_be_bytes().to_vec()) {
-                b.remove(item?.0);
-            }
-            self.dedup.apply_batch(b)?;
-        }
-        let mut added = cp.dedup_added.clone();
-        added.sort_unstable_by_key(|(_, t)| *t);
-        for (i, chunk) in added.chunks(DEDUP_CHUNK).enumerate() {
-            let newest = chunk.last().map_or(0, |(_, t)| *t);
-            let mut key = Vec::with_capacity(24);
-            key.extend_from_slice(&newest.to_be_bytes());
-            key.extend_from_slice(&cp.seq.to_be_bytes());
-            key.extend_from_slice(&(i as u64).to_be_bytes());
-            let mut value = Vec::with_capacity(chunk.len() * 16);
-            for (k, _) in chunk {
-                value.extend_from_slice(&k.to_be_bytes());
-            }
-            self.dedup.insert(key, value)?;
-        }
-        self.sync_with_blobs()?;
-        // Trees newer than `checkpoint_seq`: the restart replays the WAL onto them.
-        crate::failpoint::crash_point!("checkpoint_before_seq");
-        self.meta.insert(META_CHECKPOINT, &cp.seq.to_be_bytes())?;
-        self.sync()?;
-        // From now on the store must recover at least this far.
-        self.write_marker(Marker {
-            schema: SCHEMA_VERSION,
-            checkpoint_seq: cp.seq,
-        })?;
-        // Checkpoint recorded, WAL not yet trimmed: the restart trims it.
-        crate::failpoint::crash_point!("checkpoint_before_trim");
-        Wal::trim(&self.wal_dir, cp.seq, self.fsync)?;
-        Ok(())
-    }
-
-    /// Inserts `rows` in batches of at most [`MAX_SLED_BATCH`].
-    fn insert_rows<K>(
-        &self,
-        tree: &sled::Tree,
-        rows: &[(K, Vec<u8>)],
-        key: impl Fn(&K) -> &[u8],
-    ) -> Result<(), StoreError> {
-        for chunk in rows.chunks(MAX_SLED_BATCH) {
-            let mut b = sled::Batch::default();
-            for (k, v) in chunk {
-                b.insert(key(k), v.as_slice());
-            }
-            tree.apply_batch(b)?;
         }
         Ok(())
     }
@@ -641,15 +419,15 @@ impl Store {
     }
 
     /// The random salt of holdout assignment: made on first use and kept, so every start
-    /// holds out the same customers (see `insight::holdout`).
-    pub fn holdout_salt(&self) -> Result<[u8; SALT_LEN], StoreError> {
+    /// holds out the same customers (the salt's meaning lives with the holdout assignment).
+    pub fn holdout_salt(&self) -> Result<[u8; HOLDOUT_SALT_LEN], StoreError> {
         if let Some(v) = self.meta.get(META_HOLDOUT_SALT)? {
-            if let Ok(salt) = <[u8; SALT_LEN]>::try_from(v.as_ref()) {
+            if let Ok(salt) = <[u8; HOLDOUT_SALT_LEN]>::try_from(v.as_ref()) {
                 return Ok(salt);
             }
             return Err(corrupt("meta", META_HOLDOUT_SALT, CodecError::Empty));
         }
-        let mut salt = [0u8; SALT_LEN];
+        let mut salt = [0u8; HOLDOUT_SALT_LEN];
         rand::Rng::fill(&mut rand::rng(), &mut salt[..]);
         self.meta.insert(META_HOLDOUT_SALT, &salt[..])?;
         self.sync()?;
@@ -662,7 +440,7 @@ impl Store {
     }
 }
 
-fn corrupt(tree: &'static str, key: &[u8], source: CodecError) -> StoreError {
+pub(super) fn corrupt(tree: &'static str, key: &[u8], source: CodecError) -> StoreError {
     StoreError::Corrupt {
         tree,
         key: hex::encode(key),
@@ -670,7 +448,7 @@ fn corrupt(tree: &'static str, key: &[u8], source: CodecError) -> StoreError {
     }
 }
 
-fn u64_from(bytes: &[u8]) -> u64 {
+pub(super) fn u64_from(bytes: &[u8]) -> u64 {
     let mut buf = [0u8; 8];
     let n = bytes.len().min(8);
     buf[8 - n..].copy_from_slice(&bytes[bytes.len() - n..]);

@@ -2,8 +2,8 @@
 //! and a small plain-HTTP `/metrics` endpoint.
 //!
 //! We bind the listener ourselves (rather than the exporter's built-in one) so port 0 works
-//! and the bound address can be printed for scripts and tests. Ledger counters are copied
-//! from [`Stats`](crate::ledger::Stats) at scrape time, so the hot path pays nothing extra.
+//! and the bound address can be printed for scripts and tests. Writer counters are copied
+//! from [`Stats`](crate::writer::Stats) at scrape time, so the hot path pays nothing extra.
 //! Labels never carry PII: only method names, status codes and (later) audience and
 //! destination names chosen by the operator.
 
@@ -17,11 +17,11 @@ use tokio::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 
 use crate::audience::Audience;
-use crate::ledger::{heartbeat, Ledger};
 use crate::metric_names;
 use crate::service::http;
 use crate::service::settings::MetricsConfig;
 use crate::sync::engine::StatusBoard;
+use crate::writer::{heartbeat, Writer};
 
 /// Latency buckets in seconds: sub-millisecond reads up to long-lived streams.
 const DURATION_BUCKETS: &[f64] = &[
@@ -52,7 +52,7 @@ pub enum MetricsError {
 /// when `metrics.enabled = false`.
 pub async fn start(
     cfg: &MetricsConfig,
-    ledger: Ledger,
+    writer: Writer,
     sync: Option<Arc<StatusBoard>>,
 ) -> Result<Option<SocketAddr>, MetricsError> {
     if !cfg.enabled {
@@ -88,7 +88,7 @@ pub async fn start(
         addr: cfg.listen,
         source,
     })?;
-    tokio::spawn(accept_loop(listener, handle, Sources { ledger, sync }));
+    tokio::spawn(accept_loop(listener, handle, Sources { writer, sync }));
     Ok(Some(addr))
 }
 
@@ -257,9 +257,9 @@ fn describe() {
 
 /// Sets the headline insight gauges from the counters the writer published last (undefined
 /// figures read NaN).
-fn refresh_insights(ledger: &Ledger) {
+fn refresh_insights(writer: &Writer) {
     use crate::insight::calendar::Unit;
-    let published = ledger.read().insights.published();
+    let published = writer.published_insights();
     let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
     let r = published.retention(Unit::Month, 12, 1);
     metrics::gauge!(metric_names::INSIGHT_ACTIVE_CUSTOMERS).set(r.active_customers as f64);
@@ -305,26 +305,26 @@ fn refresh_insights(ledger: &Ledger) {
 /// What a scrape reads.
 #[derive(Clone)]
 struct Sources {
-    ledger: Ledger,
+    writer: Writer,
     sync: Option<Arc<StatusBoard>>,
 }
 
-/// Copies the ledger's counters, audience sizes and sync state into the registry right
+/// Copies the writer's counters, audience sizes and sync state into the registry right
 /// before a scrape.
 fn refresh(src: &Sources) {
-    let ledger = &src.ledger;
-    let s = ledger.stats();
+    let writer = &src.writer;
+    let s = writer.stats();
     metrics::counter!(metric_names::MEMBERSHIP_CHANGES)
         .absolute(s.membership_changes.load(Ordering::Relaxed));
     {
-        let db = ledger.read();
+        let db = writer.read();
         for a in Audience::ALL {
-            let members = db.audiences.members(a);
-            let name = db.audiences.name(a);
+            let members = db.audiences().members(a);
+            let name = db.audiences().name(a);
             metrics::gauge!(metric_names::AUDIENCE_MEMBERS, "audience" => name.clone())
                 .set(members.len() as f64);
             metrics::gauge!(metric_names::AUDIENCE_ELIGIBLE, "audience" => name)
-                .set(members.intersection_len(db.audiences.eligible()) as f64);
+                .set(members.intersection_len(db.audiences().eligible()) as f64);
         }
     }
     if let Some(board) = &src.sync {
@@ -379,7 +379,7 @@ fn refresh(src: &Sources) {
         .set(s.checkpoint_seq.load(Ordering::Relaxed) as f64);
     metrics::gauge!(metric_names::WRITER_HEARTBEAT_AGE)
         .set(heartbeat::age(&s.last_beat).as_secs_f64());
-    refresh_insights(ledger);
+    refresh_insights(writer);
 }
 
 async fn accept_loop(listener: TcpListener, handle: PrometheusHandle, src: Sources) {

@@ -1,11 +1,11 @@
-//! systemd notifications (`Type=notify`): READY once serving, watchdog pings while the ledger
+//! systemd notifications (`Type=notify`): READY once serving, watchdog pings while the writer
 //! writer is alive, STOPPING on shutdown. Without `$NOTIFY_SOCKET` every call is a no-op.
 
 use std::time::Duration;
 
 use sd_notify::NotifyState;
 
-use crate::ledger::{heartbeat, Ledger};
+use crate::writer::{heartbeat, Writer};
 
 /// Tells systemd the daemon is serving: sled is open and the gRPC port is bound.
 pub fn ready() {
@@ -24,8 +24,8 @@ fn send(states: &[NotifyState<'_>]) {
 }
 
 /// When systemd asked for a watchdog (`WATCHDOG_USEC`, `WatchdogSec=`), pings it at half the
-/// period as long as the ledger writer keeps beating. Returns the ping period, if any.
-pub fn spawn_watchdog(ledger: Ledger) -> Option<Duration> {
+/// period as long as the writer keeps beating. Returns the ping period, if any.
+pub fn spawn_watchdog(writer: Writer) -> Option<Duration> {
     let timeout = sd_notify::watchdog_enabled()?;
     let period = timeout / 2;
     if period.is_zero() {
@@ -40,8 +40,8 @@ pub fn spawn_watchdog(ledger: Ledger) -> Option<Duration> {
         loop {
             iv.tick().await;
             // Ask for a beat every half period; judge the beat we got since the last round.
-            ledger.request_heartbeat();
-            let age = heartbeat::age(&ledger.stats().last_beat);
+            writer.request_heartbeat();
+            let age = heartbeat::age(&writer.stats().last_beat);
             if !writer_alive(age, period) {
                 if !warned {
                     tracing::error!(?age, "ledger writer silent; withholding watchdog pings");

@@ -16,7 +16,7 @@ use crate::config::{Config, ConfigError};
 use crate::ledger::store::Store;
 use crate::money::CurrencyTable;
 use crate::sync::engine::SyncEngine;
-use crate::sync::SyncFeed;
+use crate::writer::ChangeFeed;
 
 /// Why a new config was refused.
 #[derive(Debug, thiserror::Error)]
@@ -30,9 +30,9 @@ pub enum ReloadError {
     /// A destination could not be set up (credential files).
     #[error(transparent)]
     Setup(#[from] crate::sync::SetupError),
-    /// The ledger stopped.
+    /// The writer stopped.
     #[error(transparent)]
-    Ledger(#[from] crate::ledger::LedgerError),
+    Writer(#[from] crate::writer::WriteError),
 }
 
 /// What a reload can reach.
@@ -53,8 +53,8 @@ pub struct Reloader {
     pub sync: Arc<SyncEngine>,
     /// The store (confirmed ledgers of new destinations).
     pub store: Store,
-    /// The ledger's feed of dirty customers.
-    pub feed: SyncFeed,
+    /// The writer's change feed, which the workers subscribe to.
+    pub feed: ChangeFeed,
 }
 
 impl Reloader {
@@ -98,13 +98,13 @@ impl Reloader {
         let params = new.audiences.rules()?;
         let currencies = Arc::new(CurrencyTable::from_config(&new.revenue)?);
         let guard = Guard::from_config(&new.auth, new.server.listen)?;
-        let feed = SyncFeed::new(new.destinations.len());
+        let feed = ChangeFeed::new(new.destinations.len());
         let specs = crate::sync::build_workers(&new, &self.store, &feed)?;
 
         self.ctx.replace_settings(settings);
         self.guard.replace_with(&guard);
         if new.audiences != old.audiences || new.revenue != old.revenue {
-            self.ctx.ledger.reconfigure(params, currencies).await?;
+            self.ctx.writer.reconfigure(params, currencies).await?;
         }
         // Always restart the workers: credential files may have been rotated.
         self.feed.adopt(&feed);

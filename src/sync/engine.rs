@@ -13,9 +13,9 @@ use tracing::Instrument;
 use super::dest::{Destination, ListRef};
 pub use super::status::{JobStatus, ListReport, ListStatus, StatusBoard};
 use super::worker::Worker;
-use super::DirtySet;
 use crate::clock::SharedClock;
-use crate::ledger::Ledger;
+use crate::writer::feed::DirtySet;
+use crate::writer::Writer;
 
 /// An operator's request to a worker.
 #[derive(Debug, Clone)]
@@ -63,7 +63,7 @@ pub struct SyncEngine {
     workers: Mutex<Workers>,
     /// Status of every destination × audience.
     pub status: Arc<StatusBoard>,
-    ledger: Ledger,
+    writer: Writer,
     clock: SharedClock,
     jobs: Arc<JobCounter>,
 }
@@ -130,14 +130,14 @@ impl SyncEngine {
     /// also repairs whatever a crash left between a push and its record.
     pub fn start(
         specs: Vec<WorkerSpec>,
-        ledger: Ledger,
+        writer: Writer,
         clock: SharedClock,
         jobs: JobCounter,
     ) -> Self {
         let engine = Self {
             workers: Mutex::new(Workers::default()),
             status: Arc::new(StatusBoard::default()),
-            ledger,
+            writer,
             clock,
             jobs: Arc::new(jobs),
         };
@@ -158,13 +158,13 @@ impl SyncEngine {
                 spec.lists.iter().map(|l| l.audience.clone()).collect(),
                 tx,
             ));
-            let ledger = self.ledger.clone();
+            let writer = self.writer.clone();
             let clock = self.clock.clone();
             let status = self.status.clone();
             let stopped = stopped.clone();
             workers.tasks.push(tokio::spawn(async move {
                 let name = spec.name.clone();
-                let worker = match Worker::new(spec, ledger, clock, status, stopped.clone()) {
+                let worker = match Worker::new(spec, writer, clock, status, stopped.clone()) {
                     Ok(w) => w,
                     Err(e) => {
                         tracing::error!(destination = %name, error = %e, "cannot load the destination's sync state; destination not started");

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::hashing::{hex_lower, NetworkHashes};
-use crate::ledger::state::{Lww, Profile};
+use crate::ledger::profile::{Lww, Profile};
 
 /// One customer as an ad network's list member.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]

@@ -1,7 +1,8 @@
 //! Destination sync: make each remote list equal the audience's eligible members.
 //!
-//! The ledger writer marks customers dirty ([`SyncFeed`]); one worker per destination derives
-//! adds and removes as desired − confirmed and confirmed − desired (`push`), sends every
+//! The writer publishes the customers whose facts or memberships changed on its
+//! [`ChangeFeed`]; one worker per destination subscribes to it and derives adds and removes as
+//! desired − confirmed and confirmed − desired (`push`), sends every
 //! request through one call path (`call`: governor pacing, the network's own budget, retry and
 //! backoff), and counts a member as on the remote list ([`confirmed`]) only once the network's
 //! outcome is known: a final answer, or a polled result of an asynchronous request (`inflight`).
@@ -22,71 +23,7 @@ mod replace;
 pub mod status;
 mod worker;
 
-use std::sync::Arc;
-
-use parking_lot::Mutex;
-use roaring::RoaringBitmap;
-use tokio::sync::Notify;
-
-use crate::ledger::state::CustomerIdx;
-
-/// The dirty sets of every destination, written by the ledger writer after each change.
-#[derive(Clone, Default)]
-pub struct SyncFeed {
-    targets: Arc<parking_lot::RwLock<Vec<Arc<DirtySet>>>>,
-}
-
-impl std::fmt::Debug for SyncFeed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SyncFeed({} destinations)", self.targets.read().len())
-    }
-}
-
-/// Customers changed since a destination's last cycle, and a bell to ring.
-#[derive(Default)]
-pub struct DirtySet {
-    /// Dense customer indices.
-    pub customers: Mutex<RoaringBitmap>,
-    /// Wakes the worker.
-    pub notify: Notify,
-}
-
-impl SyncFeed {
-    /// One dirty set per destination.
-    pub fn new(destinations: usize) -> Self {
-        let feed = Self::default();
-        feed.reset(destinations);
-        feed
-    }
-
-    /// Fresh dirty sets for a new set of destinations (config reload; new workers start with a
-    /// full comparison, so nothing marked before is needed).
-    pub fn reset(&self, destinations: usize) {
-        *self.targets.write() = (0..destinations).map(|_| Arc::default()).collect();
-    }
-
-    /// Takes over `other`'s dirty sets: the ledger then feeds the workers built with `other`.
-    pub fn adopt(&self, other: &SyncFeed) {
-        let new = other.targets.read().clone();
-        *self.targets.write() = new;
-    }
-
-    /// The dirty set of destination `i`.
-    pub fn target(&self, i: usize) -> Arc<DirtySet> {
-        self.targets.read().get(i).cloned().unwrap_or_default()
-    }
-
-    /// Marks customers dirty for every destination.
-    pub fn mark(&self, customers: &[CustomerIdx]) {
-        if customers.is_empty() {
-            return;
-        }
-        for t in self.targets.read().iter() {
-            t.customers.lock().extend(customers.iter().copied());
-            t.notify.notify_one();
-        }
-    }
-}
+use crate::writer::ChangeFeed;
 
 /// A destination that cannot be started.
 #[derive(Debug, thiserror::Error)]
@@ -146,7 +83,7 @@ fn read_secret(index: usize, key: &'static str, p: &std::path::Path) -> Result<S
 pub fn build_workers(
     cfg: &crate::config::Config,
     store: &crate::ledger::store::Store,
-    feed: &SyncFeed,
+    feed: &ChangeFeed,
 ) -> Result<Vec<engine::WorkerSpec>, SetupError> {
     use crate::config::DestinationKind;
     let mut specs = Vec::new();
@@ -246,7 +183,7 @@ pub fn build_workers(
             first_poll: d.status_first_poll,
             poll_interval: d.status_poll_interval,
             confirmed: tree("confirmed")?,
-            dirty: feed.target(index),
+            dirty: feed.subscribe(index),
             outstanding: tree("outstanding")?,
             list_ids: tree("lists")?,
             jobs: tree("jobs")?,

@@ -49,17 +49,17 @@ impl Worker {
     /// members stay in the audience but are never pushed, `insight::holdout`), matchable, and
     /// not set aside after the network refused it.
     pub(super) fn desired_members(&self, list: &ListRef) -> Vec<(Box<str>, RemoteMember)> {
-        let db = self.ledger.read();
-        let Some(a) = db.audiences.by_name(&list.audience) else {
+        let db = self.writer.read();
+        let Some(a) = db.audiences().by_name(&list.audience) else {
             return Vec::new();
         };
-        let members = db.audiences.members(a);
-        let held = db.audiences.holdout(a);
+        let members = db.audiences().members(a);
+        let held = db.audiences().holdout(a);
         members
             .iter()
-            .filter(|c| db.audiences.is_eligible(*c) && !held.contains(*c))
+            .filter(|c| db.audiences().is_eligible(*c) && !held.contains(*c))
             .filter_map(|c| {
-                let cust = db.facts.customers.get(c as usize)?;
+                let cust = db.customer_at(c)?;
                 let m = RemoteMember::from_profile(&cust.profile)?;
                 let aside = self.set_aside.contains(&(list.audience.clone(), m.clone()));
                 (!aside).then(|| (cust.id.clone(), m))
@@ -75,18 +75,18 @@ impl Worker {
         full: bool,
         dirty: &roaring::RoaringBitmap,
     ) -> (Vec<Change>, Vec<Change>, u64) {
-        let db = self.ledger.read();
-        let Some(a) = db.audiences.by_name(&list.audience) else {
+        let db = self.writer.read();
+        let Some(a) = db.audiences().by_name(&list.audience) else {
             return (Vec::new(), Vec::new(), 0);
         };
-        let members = db.audiences.members(a);
-        let eligible = db.audiences.eligible();
-        let held = db.audiences.holdout(a);
+        let members = db.audiences().members(a);
+        let eligible = db.audiences().eligible();
+        let held = db.audiences().holdout(a);
         let desired_count = members.intersection_len(eligible) - held.intersection_len(eligible);
         let mut adds = Vec::new();
         let mut removes = Vec::new();
         let mut consider = |c: CustomerIdx| {
-            let Some(cust) = db.facts.customers.get(c as usize) else {
+            let Some(cust) = db.customer_at(c) else {
                 return;
             };
             if self.inflight.contains(&list.audience, &cust.id) {
@@ -128,7 +128,7 @@ impl Worker {
                 .map(|(id, _)| id.clone())
                 .collect();
             for id in confirmed_ids {
-                if let Some((c, _)) = db.facts.customer(&id) {
+                if let Some((c, _)) = db.customer(&id) {
                     if !seen.contains(c) {
                         consider(c);
                     }

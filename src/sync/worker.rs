@@ -22,7 +22,7 @@ use super::member::RemoteMember;
 use super::status::{JobStatus, ListReport, Reports, StatusBoard};
 use crate::clock::SharedClock;
 use crate::ledger::state::CustomerIdx;
-use crate::ledger::Ledger;
+use crate::writer::Writer;
 
 /// A destination's worker and everything it keeps between turns.
 pub(super) struct Worker {
@@ -37,7 +37,7 @@ pub(super) struct Worker {
     pub(super) queues: HashMap<String, VecDeque<(Box<str>, RemoteMember)>>,
     pub(super) reports: Reports,
     pub(super) report: HashMap<String, ListReport>,
-    pub(super) ledger: Ledger,
+    pub(super) writer: Writer,
     pub(super) clock: SharedClock,
     pub(super) status: Arc<StatusBoard>,
     pub(super) set_aside: HashSet<(String, RemoteMember)>,
@@ -61,7 +61,7 @@ impl Worker {
     /// Builds the worker from its spec, loading what it stored.
     pub(super) fn new(
         spec: WorkerSpec,
-        ledger: Ledger,
+        writer: Writer,
         clock: SharedClock,
         status: Arc<StatusBoard>,
         stop: watch::Receiver<bool>,
@@ -119,7 +119,7 @@ impl Worker {
             queues: HashMap::new(),
             reports,
             report,
-            ledger,
+            writer,
             clock,
             status,
             set_aside: HashSet::new(),
@@ -332,8 +332,8 @@ impl Worker {
     /// Marks customers for the next comparison.
     pub(super) fn mark_dirty<'a>(&self, ids: impl Iterator<Item = &'a str>) {
         let dirty: Vec<CustomerIdx> = {
-            let db = self.ledger.read();
-            ids.filter_map(|id| db.facts.customer(id).map(|(c, _)| c))
+            let db = self.writer.read();
+            ids.filter_map(|id| db.customer(id).map(|(c, _)| c))
                 .collect()
         };
         if dirty.is_empty() {

@@ -1,6 +1,6 @@
 //! `/api/insights`: the page's "Did remarketing work?" and retention sections. The lift and
 //! retention reports are the gRPC `InsightService` answers, built by the same functions from
-//! the same counters the writer published at its last tick (the ledger lock is held only to
+//! the same counters the writer published at its last tick (the writer's lock is held only to
 //! clone one `Arc`), so the page and `GetLift` / `GetRetention` never disagree.
 
 use prost_reflect::SerializeOptions;
@@ -38,7 +38,7 @@ pub struct Insights {
 
 /// Builds `/api/insights`.
 pub fn insights(ctx: &Context) -> Insights {
-    let published = ctx.ledger.read().insights.published();
+    let published = ctx.writer.published_insights();
     let currency_exponent = crate::money::parse_code(&published.currency).map_or(2, |(_, e)| e);
     let lift = lift_report(&published, None);
     let retention = retention_report(&published, Unit::Month, MONTHS, COHORT_MONTHS);

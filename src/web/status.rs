@@ -144,7 +144,7 @@ pub struct JobRow {
     pub detail: String,
 }
 
-/// Ingest and ledger counters.
+/// Ingest and writer counters.
 #[derive(Debug, Serialize)]
 pub struct IngestRow {
     /// Events newly applied.
@@ -241,7 +241,7 @@ fn list_row(destination: String, audience: String, s: ListStatus, now: Nanos) ->
 pub fn status(ctx: &Context) -> Status {
     let now = ctx.clock.now();
     let (audiences, customers) = {
-        let db = ctx.ledger.read();
+        let db = ctx.writer.read();
         let rows = Audience::ALL
             .iter()
             .map(|a| {
@@ -253,11 +253,11 @@ pub fn status(ctx: &Context) -> Status {
                     eligible: d.eligible_size,
                     holdout: d.holdout_size,
                     holdout_fraction: d.holdout_fraction,
-                    last_changed_at: db.audiences.last_changed(*a).map(secs),
+                    last_changed_at: db.audiences().last_changed(*a).map(secs),
                 }
             })
             .collect();
-        (rows, db.facts.customers.len() as u64)
+        (rows, db.customer_count() as u64)
     };
     let lists = ctx
         .sync
@@ -271,7 +271,7 @@ pub fn status(ctx: &Context) -> Status {
                 .collect()
         })
         .unwrap_or_default();
-    let st = ctx.ledger.stats();
+    let st = ctx.writer.stats();
     Status {
         version: env!("CARGO_PKG_VERSION"),
         now: secs(now),
@@ -358,16 +358,16 @@ pub struct SizeRow {
 pub fn sizes(ctx: &Context, q: &SizesQuery) -> Sizes {
     let now = ctx.clock.now();
     let names: Vec<String> = {
-        let db = ctx.ledger.read();
+        let db = ctx.writer.read();
         Audience::ALL
             .iter()
-            .map(|a| db.audiences.name(*a))
+            .map(|a| db.audiences().name(*a))
             .collect()
     };
     let since = q.range.map_or(i64::MIN, |r| {
         now.saturating_sub(i64::try_from(r.as_nanos()).unwrap_or(i64::MAX))
     });
-    let history = ctx.ledger.size_history();
+    let history = ctx.writer.size_history();
     let samples = history
         .range(since, i64::MAX, q.max_points)
         .into_iter()

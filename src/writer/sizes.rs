@@ -13,10 +13,10 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
-use super::records::{decode, encode};
-use super::store::{Store, StoreError};
 use crate::audience::{Audience, Audiences};
 use crate::clock::Nanos;
+use crate::ledger::records::{decode, encode};
+use crate::ledger::store::{Store, StoreError};
 
 /// The sled tree: key the sample's time (nanoseconds, u64 BE), value [`encode`]d
 /// `Vec<AudienceSize>`.
@@ -76,7 +76,7 @@ impl SizeHistory {
             let bytes: [u8; 8] = k
                 .as_ref()
                 .try_into()
-                .map_err(|_| corrupt(super::records::CodecError::Empty))?;
+                .map_err(|_| corrupt(crate::ledger::records::CodecError::Empty))?;
             let at = i64::try_from(u64::from_be_bytes(bytes)).unwrap_or(i64::MAX);
             let sizes: Vec<AudienceSize> = decode(&v).map_err(corrupt)?;
             samples.push_back(SizeSample { at, sizes });

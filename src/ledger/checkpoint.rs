@@ -1,0 +1,315 @@
+//! Checkpoints: which dirty entities are written where ([`State::take_dirty`]), their
+//! encoding ([`State::encode_checkpoint`]), and the writing itself
+//! ([`Store::write_checkpoint`]), in phases ordered so that a crash at any point recovers
+//! exactly.
+
+use rustc_hash::FxHashSet as HashSet;
+
+use crate::ledger::customer_record::{
+    encode_customer, AudienceEntry, CartsView, CustomerRecordView, MembershipView, OrdersView,
+};
+use crate::ledger::marker::Marker;
+use crate::ledger::records::{encode, key_bytes};
+use crate::ledger::state::{CustomerIdx, Key, OrderSlot, State};
+use crate::ledger::store::{
+    Store, StoreError, DEDUP_CHUNK, MAX_SLED_BATCH, META_CHECKPOINT, SCHEMA_VERSION,
+};
+use crate::ledger::wal::Wal;
+
+/// Everything checkpointed at once: the dirty entities as of WAL sequence `seq`.
+#[derive(Debug, Default)]
+pub struct Checkpoint {
+    /// State covers every WAL record up to and including this one.
+    pub seq: u64,
+    /// (customer id, record)
+    pub customers: Vec<(Box<str>, Vec<u8>)>,
+    /// (customer id, record) of customers whose record drops an order or cart (erasures):
+    /// written after a sync, once every record that now carries what they drop is durable.
+    pub customers_last: Vec<(Box<str>, Vec<u8>)>,
+    /// (order key, record)
+    pub orders: Vec<([u8; 16], Vec<u8>)>,
+    /// (cart key, record)
+    pub carts: Vec<([u8; 16], Vec<u8>)>,
+    /// Lone order records to delete (a customer record carries them now).
+    pub orders_removed: Vec<[u8; 16]>,
+    /// Lone cart records to delete.
+    pub carts_removed: Vec<[u8; 16]>,
+    /// (event key, first-received second) remembered since the last checkpoint.
+    pub dedup_added: Vec<(Key, i64)>,
+    /// Chunks whose newest id was received before this second are past retention.
+    pub dedup_pruned_before: Option<i64>,
+}
+impl Store {
+    /// Writes a checkpoint, then records its sequence, then trims the WAL below it.
+    /// A crash anywhere in between is harmless: replay is idempotent (see `state`).
+    pub fn write_checkpoint(&self, cp: &Checkpoint) -> Result<(), StoreError> {
+        // Phase 1: everything that only adds — customer records and lone copies. An order or
+        // cart can move from one record to another (an erasure drops it from the erased
+        // customer's record); it gets a lone copy here, since its new carrier may itself be
+        // a record of phase 2 (two erased customers can swap orders).
+        self.insert_rows(&self.customers, &cp.customers, |k| k.as_bytes())?;
+        self.insert_rows(&self.orders, &cp.orders, |k| k.as_slice())?;
+        self.insert_rows(&self.carts, &cp.carts, |k| k.as_slice())?;
+        // Phase 2, after a sync: the records that drop something.
+        if !cp.customers_last.is_empty() {
+            self.sync_with_blobs()?;
+            self.insert_rows(&self.customers, &cp.customers_last, |k| k.as_bytes())?;
+        }
+        // Phase 3, after a sync: the lone copies that customer records now carry (a carrier
+        // may be a record of phase 2: a customer erased once who placed the order later).
+        if !cp.orders_removed.is_empty() || !cp.carts_removed.is_empty() {
+            self.sync_with_blobs()?;
+        }
+        for (tree, removed) in [
+            (&self.orders, &cp.orders_removed),
+            (&self.carts, &cp.carts_removed),
+        ] {
+            for chunk in removed.chunks(MAX_SLED_BATCH) {
+                let mut b = sled::Batch::default();
+                chunk.iter().for_each(|k| b.remove(k));
+                tree.apply_batch(b)?;
+            }
+        }
+        // Dedup ids are packed: one sled value per 4,096 ids (a sled insert per event id would
+        // cost more than everything else an event needs). A chunk is keyed by the newest
+        // second in it, so retention drops whole chunks whose newest id is too old.
+        if let Some(cutoff) = cp.dedup_pruned_before {
+            let mut b = sled::Batch::default();
+            for item in self.dedup.range(..cutoff.to_be_bytes().to_vec()) {
+                b.remove(item?.0);
+            }
+            self.dedup.apply_batch(b)?;
+        }
+        let mut added = cp.dedup_added.clone();
+        added.sort_unstable_by_key(|(_, t)| *t);
+        for (i, chunk) in added.chunks(DEDUP_CHUNK).enumerate() {
+            let newest = chunk.last().map_or(0, |(_, t)| *t);
+            let mut key = Vec::with_capacity(24);
+            key.extend_from_slice(&newest.to_be_bytes());
+            key.extend_from_slice(&cp.seq.to_be_bytes());
+            key.extend_from_slice(&(i as u64).to_be_bytes());
+            let mut value = Vec::with_capacity(chunk.len() * 16);
+            for (k, _) in chunk {
+                value.extend_from_slice(&k.to_be_bytes());
+            }
+            self.dedup.insert(key, value)?;
+        }
+        self.sync_with_blobs()?;
+        // Trees newer than `checkpoint_seq`: the restart replays the WAL onto them.
+        crate::failpoint::crash_point!("checkpoint_before_seq");
+        self.meta.insert(META_CHECKPOINT, &cp.seq.to_be_bytes())?;
+        self.sync()?;
+        // From now on the store must recover at least this far.
+        self.write_marker(Marker {
+            schema: SCHEMA_VERSION,
+            checkpoint_seq: cp.seq,
+        })?;
+        // Checkpoint recorded, WAL not yet trimmed: the restart trims it.
+        crate::failpoint::crash_point!("checkpoint_before_trim");
+        Wal::trim(&self.wal_dir, cp.seq, self.fsync)?;
+        Ok(())
+    }
+
+    /// Inserts `rows` in batches of at most [`MAX_SLED_BATCH`].
+    fn insert_rows<K>(
+        &self,
+        tree: &sled::Tree,
+        rows: &[(K, Vec<u8>)],
+        key: impl Fn(&K) -> &[u8],
+    ) -> Result<(), StoreError> {
+        for chunk in rows.chunks(MAX_SLED_BATCH) {
+            let mut b = sled::Batch::default();
+            for (k, v) in chunk {
+                b.insert(key(k), v.as_slice());
+            }
+            tree.apply_batch(b)?;
+        }
+        Ok(())
+    }
+}
+
+/// What one checkpoint writes, decided under the write lock by [`State::take_dirty`].
+#[derive(Debug, Default)]
+pub struct DirtyPlan {
+    /// Customers whose record is rewritten (with their orders and carts).
+    customers: HashSet<CustomerIdx>,
+    /// Of those, the ones whose record drops an order or cart: written last.
+    shrunk: HashSet<CustomerIdx>,
+    /// Orders written on their own (no placement).
+    alone_orders: Vec<OrderSlot>,
+    /// Guest carts written on their own.
+    alone_carts: Vec<Key>,
+    /// Lone order records now carried by a customer record.
+    orders_removed: Vec<Key>,
+    /// Lone cart records now carried by a customer record.
+    carts_removed: Vec<Key>,
+    dedup_added: Vec<(Key, i64)>,
+    dedup_pruned_before: Option<i64>,
+}
+
+/// The parts of a customer record the engines above the store derive from the facts,
+/// borrowed from them for encoding.
+pub struct Derived<'a> {
+    /// The customer's memberships.
+    pub memberships: MembershipView<'a>,
+    /// The customer's audience entries.
+    pub entries: &'a [AudienceEntry],
+}
+
+impl State {
+    /// Takes the dirty set and decides where each dirty entity is written (the cheap part,
+    /// under the write lock); [`State::encode_checkpoint`] then serializes it under a read
+    /// lock, so queries go on while it runs. `also` are customers whose derived parts
+    /// (memberships, entries) changed without a fact.
+    ///
+    /// An order or cart goes into the record of every customer it belongs to, so those
+    /// customers are rewritten; one that belongs to nobody (a refund before its order, a
+    /// guest cart) is written on its own, and its lone copy is removed once a customer's
+    /// record carries it.
+    pub fn take_dirty(&mut self, also: impl IntoIterator<Item = CustomerIdx>) -> DirtyPlan {
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut plan = DirtyPlan {
+            customers: dirty.customers,
+            shrunk: dirty.shrunk,
+            dedup_added: dirty.dedup_added,
+            dedup_pruned_before: dirty.dedup_pruned_before,
+            ..DirtyPlan::default()
+        };
+        plan.customers.extend(also);
+        for s in dirty.orders {
+            if self.orders.is_placed(s) {
+                plan.customers
+                    .extend(self.orders.placements(s).map(|p| p.customer));
+                // A moved order is written alone before the records, removed after them.
+                let moved = dirty.moved_orders.contains(&s);
+                if moved {
+                    plan.alone_orders.push(s);
+                }
+                if self.stored_alone.orders.remove(&s) || moved {
+                    plan.orders_removed.push(self.orders.key(s));
+                }
+            } else {
+                self.stored_alone.orders.insert(s);
+                plan.alone_orders.push(s);
+            }
+        }
+        for k in dirty.carts {
+            let Some(cart) = self.carts.get(&k) else {
+                continue;
+            };
+            // A checked-out cart's owners were marked dirty when it was checked out.
+            plan.customers
+                .extend(cart.updates.iter().filter_map(|u| u.customer));
+            if cart.owned || cart.updates.iter().any(|u| u.customer.is_some()) {
+                let moved = dirty.moved_carts.contains(&k);
+                if moved {
+                    plan.alone_carts.push(k);
+                }
+                if self.stored_alone.carts.remove(&k) || moved {
+                    plan.carts_removed.push(k);
+                }
+            } else {
+                self.stored_alone.carts.insert(k);
+                plan.alone_carts.push(k);
+            }
+        }
+        self.moved_in_flight = (dirty.moved_orders, dirty.moved_carts);
+        plan
+    }
+
+    /// Serializes a plan made by [`State::take_dirty`] as a checkpoint for WAL position
+    /// `seq`; `derived` lends each customer's memberships and entries. Only the writer
+    /// mutates the state, and it is the one calling this, so the state cannot move
+    /// underneath.
+    pub fn encode_checkpoint<'a>(
+        &'a self,
+        seq: u64,
+        plan: DirtyPlan,
+        derived: impl Fn(CustomerIdx) -> Derived<'a>,
+    ) -> Checkpoint {
+        let record = |c: CustomerIdx| {
+            let cust = &self.customers[c as usize];
+            let Derived {
+                memberships,
+                entries,
+            } = derived(c);
+            let rec = CustomerRecordView {
+                erased_at: cust.erased_at,
+                profile: &cust.profile,
+                memberships,
+                entries,
+                orders: OrdersView {
+                    state: self,
+                    slots: &cust.orders,
+                },
+                carts: CartsView {
+                    state: self,
+                    keys: &cust.carts,
+                },
+            };
+            (cust.id.clone(), encode_customer(&rec))
+        };
+        let (last, first): (Vec<CustomerIdx>, Vec<CustomerIdx>) = plan
+            .customers
+            .into_iter()
+            .partition(|c| plan.shrunk.contains(c));
+        let customers = first.into_iter().map(record).collect();
+        let customers_last = last.into_iter().map(record).collect();
+        let orders = plan
+            .alone_orders
+            .into_iter()
+            .map(|s| (key_bytes(self.orders.key(s)), encode(&self.order_view(s))))
+            .collect();
+        let carts = plan
+            .alone_carts
+            .into_iter()
+            .filter_map(|k| Some((key_bytes(k), encode(&self.cart_view(self.carts.get(&k)?)))))
+            .collect();
+        Checkpoint {
+            seq,
+            customers,
+            customers_last,
+            orders,
+            carts,
+            orders_removed: plan.orders_removed.into_iter().map(key_bytes).collect(),
+            carts_removed: plan.carts_removed.into_iter().map(key_bytes).collect(),
+            dedup_added: plan.dedup_added,
+            dedup_pruned_before: plan.dedup_pruned_before,
+        }
+    }
+
+    /// Marks every entity dirty, so the next checkpoint rewrites all of them.
+    pub fn mark_all_dirty(&mut self) {
+        self.dirty.customers = (0..self.customers.len() as u32).collect();
+        // Only an erasure makes a record drop an order or cart; a failed checkpoint may have
+        // lost which ones did, so every erased customer's record goes last.
+        self.dirty.shrunk = (0..self.customers.len() as u32)
+            .filter(|&c| self.customers[c as usize].erased_at.is_some())
+            .collect();
+        self.dirty.orders = self.orders.slots().collect();
+        self.dirty.carts = self.carts.keys().copied().collect();
+        self.dirty.dedup_added = self.dedup.iter().collect();
+        self.dirty.dedup_pruned_before = None;
+        // The moves of the plan that failed still need their lone copies in the retry.
+        let (orders, carts) = std::mem::take(&mut self.moved_in_flight);
+        self.dirty.moved_orders.extend(orders);
+        self.dirty.moved_carts.extend(carts);
+    }
+
+    /// Whether no fact changed since the last [`State::take_dirty`].
+    pub fn nothing_dirty(&self) -> bool {
+        let d = &self.dirty;
+        d.customers.is_empty()
+            && d.orders.is_empty()
+            && d.carts.is_empty()
+            && d.dedup_added.is_empty()
+            && d.dedup_pruned_before.is_none()
+    }
+
+    /// Entities a checkpoint would write now (customers, orders, carts), before the
+    /// engines' own dirty customers are added.
+    pub fn dirty_entities(&self) -> usize {
+        let d = &self.dirty;
+        d.customers.len() + d.orders.len() + d.carts.len()
+    }
+}

@@ -1,0 +1,123 @@
+//! Checkpoint scheduling: the writer hands the dirty entities to a background thread, one
+//! checkpoint at a time, and writes a last one at shutdown when it is quick.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLockWriteGuard;
+
+use super::thread::WriterThread;
+
+/// Whether a background checkpoint is being written, and whether the last one failed (the
+/// next then rewrites everything).
+#[derive(Default)]
+pub(super) struct Checkpointer {
+    busy: Arc<AtomicBool>,
+    failed: Arc<AtomicBool>,
+}
+
+impl WriterThread {
+    /// Hands the dirty entities to the checkpoint thread unless one is still running.
+    pub(super) fn start_checkpoint(&mut self) {
+        if self.checkpointer.busy.load(Ordering::Acquire) {
+            return;
+        }
+        let cp = {
+            let mut db = self.shared.db.write();
+            if self.checkpointer.failed.swap(false, Ordering::AcqRel) {
+                db.mark_all_dirty();
+            }
+            if db.nothing_dirty()
+                && self.shared.stats.checkpoint_seq.load(Ordering::Relaxed) == self.seq
+            {
+                return;
+            }
+            let plan = db.take_dirty();
+            let db = RwLockWriteGuard::downgrade(db);
+            db.encode_checkpoint(self.seq, plan)
+        };
+        self.checkpointer.busy.store(true, Ordering::Release);
+        let store = self.store.clone();
+        let busy = self.checkpointer.busy.clone();
+        let failed = self.checkpointer.failed.clone();
+        let shared = self.shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("ledger-checkpoint".into())
+            .spawn(move || {
+                let started = Instant::now();
+                match store.write_checkpoint(&cp) {
+                    Ok(()) => {
+                        shared.stats.checkpoint_seq.store(cp.seq, Ordering::Relaxed);
+                        tracing::debug!(
+                            seq = cp.seq,
+                            customers = cp.customers.len(),
+                            orders = cp.orders.len(),
+                            ms = started.elapsed().as_millis() as u64,
+                            "checkpoint written"
+                        );
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "checkpoint failed; the next one rewrites everything");
+                        failed.store(true, Ordering::Release);
+                    }
+                }
+                busy.store(false, Ordering::Release);
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start checkpoint thread");
+            self.checkpointer.busy.store(false, Ordering::Release);
+            self.checkpointer.failed.store(true, Ordering::Release);
+        }
+    }
+
+    /// Writes the last checkpoint at shutdown, but only when it is quick: the WAL already holds
+    /// every acknowledged fact, so a large checkpoint is left to the next start's replay
+    /// rather than holding up the stop (systemd's stop timeout, an operator's patience).
+    pub(super) fn final_checkpoint(&mut self) {
+        let waited = Instant::now();
+        while self.checkpointer.busy.load(Ordering::Acquire) {
+            if waited.elapsed() > FINAL_CHECKPOINT_WAIT {
+                tracing::info!(
+                    "a checkpoint is still being written; the next start replays the log"
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let cp = {
+            let mut db = self.shared.db.write();
+            if self.checkpointer.failed.load(Ordering::Acquire) {
+                tracing::info!("the last checkpoint failed; the next start replays the log");
+                return;
+            }
+            let pending =
+                db.facts.dirty_entities() + db.audiences.dirty.len() + db.insights.dirty.len();
+            if pending > FINAL_CHECKPOINT_MAX_ENTITIES {
+                tracing::info!(
+                    pending,
+                    "many changes since the last checkpoint; the next start replays the log"
+                );
+                return;
+            }
+            db.take_checkpoint(self.seq)
+        };
+        match self.store.write_checkpoint(&cp) {
+            Ok(()) => {
+                self.shared
+                    .stats
+                    .checkpoint_seq
+                    .store(cp.seq, Ordering::Relaxed);
+                tracing::info!(seq = cp.seq, "final checkpoint written");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "final checkpoint failed; the log will be replayed at start")
+            }
+        }
+    }
+}
+
+/// Longest wait for a background checkpoint at shutdown.
+const FINAL_CHECKPOINT_WAIT: Duration = Duration::from_secs(2);
+/// Most dirty entities written synchronously at shutdown (~14 µs each in sled).
+const FINAL_CHECKPOINT_MAX_ENTITIES: usize = 50_000;
