@@ -5,13 +5,13 @@
 
 use std::sync::LazyLock;
 
-use audiencesync::config::Config;
 use audiencesync::ingest::identity::{self, IdentityError, Normalizer};
 use audiencesync::ingest::validate::{Dropped, Validator};
 use audiencesync::ledger::records::{
     decode, decode_wal, encode_wal, CartRecord, ChangeRecord, CustomerRecord, OrderRecord,
 };
 use audiencesync::proto::v1;
+use audiencesync::service::assemble;
 use audiencesync::sync::member::RemoteMember;
 use prost::Message;
 
@@ -33,7 +33,7 @@ const FIELD_ROOTS: &[&str] = &[
 ];
 
 static VALIDATOR: LazyLock<Validator> = LazyLock::new(|| {
-    let cfg = Config::bundled().expect("bundled config");
+    let cfg = assemble::bundled().expect("bundled config");
     Validator::new(&cfg).expect("validator")
 });
 

@@ -1,5 +1,6 @@
-//! Operator commands against a running daemon (`status`, `resync`, `report`) and offline
-//! checks (`destinations check`). Output is a readable table, or JSON for scripts.
+//! Operator commands against a running daemon (`status`, `resync`, `report`). Output is a
+//! readable table, or JSON for scripts. The offline `destinations check` is
+//! `service::check_destinations`, since it builds the sync workers.
 
 use std::path::PathBuf;
 
@@ -43,15 +44,6 @@ pub enum CliError {
     /// Token file problems.
     #[error("token file {0}: {1}")]
     Token(PathBuf, String),
-    /// Config problems.
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    /// Destination setup problems.
-    #[error(transparent)]
-    Setup(#[from] crate::sync::SetupError),
-    /// Some destination checks failed.
-    #[error("{0} destination check(s) failed")]
-    ChecksFailed(usize),
 }
 
 type Client = AdminServiceClient<tonic::service::interceptor::InterceptedService<Channel, Auth>>;
@@ -301,55 +293,6 @@ pub async fn resync(
         .await?
         .into_inner();
     println!("{}", r.job_id);
-    Ok(())
-}
-
-/// `audiencesync destinations check`: credentials and list ids of every destination, without
-/// changing anything (Google `validateOnly`, Meta a read of the audience, CSV a write probe).
-pub async fn check_destinations(config: &std::path::Path) -> Result<(), CliError> {
-    let cfg = crate::config::Config::load(config)?;
-    let tmp = std::env::temp_dir().join(format!("audiencesync-check-{}", std::process::id()));
-    let store = crate::ledger::store::Store::open(&crate::config::StorageConfig {
-        data_dir: tmp.clone(),
-        fsync: false,
-        ..Default::default()
-    })
-    .map_err(|source| crate::sync::SetupError::Store { index: 0, source })?;
-    let feed = crate::sync::SyncFeed::new(cfg.destinations.len());
-    let specs = crate::sync::build_workers(&cfg, &store, &feed)?;
-    let mut failed = 0;
-    for spec in &specs {
-        for list in &spec.lists {
-            match spec.dest.check(list).await {
-                Ok(()) => println!(
-                    "ok      {} / {} ({})",
-                    spec.name, list.audience, list.list_id
-                ),
-                Err(e) => {
-                    failed += 1;
-                    println!(
-                        "FAILED  {} / {} ({}): {e}",
-                        spec.name, list.audience, list.list_id
-                    );
-                    match &e {
-                        crate::sync::dest::PushError::Permanent { advice, .. } => {
-                            println!("        fix: {advice}");
-                        }
-                        crate::sync::dest::PushError::TokenExpired => {
-                            println!("        fix: the access token was refused: renew the credential file");
-                        }
-                        _ => {}
-                    }
-                }
-            }
-        }
-    }
-    drop(specs);
-    drop(store);
-    let _ = std::fs::remove_dir_all(&tmp);
-    if failed > 0 {
-        return Err(CliError::ChecksFailed(failed));
-    }
     Ok(())
 }
 

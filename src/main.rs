@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use audiencesync::api::{self, Context};
 use audiencesync::clock::{Clock, ManualClock, SharedClock, SystemClock};
-use audiencesync::config::{ClockMode, Config};
+use audiencesync::config::ClockMode;
 use audiencesync::feed;
 use audiencesync::ledger::{store::Store, Ledger, LedgerOptions};
 use audiencesync::service;
@@ -147,9 +147,9 @@ fn main() -> anyhow::Result<()> {
         ))?),
         Command::Destinations {
             command: DestinationsCommand::Check { config },
-        } => Ok(runtime.block_on(audiencesync::cli::check_destinations(&config))?),
+        } => Ok(runtime.block_on(service::check_destinations::run(&config))?),
         Command::CheckConfig { config } => {
-            Config::load(&config)?;
+            service::assemble::load(&config)?;
             println!("{}: ok", config.display());
             Ok(())
         }
@@ -158,8 +158,8 @@ fn main() -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut cfg = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::bundled()?,
+        Some(path) => service::assemble::load(path)?,
+        None => service::assemble::bundled()?,
     };
     if let Some(listen) = args.listen {
         cfg.server.listen = listen;

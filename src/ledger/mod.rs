@@ -28,8 +28,9 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::audience::engine::{Audiences, Change};
+use crate::audience::params::AudienceParams;
 use crate::clock::{SharedClock, NANOS_PER_SEC};
-use crate::config::{AudienceParams, Config};
+use crate::config::Config;
 use crate::ingest::currency::CurrencyTable;
 use crate::insight::Insights;
 use facts::Fact;
@@ -323,7 +324,7 @@ impl LedgerOptions {
             tick: c.audiences.tick,
             size_sample_interval: c.storage.size_sample_interval,
             size_history_retention: c.storage.size_history_retention,
-            audiences: c.audiences.rules()?,
+            audiences: AudienceParams::from_config(&c.audiences)?,
             currencies: Arc::new(CurrencyTable::from_config(&c.revenue)?),
             sync_feed: crate::sync::SyncFeed::default(),
         })

@@ -16,9 +16,9 @@ use tokio::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 
 use crate::audience::Audience;
+use crate::config::MetricsConfig;
 use crate::ledger::{heartbeat, Ledger};
 use crate::service::http;
-use crate::service::settings::MetricsConfig;
 use crate::sync::engine::StatusBoard;
 
 /// Metric names, in one place so dashboards and `docs/OPERATIONS.md` stay in step.
