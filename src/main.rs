@@ -34,7 +34,7 @@ enum Command {
     /// Show the sync state of every destination × audience of a running daemon.
     Status {
         #[command(flatten)]
-        target: audiencesync::cli::Target,
+        target: audiencesync::client::Target,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -43,7 +43,7 @@ enum Command {
     /// intervals) and the shop's retention metrics, from a running daemon.
     Report {
         #[command(flatten)]
-        target: audiencesync::cli::Target,
+        target: audiencesync::client::Target,
         /// Only this audience's outcomes (no retention tables).
         #[arg(long)]
         audience: Option<String>,
@@ -54,7 +54,7 @@ enum Command {
     /// Ask a running daemon to resync (delta by default; `--full` replaces the remote list).
     Resync {
         #[command(flatten)]
-        target: audiencesync::cli::Target,
+        target: audiencesync::client::Target,
         /// Only this destination.
         #[arg(long)]
         destination: Option<String>,

@@ -5,9 +5,9 @@
 //! streams keeps up to `in_flight` batches unacknowledged, so the daemon always has work queued
 //! while the client measures each batch's send→ack latency.
 
-mod client;
 mod generate;
 mod probe;
+mod stream;
 
 pub use generate::Generator;
 
@@ -20,9 +20,11 @@ use tokio::sync::{mpsc, Mutex};
 use tonic::metadata::MetadataValue;
 use tonic::transport::Endpoint;
 
+use crate::client::stream::IngestClient;
+use crate::client::{normalize_addr, Auth};
 use crate::proto::v1::audience_service_client::AudienceServiceClient;
 use crate::proto::v1::ingest_service_client::IngestServiceClient;
-use client::{Client, StreamOutcome};
+use stream::StreamOutcome;
 
 /// Command-line arguments of `audiencesync feed`.
 #[derive(Debug, Clone, clap::Args)]
@@ -245,12 +247,8 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 /// All connections are made before the first event is sent, so a wrong address fails fast.
 pub async fn run(args: FeedArgs) -> Result<FeedReport, FeedError> {
     validate(&args)?;
-    let auth = crate::cli::Auth(read_token(args.bearer_token_file.as_deref())?);
-    let addr = if args.addr.contains("://") {
-        args.addr.clone()
-    } else {
-        format!("http://{}", args.addr)
-    };
+    let auth = Auth(read_token(args.bearer_token_file.as_deref())?);
+    let addr = normalize_addr(&args.addr);
     let endpoint = Endpoint::from_shared(addr.clone())
         .map_err(|e| FeedError::InvalidAddress {
             addr: args.addr.clone(),
@@ -259,7 +257,7 @@ pub async fn run(args: FeedArgs) -> Result<FeedReport, FeedError> {
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true);
 
-    let mut clients: Vec<Client> = Vec::with_capacity(args.streams);
+    let mut clients: Vec<IngestClient> = Vec::with_capacity(args.streams);
     for _ in 0..args.streams {
         let channel = endpoint.connect().await.map_err(|e| FeedError::Connect {
             addr: addr.clone(),
@@ -323,7 +321,7 @@ pub async fn run(args: FeedArgs) -> Result<FeedReport, FeedError> {
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for client in clients {
-        tasks.spawn(client::run_stream(
+        tasks.spawn(stream::run_stream(
             client,
             Arc::clone(&source),
             args.in_flight,
