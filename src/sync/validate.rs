@@ -10,8 +10,8 @@ fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::invalid(key, reason)
 }
 
-/// Checks every destination in order, then that names are unique; `audiences` are the names
-/// of the configured audiences (the lapsed tiers' depend on `[audiences]`).
+/// Checks each destination in order, and that no earlier one has its name; `audiences` are
+/// the names of the configured audiences (the lapsed tiers' depend on `[audiences]`).
 pub fn destinations(list: &[DestinationConfig], audiences: &[String]) -> Result<(), ConfigError> {
     let mut names = HashSet::new();
     for (i, d) in list.iter().enumerate() {
