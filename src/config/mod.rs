@@ -2,10 +2,11 @@
 //!
 //! Plain data at the bottom of the crate: the serde types of the file, one submodule per
 //! section, and nothing of the parts that use them. Unknown keys and values of the wrong type
-//! fail here; values that only make sense against a part's own rules (audience names, phone
-//! regions, currencies, destination kinds, addresses) are checked by that part, all of them
-//! in one pass by `service::assemble`. Either way the error names the key, so a typo never
-//! silently falls back to a default.
+//! fail when parsing; limits that need nothing outside their section (`[server]`,
+//! `[storage]`) are checked by that section's `validate`; values that only make sense against
+//! a part's own rules (audience names, phone regions, currencies, destination kinds,
+//! addresses) are checked by that part. `service::assemble` runs all of them in one pass.
+//! Either way the error names the key, so a typo never silently falls back to a default.
 
 use std::path::{Path, PathBuf};
 
