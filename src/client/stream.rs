@@ -135,3 +135,23 @@ impl<T> Window<T> {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch is remembered until its ack; one the request stream refused is forgotten.
+    #[tokio::test]
+    async fn a_batch_stays_pending_only_if_it_was_sent() {
+        let window = Window::new(2);
+        let (tx, mut rx) = mpsc::channel(2);
+        assert!(window.reserve().await);
+        assert!(window.send(&tx, 1, Vec::new(), "first").await);
+        assert_eq!(window.unacked(), 1);
+        assert_eq!(rx.recv().await.map(|b| b.batch_id), Some(1));
+        drop(rx);
+        assert!(window.reserve().await);
+        assert!(!window.send(&tx, 2, Vec::new(), "second").await);
+        assert_eq!(window.unacked(), 1);
+    }
+}
