@@ -11,6 +11,7 @@ use common::peak_rss_mib;
 use std::sync::Arc;
 use std::time::Instant;
 
+use audiencesync::audience::params::AudienceParams;
 use audiencesync::audience::{Audience, Audiences};
 use audiencesync::clock::NANOS_PER_SEC;
 use audiencesync::config::Config;
@@ -33,7 +34,7 @@ fn main() {
 
     let mk = || {
         Audiences::new(
-            cfg.audiences.rules().expect("rules"),
+            AudienceParams::from_config(&cfg.audiences).expect("rules"),
             Arc::new(CurrencyTable::from_config(&cfg.revenue).expect("currencies")),
         )
     };

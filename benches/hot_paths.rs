@@ -22,6 +22,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use prost::Message;
 use sha2::{Digest, Sha256};
 
+use audiencesync::audience::params::AudienceParams;
 use audiencesync::audience::vip::VipIndex;
 use audiencesync::audience::Audiences;
 use audiencesync::clock::NANOS_PER_SEC;
@@ -146,7 +147,7 @@ fn encoded_batches(customers: u64) -> Vec<Vec<u8>> {
 fn ingest(c: &mut Criterion) {
     let cfg = Config::default();
     let validator = Validator::new(&cfg).expect("validator");
-    let rules = cfg.audiences.rules().expect("rules");
+    let rules = AudienceParams::from_config(&cfg.audiences).expect("rules");
     let currencies = Arc::new(CurrencyTable::from_config(&cfg.revenue).expect("currencies"));
     let now = NOW_SECS * NANOS_PER_SEC;
     // 20,000 customers ≈ 360 batches; the state starts empty again when they run out, so

@@ -13,6 +13,7 @@ use common::peak_rss_mib;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use audiencesync::audience::params::AudienceParams;
 use audiencesync::audience::Audiences;
 use audiencesync::clock::NANOS_PER_SEC;
 use audiencesync::config::Config;
@@ -45,7 +46,7 @@ fn main() {
         cfg.audiences.holdout.insert(a.into(), "0.1".into());
     }
     let validator = Validator::new(&cfg).expect("validator");
-    let params = cfg.audiences.rules().expect("rules");
+    let params = AudienceParams::from_config(&cfg.audiences).expect("rules");
     let currencies = Arc::new(CurrencyTable::from_config(&cfg.revenue).expect("currencies"));
     let now_secs = 1_900_000_000;
     let now = now_secs * NANOS_PER_SEC;

@@ -5,12 +5,12 @@
 
 use std::sync::LazyLock;
 
-use audiencesync::config::Config;
 use audiencesync::ingest::identity::{self, IdentityError, Normalizer};
 use audiencesync::ingest::validate::{Dropped, Validator};
 use audiencesync::ledger::customer_record::{CartRecord, CustomerRecord, OrderRecord};
 use audiencesync::ledger::records::{decode, decode_wal, encode_wal, ChangeRecord};
 use audiencesync::proto::v1;
+use audiencesync::service::assemble;
 use audiencesync::sync::dest::{google, meta};
 use audiencesync::sync::member::RemoteMember;
 use prost::Message;
@@ -33,7 +33,7 @@ const FIELD_ROOTS: &[&str] = &[
 ];
 
 static VALIDATOR: LazyLock<Validator> = LazyLock::new(|| {
-    let cfg = Config::bundled().expect("bundled config");
+    let cfg = assemble::bundled().expect("bundled config");
     Validator::new(&cfg).expect("validator")
 });
 

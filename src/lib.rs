@@ -4,6 +4,7 @@
 pub mod api;
 pub mod audience;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod failpoint;

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use audiencesync::api::{self, Context};
 use audiencesync::clock::{Clock, ManualClock, SharedClock, SystemClock};
-use audiencesync::config::{ClockMode, Config};
+use audiencesync::config::ClockMode;
 use audiencesync::feed;
 use audiencesync::ledger::store::Store;
 use audiencesync::service;
@@ -35,7 +35,7 @@ enum Command {
     /// Show the sync state of every destination × audience of a running daemon.
     Status {
         #[command(flatten)]
-        target: audiencesync::cli::Target,
+        target: audiencesync::client::Target,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -44,7 +44,7 @@ enum Command {
     /// intervals) and the shop's retention metrics, from a running daemon.
     Report {
         #[command(flatten)]
-        target: audiencesync::cli::Target,
+        target: audiencesync::client::Target,
         /// Only this audience's outcomes (no retention tables).
         #[arg(long)]
         audience: Option<String>,
@@ -55,7 +55,7 @@ enum Command {
     /// Ask a running daemon to resync (delta by default; `--full` replaces the remote list).
     Resync {
         #[command(flatten)]
-        target: audiencesync::cli::Target,
+        target: audiencesync::client::Target,
         /// Only this destination.
         #[arg(long)]
         destination: Option<String>,
@@ -148,9 +148,9 @@ fn main() -> anyhow::Result<()> {
         ))?),
         Command::Destinations {
             command: DestinationsCommand::Check { config },
-        } => Ok(runtime.block_on(audiencesync::cli::check_destinations(&config))?),
+        } => Ok(runtime.block_on(service::check_destinations::run(&config))?),
         Command::CheckConfig { config } => {
-            Config::load(&config)?;
+            service::assemble::load(&config)?;
             println!("{}: ok", config.display());
             Ok(())
         }
@@ -159,8 +159,8 @@ fn main() -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut cfg = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::bundled()?,
+        Some(path) => service::assemble::load(path)?,
+        None => service::assemble::bundled()?,
     };
     if let Some(listen) = args.listen {
         cfg.server.listen = listen;

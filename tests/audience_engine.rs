@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use audiencesync::audience::params::AudienceParams;
 use audiencesync::audience::{Audience, Audiences};
 use audiencesync::clock::NANOS_PER_SEC;
 use audiencesync::config::Config;
@@ -12,7 +13,7 @@ use audiencesync::money::CurrencyTable;
 
 fn engine(cfg: &Config) -> Audiences {
     Audiences::new(
-        cfg.audiences.rules().expect("rules"),
+        AudienceParams::from_config(&cfg.audiences).expect("rules"),
         Arc::new(CurrencyTable::from_config(&cfg.revenue).expect("currencies")),
     )
 }

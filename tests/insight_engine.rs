@@ -5,6 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
+use audiencesync::audience::params::AudienceParams;
 use audiencesync::audience::Audiences;
 use audiencesync::clock::NANOS_PER_SEC;
 use audiencesync::config::Config;
@@ -30,7 +31,7 @@ struct World {
 
 impl World {
     fn new(cfg: &Config) -> Self {
-        let params = cfg.audiences.rules().expect("rules");
+        let params = AudienceParams::from_config(&cfg.audiences).expect("rules");
         let currencies = Arc::new(CurrencyTable::from_config(&cfg.revenue).expect("currencies"));
         Self {
             validator: Validator::new(cfg).expect("validator"),

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use audiencesync::audience::params::AudienceParams;
 use audiencesync::audience::Audiences;
 use audiencesync::config::{AudiencesConfig, RevenueConfig, StorageConfig};
 use audiencesync::hashing::NetworkHashes;
@@ -193,7 +194,7 @@ proptest! {
                 store.append_wal(i as u64 + 1, &encode_wal(std::slice::from_ref(f))).expect("wal");
             }
             // Entities as of *all* facts, but recorded as covering only the first k records.
-            let params = AudiencesConfig::default().rules().expect("rules");
+            let params = AudienceParams::from_config(&AudiencesConfig::default()).expect("rules");
             let currencies =
                 Arc::new(CurrencyTable::from_config(&RevenueConfig::default()).expect("cur"));
             let mut db = Db::new(
@@ -266,7 +267,7 @@ fn partly_written_checkpoint(
     let facts = with_ids(facts);
     let k = split % facts.len();
     let (_tmp, cfg) = scratch_store();
-    let params = AudiencesConfig::default().rules().expect("rules");
+    let params = AudienceParams::from_config(&AudiencesConfig::default()).expect("rules");
     let currencies = Arc::new(CurrencyTable::from_config(&RevenueConfig::default()).expect("cur"));
     let full = {
         let store = Store::open(&cfg).expect("open");
@@ -407,7 +408,7 @@ fn a_record_that_drops_an_order_is_written_after_the_one_that_takes_it() {
         ),
         (NOW - 5 * DAY, placed("c3")),
     ]);
-    let params = AudiencesConfig::default().rules().expect("rules");
+    let params = AudienceParams::from_config(&AudiencesConfig::default()).expect("rules");
     let currencies = Arc::new(CurrencyTable::from_config(&RevenueConfig::default()).expect("cur"));
     let mut db = Db::new(
         State::default(),

@@ -19,7 +19,7 @@ use subtle::ConstantTimeEq;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
-use crate::service::settings::{credential_path, AuthConfig};
+use crate::config::{credential_path, AuthConfig};
 
 /// Shortest token accepted; anything shorter is guessable.
 pub const MIN_TOKEN_LEN: usize = 16;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
-use crate::service::settings::{credential_path, TlsConfig};
+use crate::config::{credential_path, TlsConfig};
 
 /// Why TLS could not be set up; the daemon refuses to start.
 #[derive(Debug, thiserror::Error)]

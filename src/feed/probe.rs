@@ -14,15 +14,16 @@ use tokio::time::MissedTickBehavior;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+use crate::client::stream::IngestClient;
+use crate::client::Auth;
 use crate::proto::v1::audience_service_client::AudienceServiceClient;
 use crate::proto::v1::event::Kind;
-use crate::proto::v1::ingest_service_client::IngestServiceClient;
 use crate::proto::v1::{Event, EventBatch, GetCustomerAudiencesRequest, Money, OrderPlaced};
 
 /// The query client with the optional bearer token attached.
-pub(super) type Queries = AudienceServiceClient<InterceptedService<Channel, crate::cli::Auth>>;
+pub(super) type Queries = AudienceServiceClient<InterceptedService<Channel, Auth>>;
 /// The ingest client the probes send their events with.
-pub(super) type Ingest = IngestServiceClient<InterceptedService<Channel, crate::cli::Auth>>;
+pub(super) type Ingest = IngestClient;
 
 /// How often a probe asks whether its event is visible yet.
 const POLL_EVERY: Duration = Duration::from_millis(1);

@@ -7,3 +7,14 @@ mod phone;
 mod phone_patterns;
 mod phone_text;
 pub mod validate;
+
+/// Checks `[ingest]`: the default phone region must be one the phone parser knows.
+pub fn validate_config(
+    cfg: &crate::config::IngestConfig,
+) -> Result<(), crate::config::ConfigError> {
+    identity::Normalizer::new(&cfg.default_phone_region)
+        .map(drop)
+        .map_err(|e| {
+            crate::config::ConfigError::invalid("ingest.default_phone_region", e.to_string())
+        })
+}

@@ -69,7 +69,7 @@ pub struct Validator {
 }
 
 impl Validator {
-    /// Builds a validator from a config already checked by [`Config::parse`].
+    /// Builds a validator from a config already checked by `service::assemble`.
     pub fn new(cfg: &Config) -> Result<Self, crate::config::ConfigError> {
         let normalizer = Normalizer::new(&cfg.ingest.default_phone_region).map_err(|e| {
             crate::config::ConfigError::invalid("ingest.default_phone_region", e.to_string())

@@ -19,9 +19,9 @@ use super::outcomes::{Entry, ELIGIBLE, HELD_OUT};
 use super::{next_due, Aggregates, InsightParams, Snapshot};
 use crate::audience::due::DueIndex;
 use crate::audience::engine::Audiences;
+use crate::audience::params::AudienceParams;
 use crate::audience::rules::Audience;
 use crate::clock::Nanos;
-use crate::config::AudienceParams;
 use crate::ledger::state::{CustomerIdx, State};
 use crate::money::CurrencyTable;
 

@@ -14,9 +14,9 @@ pub mod retention;
 pub use engine::Insights;
 
 use crate::audience::engine::audience_name;
+use crate::audience::params::AudienceParams;
 use crate::audience::rules::Audience;
 use crate::clock::{Nanos, NANOS_PER_SEC};
-use crate::config::AudienceParams;
 
 /// What the contributions need of the configuration.
 #[derive(Debug, Clone, PartialEq)]

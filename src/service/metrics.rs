@@ -17,9 +17,9 @@ use tokio::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 
 use crate::audience::Audience;
+use crate::config::MetricsConfig;
 use crate::metric_names;
 use crate::service::http;
-use crate::service::settings::MetricsConfig;
 use crate::sync::engine::StatusBoard;
 use crate::writer::{heartbeat, Writer};
 

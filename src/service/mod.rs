@@ -1,9 +1,11 @@
-//! Running as a service: systemd notifications, Prometheus metrics, the small HTTP server side
-//! shared by metrics and the status page, and the config sections for metrics, auth, TLS and
-//! the page.
+//! Running as a service: the configuration assembled and checked in one place ([`assemble`]),
+//! the offline destination check ([`check_destinations`]), systemd notifications, Prometheus
+//! metrics, the small HTTP server side shared by metrics and the status page, and the SIGHUP
+//! reload.
 
+pub mod assemble;
+pub mod check_destinations;
 pub mod http;
 pub mod metrics;
 pub mod notify;
 pub mod reload;
-pub mod settings;

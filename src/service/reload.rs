@@ -12,9 +12,11 @@ use parking_lot::Mutex;
 
 use crate::api::auth::Guard;
 use crate::api::{Context, Settings};
+use crate::audience::params::AudienceParams;
 use crate::config::{Config, ConfigError};
 use crate::ledger::store::Store;
 use crate::money::CurrencyTable;
+use crate::service::assemble;
 use crate::sync::engine::SyncEngine;
 use crate::writer::ChangeFeed;
 
@@ -62,8 +64,8 @@ impl Reloader {
     /// not applied.
     pub async fn reload(&self) -> Result<Vec<&'static str>, ReloadError> {
         let mut new = match &self.path {
-            Some(p) => Config::load(p)?,
-            None => Config::bundled()?,
+            Some(p) => assemble::load(p)?,
+            None => assemble::bundled()?,
         };
         if let Some(l) = self.listen_override {
             new.server.listen = l;
@@ -92,10 +94,9 @@ impl Reloader {
 
         // Build everything before changing anything: a bad part refuses the whole file.
         // The page keeps its address, so it must still be allowed under the new [auth].
-        new.web
-            .validate(new.server.listen, &new.metrics, &new.auth)?;
+        assemble::check_web(&new.web, new.server.listen, &new.metrics, &new.auth)?;
         let settings = Settings::from_config(&new)?;
-        let params = new.audiences.rules()?;
+        let params = AudienceParams::from_config(&new.audiences)?;
         let currencies = Arc::new(CurrencyTable::from_config(&new.revenue)?);
         let guard = Guard::from_config(&new.auth, new.server.listen)?;
         let feed = ChangeFeed::new(new.destinations.len());

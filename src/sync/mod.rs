@@ -21,6 +21,7 @@ mod outcome;
 mod push;
 mod replace;
 pub mod status;
+pub mod validate;
 mod worker;
 
 use crate::writer::ChangeFeed;
@@ -69,7 +70,7 @@ pub enum SetupError {
 }
 
 fn read_secret(index: usize, key: &'static str, p: &std::path::Path) -> Result<String, SetupError> {
-    let path = crate::service::settings::credential_path(p);
+    let path = crate::config::credential_path(p);
     let text = std::fs::read_to_string(&path).map_err(|source| SetupError::Credential {
         index,
         key,
@@ -148,9 +149,7 @@ pub fn build_workers(
                             .clone()
                             .unwrap_or_else(|| "https://graph.facebook.com/v26.0".into()),
                         access_token,
-                        access_token_file: Some(crate::service::settings::credential_path(
-                            &token_file,
-                        )),
+                        access_token_file: Some(crate::config::credential_path(&token_file)),
                         app_secret,
                         ad_account_id: d.ad_account_id.clone(),
                         timeout: d.timeout,

@@ -29,7 +29,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::audience::engine::Audiences;
 use crate::clock::SharedClock;
-use crate::config::{AudienceParams, Config};
+use crate::audience::params::AudienceParams;
+use crate::config::Config;
 use crate::insight::engine::Published;
 use crate::insight::Insights;
 use crate::ledger::facts::Fact;
@@ -155,7 +156,7 @@ impl WriterOptions {
             tick: c.audiences.tick,
             size_sample_interval: c.storage.size_sample_interval,
             size_history_retention: c.storage.size_history_retention,
-            audiences: c.audiences.rules()?,
+            audiences: AudienceParams::from_config(&c.audiences)?,
             currencies: Arc::new(CurrencyTable::from_config(&c.revenue)?),
             feed: ChangeFeed::default(),
         })

@@ -12,7 +12,7 @@ use super::checkpointer::Checkpointer;
 use super::{heartbeat, sizes, Command, Db, Outcome, Reply, Shared, WriteError, WriterOptions};
 use crate::audience::engine::Change;
 use crate::clock::{SharedClock, NANOS_PER_SEC};
-use crate::config::AudienceParams;
+use crate::audience::params::AudienceParams;
 use crate::ledger::facts::Fact;
 use crate::ledger::records::{self, encode, ChangeRecord};
 use crate::ledger::state::key_of;
