@@ -28,8 +28,8 @@ use parking_lot::RwLock;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::audience::engine::Audiences;
-use crate::clock::SharedClock;
 use crate::audience::params::AudienceParams;
+use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::insight::engine::Published;
 use crate::insight::Insights;
