@@ -13,7 +13,7 @@ use audiencesync::config::ClockMode;
 use audiencesync::feed;
 use audiencesync::ledger::store::Store;
 use audiencesync::service;
-use audiencesync::sync::engine::SyncEngine;
+use audiencesync::sync::handle::SyncEngine;
 use audiencesync::writer::{ChangeFeed, Writer, WriterOptions};
 
 /// Remarketing audiences from your shop's events, synced to ad networks as hashed lists.
@@ -187,7 +187,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     opts.feed = feed.clone();
     let (writer, writer_thread) = Writer::start(store.clone(), opts, clock.clone())
         .with_context(|| format!("recovering the store in {}", store.dir().display()))?;
-    let jobs = audiencesync::sync::engine::JobCounter::new(store.open_tree("sync")?);
+    let jobs = audiencesync::sync::handle::JobCounter::new(store.open_tree("sync")?);
     let sync = Arc::new(SyncEngine::start(
         specs,
         writer.clone(),

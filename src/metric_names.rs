@@ -59,7 +59,7 @@ pub const SYNC_CONFIRMED: &str = "audiencesync_sync_confirmed_members";
 pub const SYNC_PARKED: &str = "audiencesync_sync_parked";
 /// Gauge: Unix time of the last confirmed push.
 pub const SYNC_LAST_SUCCESS: &str = "audiencesync_sync_last_success_timestamp_seconds";
-/// Gauge: seconds since the ledger writer last went round its loop.
+/// Gauge: seconds since the writer last went round its loop.
 pub const WRITER_HEARTBEAT_AGE: &str = "audiencesync_ledger_heartbeat_age_seconds";
 /// Counter: finished gRPC calls, labels `method` and `code`.
 pub const GRPC_REQUESTS: &str = "audiencesync_grpc_requests_total";

@@ -18,7 +18,7 @@ impl AdminApi {
         Self { ctx }
     }
 
-    fn sync(&self) -> Result<&crate::sync::engine::SyncEngine, Status> {
+    fn sync(&self) -> Result<&crate::sync::handle::SyncEngine, Status> {
         self.ctx
             .sync
             .as_deref()

@@ -3,8 +3,8 @@
 use tonic::{Request, Response, Status};
 
 use super::{timestamp, Context};
+use crate::audience::holdout::share_text;
 use crate::audience::Audience;
-use crate::insight::holdout::share_text;
 use crate::ledger::facts::Consent;
 use crate::ledger::profile::{Lww, Profile};
 use crate::ledger::state::CustomerIdx;

@@ -5,7 +5,7 @@ use tonic::{Request, Response, Status};
 
 use super::{timestamp, Context};
 use crate::insight::calendar::Unit;
-use crate::insight::engine::Published;
+use crate::insight::counters::Published;
 use crate::insight::lift::{self, Estimate, GroupStats, Lift, Verdict};
 use crate::insight::report::AudienceLift;
 use crate::insight::retention::{Reactivation, RetentionReport};

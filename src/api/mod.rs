@@ -51,7 +51,7 @@ pub struct Context {
     /// The manual clock, when `[clock] mode = "manual"`.
     pub manual_clock: Option<crate::clock::ManualClock>,
     /// The sync engine, once started.
-    pub sync: Option<Arc<crate::sync::engine::SyncEngine>>,
+    pub sync: Option<Arc<crate::sync::handle::SyncEngine>>,
     settings: Arc<parking_lot::RwLock<Arc<Settings>>>,
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::audience::engine::audience_name;
+use crate::audience::memberships::audience_name;
 use crate::audience::rules::{Audience, Rules};
 use crate::config::{AudiencesConfig, ConfigError, VipMetric};
 

@@ -1,19 +1,18 @@
-//! "Did the remarketing work?": holdout groups ([`holdout`]), audience entries and their
+//! "Did the remarketing work?": holdout groups ([`crate::audience::holdout`]), audience entries and their
 //! outcomes ([`outcomes`]), lift statistics ([`lift`]), retention metrics ([`retention`]),
-//! all kept current by the ledger writer ([`engine`]) so a report reads a few counters
+//! all kept current by the writer ([`counters`]) so a report reads a few counters
 //! instead of scanning customers. Definitions: docs/INSIGHTS.md.
 
 pub mod calendar;
-pub mod engine;
-pub mod holdout;
+pub mod counters;
 pub mod lift;
 pub mod outcomes;
 pub mod report;
 pub mod retention;
 
-pub use engine::Insights;
+pub use counters::Insights;
 
-use crate::audience::engine::audience_name;
+use crate::audience::memberships::audience_name;
 use crate::audience::params::AudienceParams;
 use crate::audience::rules::Audience;
 use crate::clock::{Nanos, NANOS_PER_SEC};

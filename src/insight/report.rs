@@ -2,11 +2,11 @@
 //! the same at 1M customers as at 10.
 
 use super::calendar::{iso_week_label, week_start, Unit};
-use super::engine::Published;
-use super::holdout::share_text;
+use super::counters::Published;
 use super::lift::{compare, GroupStats, Lift};
 use super::outcomes::{Group, LiftCell};
 use super::retention::RetentionReport;
+use crate::audience::holdout::share_text;
 use crate::clock::Nanos;
 
 /// One entry cohort (ISO week) of an audience.

@@ -48,7 +48,7 @@ pub enum WalError {
     Poisoned(PathBuf),
 }
 
-/// The appending end of the log. Owned by the ledger's writer (through the store's mutex).
+/// The appending end of the log. Owned by the writer thread (through the store's mutex).
 #[derive(Debug)]
 pub struct Wal {
     dir: PathBuf,

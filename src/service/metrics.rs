@@ -20,7 +20,7 @@ use crate::audience::Audience;
 use crate::config::MetricsConfig;
 use crate::metric_names;
 use crate::service::http;
-use crate::sync::engine::StatusBoard;
+use crate::sync::handle::StatusBoard;
 use crate::writer::{heartbeat, Writer};
 
 /// Latency buckets in seconds: sub-millisecond reads up to long-lived streams.

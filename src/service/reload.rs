@@ -17,7 +17,7 @@ use crate::config::{Config, ConfigError};
 use crate::ledger::store::Store;
 use crate::money::CurrencyTable;
 use crate::service::assemble;
-use crate::sync::engine::SyncEngine;
+use crate::sync::handle::SyncEngine;
 use crate::writer::ChangeFeed;
 
 /// Why a new config was refused.

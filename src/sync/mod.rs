@@ -6,14 +6,14 @@
 //! request through one call path (`call`: governor pacing, the network's own budget, retry and
 //! backoff), and counts a member as on the remote list ([`confirmed`]) only once the network's
 //! outcome is known: a final answer, or a polled result of an asynchronous request (`inflight`).
-//! Full resyncs are durable jobs (`job`, `replace`). [`engine`] is the handle over the
+//! Full resyncs are durable jobs (`job`, `replace`). [`handle`] is the handle over the
 //! workers, [`status`] what operators see. The networks themselves are one file each under
 //! [`dest`].
 
 mod call;
 pub mod confirmed;
 pub mod dest;
-pub mod engine;
+pub mod handle;
 mod inflight;
 mod job;
 pub mod member;
@@ -85,7 +85,7 @@ pub fn build_workers(
     cfg: &crate::config::Config,
     store: &crate::ledger::store::Store,
     feed: &ChangeFeed,
-) -> Result<Vec<engine::WorkerSpec>, SetupError> {
+) -> Result<Vec<handle::WorkerSpec>, SetupError> {
     use crate::config::DestinationKind;
     let mut specs = Vec::new();
     for (index, d) in cfg.destinations.iter().enumerate() {
@@ -164,7 +164,7 @@ pub fn build_workers(
                 .open_tree(&format!("{kind}.{}", d.name))
                 .map_err(|source| SetupError::Store { index, source })
         };
-        specs.push(engine::WorkerSpec {
+        specs.push(handle::WorkerSpec {
             name: d.name.clone(),
             dest,
             lists: d

@@ -46,7 +46,7 @@ pub(super) fn new_session_id() -> u64 {
 
 impl Worker {
     /// The desired member of `c` for `list`: in the audience, eligible, not held out (held-out
-    /// members stay in the audience but are never pushed, `insight::holdout`), matchable, and
+    /// members stay in the audience but are never pushed, `audience::holdout`), matchable, and
     /// not set aside after the network refused it.
     pub(super) fn desired_members(&self, list: &ListRef) -> Vec<(Box<str>, RemoteMember)> {
         let db = self.writer.read();

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use super::call::{Caller, Halt, Quota};
 use super::confirmed::Confirmed;
 use super::dest::{ListRef, PushError};
-use super::engine::{ResyncRequest, WorkerSpec};
+use super::handle::{ResyncRequest, WorkerSpec};
 use super::inflight::{wall_now, InFlight};
 use super::job::{Job, Jobs};
 use super::member::RemoteMember;

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::api::Context;
 use crate::audience::Audience;
 use crate::clock::{Nanos, NANOS_PER_SEC};
-use crate::sync::engine::ListStatus;
+use crate::sync::handle::ListStatus;
 
 /// `/api/status`.
 #[derive(Debug, Serialize)]

@@ -3,7 +3,7 @@
 
 use parking_lot::RwLockReadGuard;
 
-use crate::audience::engine::Audiences;
+use crate::audience::memberships::Audiences;
 use crate::clock::Nanos;
 use crate::insight::Insights;
 use crate::ledger::checkpoint::{Checkpoint, Derived, DirtyPlan};

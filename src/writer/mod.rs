@@ -27,11 +27,11 @@ use std::time::{Duration, Instant};
 use parking_lot::RwLock;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::audience::engine::Audiences;
+use crate::audience::memberships::Audiences;
 use crate::audience::params::AudienceParams;
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::insight::engine::Published;
+use crate::insight::counters::Published;
 use crate::insight::Insights;
 use crate::ledger::facts::Fact;
 use crate::ledger::store::{Store, StoreError};

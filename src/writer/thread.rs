@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::checkpointer::Checkpointer;
 use super::{heartbeat, sizes, Command, Db, Outcome, Reply, Shared, WriteError, WriterOptions};
-use crate::audience::engine::Change;
+use crate::audience::memberships::Change;
 use crate::audience::params::AudienceParams;
 use crate::clock::{SharedClock, NANOS_PER_SEC};
 use crate::ledger::facts::Fact;

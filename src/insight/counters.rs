@@ -1,4 +1,4 @@
-//! The insight engine, owned by the ledger writer next to the facts and the memberships.
+//! The insight counters, kept by the writer next to the facts and the memberships.
 //!
 //! Every counter is the sum of per-customer contributions, and a contribution is a pure
 //! function of a small per-customer snapshot (counted orders with their net values, audience
@@ -18,7 +18,7 @@ use rustc_hash::FxHashMap as HashMap;
 use super::outcomes::{Entry, ELIGIBLE, HELD_OUT};
 use super::{next_due, Aggregates, InsightParams, Snapshot};
 use crate::audience::due::DueIndex;
-use crate::audience::engine::Audiences;
+use crate::audience::memberships::Audiences;
 use crate::audience::params::AudienceParams;
 use crate::audience::rules::Audience;
 use crate::clock::Nanos;

@@ -1,5 +1,5 @@
 //! The handle over the destination workers: start, reload, resync requests, shutdown. The
-//! workers themselves ([`super::worker`]) are private; callers see only this handle and the
+//! workers themselves (`sync::worker`) are private; callers see only this handle and the
 //! status board.
 
 use std::collections::HashSet;
