@@ -40,22 +40,29 @@ fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
-/// Parses a positive decimal string into `(num, den)`.
-fn ratio(key: &str, s: &str) -> Result<(u64, u64), ConfigError> {
-    let bad = || invalid(key, "must be a positive decimal string like \"0.25\"");
-    let (int, frac) = s.trim().split_once('.').unwrap_or((s.trim(), ""));
+/// A decimal string (at most 9 places) as `(num, den)`, or `None` when it is not one.
+fn decimal(s: &str) -> Option<(u64, u64)> {
+    let t = s.trim();
+    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
     if int.is_empty() && frac.is_empty() || frac.len() > 9 {
-        return Err(bad());
+        return None;
     }
     if !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
-        return Err(bad());
+        return None;
     }
-    let num: u64 = format!("{int}{frac}").parse().map_err(|_| bad())?;
-    let den = 10u64.pow(frac.len() as u32);
-    if num == 0 {
-        return Err(bad());
+    let num: u64 = format!("{int}{frac}").parse().ok()?;
+    Some((num, 10u64.pow(frac.len() as u32)))
+}
+
+/// Parses a positive decimal string into `(num, den)`.
+fn ratio(key: &str, s: &str) -> Result<(u64, u64), ConfigError> {
+    match decimal(s) {
+        Some((num, den)) if num > 0 => Ok((num, den)),
+        _ => Err(invalid(
+            key,
+            "must be a positive decimal string like \"0.25\"",
+        )),
     }
-    Ok((num, den))
 }
 
 impl AudienceParams {
@@ -188,27 +195,12 @@ fn outcomes(c: &AudiencesConfig, params: &mut AudienceParams) -> Result<(), Conf
 
 /// Parses a holdout share: a decimal string from 0 (no holdout) up to, not including, 1.
 fn fraction(key: &str, s: &str) -> Result<(u64, u64), ConfigError> {
-    let bad = || {
-        invalid(
+    match decimal(s) {
+        Some((0, _)) => Ok((0, 1)),
+        Some((num, den)) if num < den => Ok((num, den)),
+        _ => Err(invalid(
             key,
             "must be a decimal string from \"0\" to below \"1\", e.g. \"0.1\"",
-        )
-    };
-    let t = s.trim();
-    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
-    if int.is_empty() && frac.is_empty() || frac.len() > 9 {
-        return Err(bad());
+        )),
     }
-    if !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let num: u64 = format!("{int}{frac}").parse().map_err(|_| bad())?;
-    let den = 10u64.pow(frac.len() as u32);
-    if num >= den {
-        return Err(bad());
-    }
-    if num == 0 {
-        return Ok((0, 1));
-    }
-    Ok((num, den))
 }

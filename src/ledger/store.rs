@@ -325,7 +325,7 @@ impl Store {
         })
     }
 
-    /// A tree for another component (the sync engine's confirmed ledgers).
+    /// A tree for another component (the sync engine's confirmed lists).
     pub fn open_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
         Ok(self.db.open_tree(name)?)
     }

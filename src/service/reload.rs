@@ -53,7 +53,7 @@ pub struct Reloader {
     pub guard: Guard,
     /// The destination workers.
     pub sync: Arc<SyncEngine>,
-    /// The store (confirmed ledgers of new destinations).
+    /// The store (confirmed lists of new destinations).
     pub store: Store,
     /// The writer's change feed, which the workers subscribe to.
     pub feed: ChangeFeed,

@@ -1,4 +1,4 @@
-//! The confirmed ledger: per destination × audience, what the network accepted, member by
+//! The confirmed lists: per destination × audience, what the network accepted, member by
 //! member (customer id → the identifiers sent). Work is always derived as desired − confirmed
 //! and confirmed − desired, never replayed from old operations, so a failed or repeated
 //! request can only delay convergence, not corrupt the list.

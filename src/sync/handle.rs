@@ -108,7 +108,7 @@ pub struct WorkerSpec {
     /// Base of the exponential backoff between later polls (and of re-checks while a
     /// replacement is being verified).
     pub poll_interval: Duration,
-    /// Its confirmed ledger's tree, loaded when the worker starts (after any predecessor
+    /// Its confirmed list's tree, loaded when the worker starts (after any predecessor
     /// from before a config reload has stopped writing to it).
     pub confirmed: sled::Tree,
     /// Its dirty set.

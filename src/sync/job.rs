@@ -2,7 +2,7 @@
 //! members; every step is recorded in the sled tree `jobs.<destination>` before the next one,
 //! so a job resumes after any error or a kill -9 where it stopped, and the members the network
 //! confirmed so far wait in `staged.<destination>` until the whole replacement's outcome is
-//! known. Only then does the confirmed ledger become them (`Jobs::staged` → `Confirmed::replace`).
+//! known. Only then does the confirmed list become them (`Jobs::staged` → `Confirmed::replace`).
 //!
 //! Invariants:
 //! - `as_of` is fixed when the job is created; a resumed job sends the same `removeAll(as_of)`,
@@ -26,7 +26,7 @@ pub enum Phase {
     Sending,
     /// Everything sent: waiting for the network's outcome.
     Verifying,
-    /// The confirmed ledger is the replaced list.
+    /// The confirmed list is the replaced list.
     Done,
     /// Given up; `error` says why.
     Failed,

@@ -59,7 +59,7 @@ pub enum SetupError {
         /// Why.
         source: reqwest::Error,
     },
-    /// The confirmed ledger could not be opened.
+    /// The confirmed list could not be opened.
     #[error("destinations[{index}]: {source}")]
     Store {
         /// Position in the config.

@@ -96,6 +96,7 @@ impl Worker {
                     "audience" => r.audience.clone(), "reason" => reason.clone())
                 .increment(*count);
             }
+            self.save_report(&r.audience);
         }
         let job = r
             .job
@@ -131,7 +132,7 @@ impl Worker {
                 .map(|(id, m)| (id.clone(), (r.op == Op::Add).then(|| m.clone())))
                 .collect();
             if let Err(e) = self.confirmed.apply(&r.audience, &changes) {
-                tracing::error!(error = %e, "confirmed ledger write failed");
+                tracing::error!(error = %e, "confirmed list write failed");
             }
             if r.op == Op::Remove {
                 for (id, _) in &r.entries {

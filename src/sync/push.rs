@@ -1,6 +1,6 @@
 //! The delta of each list: desired − confirmed as adds, confirmed − desired as removes, cut into
 //! requests the network takes, each request's answer recorded. What is sent is always derived
-//! from the audience and the confirmed ledger, never replayed from old operations, so a failed
+//! from the audience and the confirmed list, never replayed from old operations, so a failed
 //! or repeated request can only delay convergence, not corrupt a list.
 
 use std::collections::HashSet;
@@ -397,7 +397,7 @@ impl Worker {
             }
         }
         if let Err(e) = self.confirmed.apply(a, &changes) {
-            tracing::error!(error = %e, "confirmed ledger write failed");
+            tracing::error!(error = %e, "confirmed list write failed");
         }
         if !removed.is_empty() {
             self.unconfirm_matching(a, &removed);
@@ -435,7 +435,7 @@ impl Worker {
         tracing::info!(destination = %self.spec.name, audience, members = dropped.len(),
             "members sharing an identifier with removed ones left the list too; adding them back");
         if let Err(e) = self.confirmed.apply(audience, &dropped) {
-            tracing::error!(error = %e, "confirmed ledger write failed");
+            tracing::error!(error = %e, "confirmed list write failed");
         }
         self.mark_dirty(dropped.iter().map(|(id, _)| &**id));
     }

@@ -1,6 +1,6 @@
 //! Running full resyncs ([`super::job`]): clear the list as of the job's start, send the
 //! desired members in customer-id order, wait for the network's outcome, and only then make the
-//! confirmed ledger the replaced list. Every step is stored before the next, so the job resumes
+//! confirmed list the replaced list. Every step is stored before the next, so the job resumes
 //! wherever an error or a crash stopped it.
 
 use std::collections::VecDeque;
@@ -273,7 +273,7 @@ impl Worker {
         }
     }
 
-    /// Everything is sent: once the network's outcome is known, the confirmed ledger becomes
+    /// Everything is sent: once the network's outcome is known, the confirmed list becomes
     /// what it applied.
     async fn verify(&mut self, list: &ListRef) -> Result<(), Halt> {
         let a = list.audience.as_str();
@@ -344,7 +344,7 @@ impl Worker {
         Ok(())
     }
 
-    /// The confirmed ledger becomes the members the network applied; members the job could
+    /// The confirmed list becomes the members the network applied; members the job could
     /// not place are compared (and added) by the delta right after.
     fn flip(&mut self, list: &ListRef) -> Result<(), Halt> {
         let a = list.audience.as_str();
@@ -357,7 +357,7 @@ impl Worker {
         };
         let n = staged.len();
         if let Err(e) = self.confirmed.replace(a, staged) {
-            tracing::error!(error = %e, "confirmed ledger write failed; the job is verified again");
+            tracing::error!(error = %e, "confirmed list write failed; the job is verified again");
             return Ok(());
         }
         if let Err(e) = self.jobs.clear_staged(a) {

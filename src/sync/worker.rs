@@ -3,7 +3,7 @@
 //! Each turn of the loop: name the lists that need an id, advance the resync jobs, send the
 //! delta of every other list ([`super::push`]), poll the requests whose outcome is due, read what
 //! the network reports about each list, publish the status; then sleep until something changes
-//! or falls due. What each request's outcome does to the confirmed ledger is in
+//! or falls due. What each request's outcome does to the confirmed list is in
 //! [`super::outcome`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -428,6 +428,15 @@ impl Worker {
             .entry(audience.to_string())
             .or_insert_with(Instant::now);
         *due = (*due).min(at);
+    }
+
+    /// Stores a list's report at once, not at the next publish: the refusals it counts
+    /// explain confirmed members a network does not hold, so they are durable before those
+    /// members are confirmed.
+    pub(super) fn save_report(&self, audience: &str) {
+        if let Some(r) = self.report.get(audience) {
+            self.reports.save(audience, r);
+        }
     }
 
     pub(super) fn report_mut(&mut self, audience: &str) -> &mut ListReport {

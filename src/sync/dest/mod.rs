@@ -1,6 +1,6 @@
 //! Destinations: one file per ad network, each knowing only its API (endpoints, payloads,
 //! limits, how to read its answers and errors). Pacing, batching, retries, outcome tracking and
-//! the confirmed ledger live in the engine around them, the same for every network.
+//! the confirmed list live in the engine around them, the same for every network.
 //!
 //! The contract a destination keeps: every answer it returns says what the network *did* or
 //! *will tell later*, never more. An accepted request is either final at once ([`Accepted`]

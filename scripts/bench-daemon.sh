@@ -1,0 +1,24 @@
+# Sourced by the bench scripts: starts a fresh daemon ($BIN, default the release build) on
+# loopback with no destinations, sets DAEMON (its pid), ADDR (host:port) and WORK (a temporary
+# directory removed at exit), samples its RSS every second into $WORK/rss, and defines
+# daemon_report (its CPU seconds and peak RSS).
+BIN=${BIN:-target/release/audiencesync}
+WORK=$(mktemp -d); trap 'kill $DAEMON 2>/dev/null && wait $DAEMON 2>/dev/null; rm -rf "$WORK"' EXIT
+cat > "$WORK/cfg.toml" <<CFG
+destinations = []
+[server]
+listen = "127.0.0.1:0"
+[storage]
+data_dir = "$WORK/data"
+[metrics]
+listen = "127.0.0.1:0"
+[web]
+listen = ""
+CFG
+"$BIN" serve --config "$WORK/cfg.toml" > "$WORK/daemon.out" 2> "$WORK/daemon.log" & DAEMON=$!
+until ADDR=$(grep -o 'listening on [0-9.:]*' "$WORK/daemon.out" | cut -d' ' -f3) && [ -n "$ADDR" ]; do sleep 0.2; done
+( while kill -0 $DAEMON 2>/dev/null; do awk '/VmRSS/{print $2}' /proc/$DAEMON/status; sleep 1; done ) > "$WORK/rss" &
+daemon_report() {
+  echo "daemon CPU $(awk '{printf "%.1f", ($14+$15)/100}' /proc/$DAEMON/stat) s"
+  sort -n "$WORK/rss" | tail -1 | awk '{printf "daemon peak RSS %.0f MiB\n", $1/1024}'
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Streams a synthetic shop into a fresh release daemon with `audiencesync feed` (queries and
+# visibility probes beside the ingest) and reports feed's figures, the daemon's CPU and its peak
+# RSS (sampled from /proc every second). Loopback only.
+# usage: [BIN=path] scripts/bench-feed.sh [feed options…]     (docs/BENCHMARKS.md, "Ingest")
+#   default options: --customers 100000 --seed 1 --batch-size 1000 --in-flight 32 --streams 1
+#                    --query-rate 5000 --visibility-probes 20
+set -euo pipefail
+source "$(dirname "$0")/bench-daemon.sh"
+if [ $# -eq 0 ]; then
+  set -- --customers 100000 --seed 1 --batch-size 1000 --in-flight 32 --streams 1 --query-rate 5000 --visibility-probes 20
+fi
+"$BIN" feed --addr "http://$ADDR" "$@"
+daemon_report
