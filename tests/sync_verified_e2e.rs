@@ -518,3 +518,44 @@ async fn status_after_a_restart_shows_what_is_durable_while_the_network_still_ha
     }
     d.kill9();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_sent_just_before_a_crash_who_then_leaves_is_removed() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (g, m) = fakes().await;
+    let shop = Shop::vip_shape();
+    let cfg = config(tmp.path(), &g, &m, "", "");
+    // A network takes the VIPs and the daemon dies before it records the answer.
+    let d = Daemon::start_env(
+        tmp.path(),
+        &cfg,
+        &[("FAILPOINTS", "sync_after_accept=return")],
+    );
+    stream(&d, vec![shop.events(now_secs())]).await;
+    assert!(
+        d.wait_stdout("failpoint sync_after_accept reached", 30)
+            .await,
+        "a request was accepted"
+    );
+    d.kill9();
+    // While no destination runs, c1 withdraws consent.
+    let d = Daemon::start(tmp.path(), "");
+    let (id, email, phone, _, _) = &shop.customers[1];
+    stream(
+        &d,
+        vec![vec![ev(
+            "u-c1-revoked",
+            now_secs() - 60,
+            common::workload::person(id, email, phone, false),
+        )]],
+    )
+    .await;
+    d.stop();
+    // Whichever network applied that request, c1 leaves its list.
+    let d = Daemon::start(tmp.path(), &cfg);
+    let want_g = shop.expected(&["c0", "c2"], google_form);
+    let want_m = shop.expected(&["c0", "c2"], meta_form);
+    wait_until("google", 30, || g.list("111") == want_g).await;
+    wait_until("meta", 30, || m.audience("222") == want_m).await;
+    d.stop();
+}

@@ -115,6 +115,8 @@ pub struct WorkerSpec {
     pub dirty: Arc<DirtySet>,
     /// Its accepted-but-unfinished requests (sled tree `outstanding.<name>`).
     pub outstanding: sled::Tree,
+    /// Members of requests on their way (sled tree `sending.<name>`).
+    pub sending: sled::Tree,
     /// Ids of the lists the daemon created (sled tree `lists.<name>`: audience → id).
     pub list_ids: sled::Tree,
     /// Its resync jobs (sled tree `jobs.<name>`: audience → job).

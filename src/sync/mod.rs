@@ -20,6 +20,7 @@ pub mod member;
 mod outcome;
 mod push;
 mod replace;
+mod sending;
 pub mod status;
 pub mod validate;
 mod worker;
@@ -184,6 +185,7 @@ pub fn build_workers(
             confirmed: tree("confirmed")?,
             dirty: feed.subscribe(index),
             outstanding: tree("outstanding")?,
+            sending: tree("sending")?,
             list_ids: tree("lists")?,
             jobs: tree("jobs")?,
             staged: tree("staged")?,

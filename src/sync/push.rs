@@ -100,13 +100,24 @@ impl Worker {
             let desired =
                 desired.filter(|m| !self.set_aside.contains(&(list.audience.clone(), m.clone())));
             let confirmed = self.confirmed.get(&list.audience, &cust.id);
-            if desired.as_ref() == confirmed {
+            // A member whose last request's fate is unknown is sent as it should be, whatever
+            // the confirmed list says.
+            let unsure = self.sending.get(&list.audience, &cust.id);
+            if desired.as_ref() == confirmed && unsure.is_none() {
                 return;
             }
-            if let Some(old) = confirmed {
+            if let Some(old) = confirmed.filter(|old| desired.as_ref() != Some(*old)) {
                 removes.push(Change {
                     id: cust.id.clone(),
                     member: old.clone(),
+                });
+            }
+            if let Some(u) = unsure.filter(|u| {
+                u.add && desired.as_ref() != Some(&u.member) && confirmed != Some(&u.member)
+            }) {
+                removes.push(Change {
+                    id: cust.id.clone(),
+                    member: u.member.clone(),
                 });
             }
             if let Some(new) = desired {
@@ -127,9 +138,15 @@ impl Worker {
                 .list(&list.audience)
                 .map(|(id, _)| id.clone())
                 .collect();
-            for id in confirmed_ids {
+            let unsure_ids: Vec<Box<str>> = self
+                .sending
+                .list(&list.audience)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in confirmed_ids.into_iter().chain(unsure_ids) {
                 if let Some((c, _)) = db.customer(&id) {
                     if !seen.contains(c) {
+                        seen.insert(c);
                         consider(c);
                     }
                 }
@@ -244,6 +261,13 @@ impl Worker {
             batch.seq += 1;
             batch.last = n == members.len();
             let (chunk, b) = (&members[..n], batch);
+            if let Err(e) = self.sending.begin(&list.audience, add, &ids[..n], chunk) {
+                // Not sent unrecorded: a crash could hide what the network applied.
+                tracing::error!(error = %e, "members about to be sent not recorded; sending later");
+                return Err(Halt::Later(PushError::Transient {
+                    reason: format!("the store refused a write: {e}"),
+                }));
+            }
             let sent = self
                 .call
                 .call(op, Quota::Mutate, &list.audience, |d| async move {
@@ -259,11 +283,15 @@ impl Worker {
                     crate::failpoint::crash_point!("sync_after_accept");
                     let carried: Vec<(Box<str>, RemoteMember)> =
                         ids.drain(..n).zip(members.drain(..n)).collect();
+                    let sent_ids: Vec<Box<str>> =
+                        carried.iter().map(|(id, _)| id.clone()).collect();
                     self.accepted(list, add, carried, accepted);
+                    self.sending.end(&list.audience, sent_ids.iter());
                 }
                 Err(Halt::Failed(PushError::MembersRefused { indices, reason })) => {
                     // Nothing of the batch was applied: set the named members aside and resend
                     // the rest at once.
+                    self.sending.end(&list.audience, ids[..n].iter());
                     for i in refused_positions(indices, n) {
                         ids.remove(i);
                         let member = members.remove(i);
@@ -276,6 +304,7 @@ impl Worker {
                     });
                 }
                 Err(Halt::Failed(PushError::TooLarge)) if n > 1 => {
+                    self.sending.end(&list.audience, ids[..n].iter());
                     // Remembered for every later request of this destination.
                     self.cap = n / 2;
                     tracing::info!(destination = %self.spec.name, batch = self.cap, "request too large; batches now at most this size");

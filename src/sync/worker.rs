@@ -19,6 +19,7 @@ use super::handle::{ResyncRequest, WorkerSpec};
 use super::inflight::{wall_now, InFlight};
 use super::job::{Job, Jobs};
 use super::member::RemoteMember;
+use super::sending::Sending;
 use super::status::{JobStatus, ListReport, Reports, StatusBoard};
 use crate::clock::SharedClock;
 use crate::ledger::state::CustomerIdx;
@@ -29,6 +30,8 @@ pub(super) struct Worker {
     pub(super) spec: WorkerSpec,
     pub(super) call: Caller,
     pub(super) confirmed: Confirmed,
+    /// Members of requests on their way, and those whose request's fate is unknown.
+    pub(super) sending: Sending,
     pub(super) inflight: InFlight,
     pub(super) jobs: Jobs,
     /// audience → its running full resync.
@@ -83,6 +86,7 @@ impl Worker {
             clock.clone(),
         );
         let confirmed = Confirmed::load(spec.confirmed.clone())?;
+        let sending = Sending::load(spec.sending.clone())?;
         let inflight = InFlight::load(
             spec.outstanding.clone(),
             spec.first_poll,
@@ -113,6 +117,7 @@ impl Worker {
             spec,
             call,
             confirmed,
+            sending,
             inflight,
             jobs,
             active,
