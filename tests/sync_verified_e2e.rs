@@ -559,3 +559,58 @@ async fn a_member_sent_just_before_a_crash_who_then_leaves_is_removed() {
     wait_until("meta", 30, || m.audience("222") == want_m).await;
     d.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_of_a_partly_refused_removal_who_return_are_added_back() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (g, m) = fakes().await;
+    let shop = Shop::vip_shape();
+    // The first poll comes 2 s after acceptance: time for the members to return first.
+    let cfg = config(tmp.path(), &g, &m, "", "").replace(
+        "status_first_poll = \"200ms\"",
+        "status_first_poll = \"2s\"",
+    );
+    let d = Daemon::start(tmp.path(), &cfg);
+    stream(&d, vec![shop.events(now_secs())]).await;
+    let want = shop.expected(&["c0", "c1", "c2"], google_form);
+    wait_until("google", 30, || g.list("111") == want).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while state(&d.sync_states().await, "google").map(|s| s.confirmed_size) != Some(3) {
+        assert!(Instant::now() < deadline, "google never confirmed the VIPs");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // c1 and c2 withdraw consent; Google removes one of them and refuses the other.
+    g.inject(Fault::PartialSuccess {
+        refuse: 1,
+        reason: "PROCESSING_ERROR_REASON_INTERNAL_ERROR".into(),
+    });
+    let consent = |i: usize, granted: bool, at: i64| {
+        let (id, email, phone, _, _) = &shop.customers[i];
+        ev(
+            &format!("u-{id}-{granted}"),
+            at,
+            common::workload::person(id, email, phone, granted),
+        )
+    };
+    let t = now_secs();
+    stream(
+        &d,
+        vec![vec![consent(1, false, t - 60), consent(2, false, t - 60)]],
+    )
+    .await;
+    wait_until("google applies the removal in part", 30, || {
+        g.list("111").len() == 2
+    })
+    .await;
+    // Both grant consent again before Google's answer is read: both belong on the list.
+    stream(
+        &d,
+        vec![vec![consent(1, true, t - 30), consent(2, true, t - 30)]],
+    )
+    .await;
+    wait_until("google holds the three VIPs again", 30, || {
+        g.list("111") == want
+    })
+    .await;
+    d.stop();
+}

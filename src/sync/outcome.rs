@@ -80,6 +80,12 @@ impl Worker {
                 self.removal_refused
                     .insert((r.audience.clone(), id.clone()));
             }
+            // Most of them are gone from the list: unsure, so one who is desired again by the
+            // next plan is added back rather than taken as still there.
+            let (ids, members): (Vec<Box<str>>, Vec<_>) = r.entries.iter().cloned().unzip();
+            if let Err(e) = self.sending.begin(&r.audience, false, &ids, &members) {
+                tracing::error!(error = %e, "partly refused removal not recorded as unsure");
+            }
             tracing::warn!(destination = %self.spec.name, audience = %r.audience, request = %request_id, "removal partly refused; sending it again");
             self.mark_dirty(r.entries.iter().map(|(id, _)| &**id));
             return;
