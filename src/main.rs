@@ -76,6 +76,11 @@ enum Command {
         /// The file to check.
         #[arg(long, short)]
         config: PathBuf,
+        /// Where relative credential files are (the unit's `LoadCredential=` sources, e.g.
+        /// /etc/audiencesync/credentials); default `$CREDENTIALS_DIRECTORY`. Without either
+        /// they are not checked, and the output says so.
+        #[arg(long)]
+        credentials_dir: Option<PathBuf>,
     },
 }
 
@@ -106,6 +111,14 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // One TLS crypto provider for the whole process (gRPC TLS and the ad-network clients).
     let _ = rustls::crypto::ring::default_provider().install_default();
+    if let Command::CheckConfig {
+        credentials_dir: Some(dir),
+        ..
+    } = &cli.command
+    {
+        // Before the runtime starts its threads: read where systemd would put it.
+        std::env::set_var("CREDENTIALS_DIRECTORY", dir);
+    }
     if let Command::Import(args) = &cli.command {
         // Before the runtime starts its threads, which inherit it.
         audiencesync::import::lower_priority(args.nice);
@@ -149,9 +162,17 @@ fn main() -> anyhow::Result<()> {
         Command::Destinations {
             command: DestinationsCommand::Check { config },
         } => Ok(runtime.block_on(service::check_destinations::run(&config))?),
-        Command::CheckConfig { config } => {
-            service::assemble::load(&config)?;
+        Command::CheckConfig { config, .. } => {
+            let cfg = service::assemble::load(&config)?;
+            let checked = service::preflight::run(&cfg)?;
             println!("{}: ok", config.display());
+            if !checked.unchecked.is_empty() {
+                println!(
+                    "not checked: {} (relative credential files are read from $CREDENTIALS_DIRECTORY, \
+                     which systemd sets inside the unit; pass --credentials-dir DIR to check them)",
+                    checked.unchecked.join(", ")
+                );
+            }
             Ok(())
         }
     }
@@ -168,6 +189,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(dir) = args.data_dir.clone() {
         cfg.storage.data_dir = dir;
     }
+    // Refused before anything is written (the data directory included).
+    service::preflight::run(&cfg)?;
     audiencesync::telemetry::init(&cfg.log);
     // Crash points exist only in test builds; a release binary ignores FAILPOINTS.
     let _failpoints = audiencesync::failpoint::setup();

@@ -81,85 +81,103 @@ fn read_secret(index: usize, key: &'static str, p: &std::path::Path) -> Result<S
     Ok(text.trim().to_string())
 }
 
+/// Reads destination `index`'s credential files and builds its client, as `serve` does,
+/// without opening the store: the start-up check `check-config` shares with `serve`.
+pub fn check_destination(cfg: &crate::config::Config, index: usize) -> Result<(), SetupError> {
+    if let Some(d) = cfg.destinations.get(index) {
+        destination(cfg, index, d)?;
+    }
+    Ok(())
+}
+
+/// The client of destination `index`, its credentials read from their files.
+fn destination(
+    cfg: &crate::config::Config,
+    index: usize,
+    d: &crate::config::DestinationConfig,
+) -> Result<std::sync::Arc<dyn dest::Destination>, SetupError> {
+    use crate::config::DestinationKind;
+    let http = |source| SetupError::Http { index, source };
+    Ok(match d.kind {
+        DestinationKind::Csv => std::sync::Arc::new(dest::csv::CsvDestination::new(
+            d.dir
+                .clone()
+                .unwrap_or_else(|| cfg.storage.data_dir.join("exports")),
+        )),
+        DestinationKind::Google => {
+            let file = d.credentials_file.clone().unwrap_or_default();
+            let text = read_secret(index, "credentials_file", &file)?;
+            let credentials =
+                serde_json::from_str(&text).map_err(|e| SetupError::BadCredential {
+                    index,
+                    key: "credentials_file",
+                    reason: format!(
+                        "expected JSON with client_id, client_secret, refresh_token ({})",
+                        e.classify_name()
+                    ),
+                })?;
+            std::sync::Arc::new(
+                dest::google::GoogleDestination::new(dest::google::GoogleSettings {
+                    api_base: d
+                        .api_base
+                        .clone()
+                        .unwrap_or_else(|| "https://datamanager.googleapis.com/v1".into()),
+                    token_url: d
+                        .token_url
+                        .clone()
+                        .unwrap_or_else(|| "https://oauth2.googleapis.com/token".into()),
+                    operating_account_id: d.operating_account_id.clone().unwrap_or_default(),
+                    login_account_id: d.login_account_id.clone(),
+                    credentials,
+                    timeout: d.timeout,
+                })
+                .map_err(|e| match e {
+                    dest::google::CredentialsError::Http(source) => {
+                        SetupError::Http { index, source }
+                    }
+                    dest::google::CredentialsError::Key(reason) => SetupError::BadCredential {
+                        index,
+                        key: "credentials_file",
+                        reason,
+                    },
+                })?,
+            )
+        }
+        DestinationKind::Meta => {
+            let token_file = d.access_token_file.clone().unwrap_or_default();
+            let access_token = read_secret(index, "access_token_file", &token_file)?;
+            let app_secret = match &d.app_secret_file {
+                Some(f) => Some(read_secret(index, "app_secret_file", f)?),
+                None => None,
+            };
+            std::sync::Arc::new(
+                dest::meta::MetaDestination::new(dest::meta::MetaSettings {
+                    api_base: d
+                        .api_base
+                        .clone()
+                        .unwrap_or_else(|| "https://graph.facebook.com/v26.0".into()),
+                    access_token,
+                    access_token_file: Some(crate::config::credential_path(&token_file)),
+                    app_secret,
+                    ad_account_id: d.ad_account_id.clone(),
+                    timeout: d.timeout,
+                    replace_window: d.replace_session_window,
+                })
+                .map_err(http)?,
+            )
+        }
+    })
+}
+
 /// Builds one worker spec per configured destination, reading credentials from files.
 pub fn build_workers(
     cfg: &crate::config::Config,
     store: &crate::ledger::store::Store,
     feed: &ChangeFeed,
 ) -> Result<Vec<handle::WorkerSpec>, SetupError> {
-    use crate::config::DestinationKind;
     let mut specs = Vec::new();
     for (index, d) in cfg.destinations.iter().enumerate() {
-        let http = |source| SetupError::Http { index, source };
-        let dest: std::sync::Arc<dyn dest::Destination> = match d.kind {
-            DestinationKind::Csv => std::sync::Arc::new(dest::csv::CsvDestination::new(
-                d.dir
-                    .clone()
-                    .unwrap_or_else(|| cfg.storage.data_dir.join("exports")),
-            )),
-            DestinationKind::Google => {
-                let file = d.credentials_file.clone().unwrap_or_default();
-                let text = read_secret(index, "credentials_file", &file)?;
-                let credentials =
-                    serde_json::from_str(&text).map_err(|e| SetupError::BadCredential {
-                        index,
-                        key: "credentials_file",
-                        reason: format!(
-                            "expected JSON with client_id, client_secret, refresh_token ({})",
-                            e.classify_name()
-                        ),
-                    })?;
-                std::sync::Arc::new(
-                    dest::google::GoogleDestination::new(dest::google::GoogleSettings {
-                        api_base: d
-                            .api_base
-                            .clone()
-                            .unwrap_or_else(|| "https://datamanager.googleapis.com/v1".into()),
-                        token_url: d
-                            .token_url
-                            .clone()
-                            .unwrap_or_else(|| "https://oauth2.googleapis.com/token".into()),
-                        operating_account_id: d.operating_account_id.clone().unwrap_or_default(),
-                        login_account_id: d.login_account_id.clone(),
-                        credentials,
-                        timeout: d.timeout,
-                    })
-                    .map_err(|e| match e {
-                        dest::google::CredentialsError::Http(source) => {
-                            SetupError::Http { index, source }
-                        }
-                        dest::google::CredentialsError::Key(reason) => SetupError::BadCredential {
-                            index,
-                            key: "credentials_file",
-                            reason,
-                        },
-                    })?,
-                )
-            }
-            DestinationKind::Meta => {
-                let token_file = d.access_token_file.clone().unwrap_or_default();
-                let access_token = read_secret(index, "access_token_file", &token_file)?;
-                let app_secret = match &d.app_secret_file {
-                    Some(f) => Some(read_secret(index, "app_secret_file", f)?),
-                    None => None,
-                };
-                std::sync::Arc::new(
-                    dest::meta::MetaDestination::new(dest::meta::MetaSettings {
-                        api_base: d
-                            .api_base
-                            .clone()
-                            .unwrap_or_else(|| "https://graph.facebook.com/v26.0".into()),
-                        access_token,
-                        access_token_file: Some(crate::config::credential_path(&token_file)),
-                        app_secret,
-                        ad_account_id: d.ad_account_id.clone(),
-                        timeout: d.timeout,
-                        replace_window: d.replace_session_window,
-                    })
-                    .map_err(http)?,
-                )
-            }
-        };
+        let dest = destination(cfg, index, d)?;
         let tree = |kind: &str| {
             store
                 .open_tree(&format!("{kind}.{}", d.name))
