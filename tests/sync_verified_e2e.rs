@@ -20,6 +20,19 @@ fn state<'a>(states: &'a [v1::SyncState], destination: &str) -> Option<&'a v1::S
     states.iter().find(|s| s.destination == destination)
 }
 
+/// Waits until the daemon counts `n` members of `destination`'s list as confirmed (a fake applies
+/// a list before the daemon reads the outcome).
+async fn confirmed(d: &Daemon, destination: &str, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while state(&d.sync_states().await, destination).map(|s| s.confirmed_size) != Some(n) {
+        assert!(
+            Instant::now() < deadline,
+            "{destination} never confirmed {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn full_resync(d: &Daemon, destination: &str) -> String {
     d.admin()
         .await
@@ -477,11 +490,7 @@ async fn status_after_a_restart_shows_what_is_durable_while_the_network_still_ha
     let (g, m) = fakes().await;
     let (d, shop, _, _) = vips_synced(tmp.path(), &g, &m).await;
     // The list is applied at the fake before the daemon polls its outcome: wait for that.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while state(&d.sync_states().await, "google").map(|s| s.confirmed_size) != Some(3) {
-        assert!(Instant::now() < deadline, "google never confirmed the VIPs");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    confirmed(&d, "google", 3).await;
     // c1 withdraws consent; Google holds the removal for a minute, and the daemon dies.
     g.inject(Fault::Delay(Duration::from_secs(60)));
     let (id, email, phone, _, _) = &shop.customers[1];
@@ -574,11 +583,7 @@ async fn members_of_a_partly_refused_removal_who_return_are_added_back() {
     stream(&d, vec![shop.events(now_secs())]).await;
     let want = shop.expected(&["c0", "c1", "c2"], google_form);
     wait_until("google", 30, || g.list("111") == want).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while state(&d.sync_states().await, "google").map(|s| s.confirmed_size) != Some(3) {
-        assert!(Instant::now() < deadline, "google never confirmed the VIPs");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    confirmed(&d, "google", 3).await;
     // c1 and c2 withdraw consent; Google removes one of them and refuses the other.
     g.inject(Fault::PartialSuccess {
         refuse: 1,

@@ -38,9 +38,15 @@ pub struct Preflight {
     pub unchecked: Vec<String>,
 }
 
-/// Whether `file` can be found from here: absolute, or relative with a credentials directory.
-fn resolvable(file: Option<&Path>) -> bool {
-    file.is_none_or(|f| f.is_absolute() || std::env::var_os("CREDENTIALS_DIRECTORY").is_some())
+/// The keys of the files among `files` that cannot be found from here: relative, with no
+/// credentials directory to resolve them in.
+fn hidden<'a>(files: impl IntoIterator<Item = (String, Option<&'a Path>)>) -> Vec<String> {
+    let dir = std::env::var_os("CREDENTIALS_DIRECTORY").is_some();
+    files
+        .into_iter()
+        .filter(|(_, f)| f.is_some_and(|f| f.is_relative() && !dir))
+        .map(|(k, _)| k)
+        .collect()
 }
 
 /// Runs every check it can; see [`Preflight::unchecked`] for the rest.
@@ -49,38 +55,39 @@ pub fn run(cfg: &Config) -> Result<Preflight, PreflightError> {
     crate::telemetry::check_level(&cfg.log.level).map_err(PreflightError::LogLevel)?;
 
     let auth = &cfg.auth;
-    let tokens = [
-        ("auth.ingest_token_file", &auth.ingest_token_file),
-        ("auth.query_token_file", &auth.query_token_file),
-        ("auth.admin_token_file", &auth.admin_token_file),
-    ];
-    let hidden: Vec<&str> = tokens
-        .iter()
-        .filter(|(_, f)| auth.enabled && !resolvable(f.as_deref()))
-        .map(|(k, _)| *k)
-        .collect();
-    if hidden.is_empty() {
-        crate::api::auth::Guard::from_config(auth, cfg.server.listen)?;
+    let tokens = if auth.enabled {
+        hidden([
+            (
+                "auth.ingest_token_file".into(),
+                auth.ingest_token_file.as_deref(),
+            ),
+            (
+                "auth.query_token_file".into(),
+                auth.query_token_file.as_deref(),
+            ),
+            (
+                "auth.admin_token_file".into(),
+                auth.admin_token_file.as_deref(),
+            ),
+        ])
     } else {
-        out.unchecked.extend(hidden.iter().map(|k| k.to_string()));
+        Vec::new()
+    };
+    if tokens.is_empty() {
+        crate::api::auth::Guard::from_config(auth, cfg.server.listen)?;
     }
+    out.unchecked.extend(tokens);
 
     let tls = &cfg.tls;
-    let tls_files = [
-        ("tls.cert_file", &tls.cert_file),
-        ("tls.key_file", &tls.key_file),
-        ("tls.client_ca_file", &tls.client_ca_file),
-    ];
-    let hidden: Vec<&str> = tls_files
-        .iter()
-        .filter(|(_, f)| !resolvable(f.as_deref()))
-        .map(|(k, _)| *k)
-        .collect();
-    if hidden.is_empty() {
+    let tls_files = hidden([
+        ("tls.cert_file".into(), tls.cert_file.as_deref()),
+        ("tls.key_file".into(), tls.key_file.as_deref()),
+        ("tls.client_ca_file".into(), tls.client_ca_file.as_deref()),
+    ]);
+    if tls_files.is_empty() {
         crate::api::tls::server_config(tls)?;
-    } else {
-        out.unchecked.extend(hidden.iter().map(|k| k.to_string()));
     }
+    out.unchecked.extend(tls_files);
 
     for (i, d) in cfg.destinations.iter().enumerate() {
         let files = match d.kind {
@@ -91,16 +98,15 @@ pub fn run(cfg: &Config) -> Result<Preflight, PreflightError> {
                 ("app_secret_file", &d.app_secret_file),
             ],
         };
-        let hidden: Vec<String> = files
-            .iter()
-            .filter(|(_, f)| !resolvable(f.as_deref()))
-            .map(|(k, _)| format!("destinations[{i}].{k}"))
-            .collect();
-        if hidden.is_empty() {
+        let files = hidden(
+            files
+                .into_iter()
+                .map(|(k, f)| (format!("destinations[{i}].{k}"), f.as_deref())),
+        );
+        if files.is_empty() {
             crate::sync::check_destination(cfg, i)?;
-        } else {
-            out.unchecked.extend(hidden);
         }
+        out.unchecked.extend(files);
     }
     Ok(out)
 }

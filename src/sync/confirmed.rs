@@ -5,7 +5,8 @@
 
 use std::collections::HashMap;
 
-use crate::ledger::records::{decode, encode};
+use super::member_key::{key, load};
+use crate::ledger::records::encode;
 use crate::ledger::store::StoreError;
 use crate::sync::member::RemoteMember;
 
@@ -16,32 +17,10 @@ pub struct Confirmed {
     lists: HashMap<String, HashMap<Box<str>, RemoteMember>>,
 }
 
-fn key(audience: &str, customer: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(audience.len() + 1 + customer.len());
-    k.extend_from_slice(audience.as_bytes());
-    k.push(0);
-    k.extend_from_slice(customer.as_bytes());
-    k
-}
-
 impl Confirmed {
     /// Loads the destination's confirmed lists.
     pub fn load(tree: sled::Tree) -> Result<Self, StoreError> {
-        let mut lists: HashMap<String, HashMap<Box<str>, RemoteMember>> = HashMap::new();
-        for item in tree.iter() {
-            let (k, v) = item?;
-            let Some(split) = k.iter().position(|b| *b == 0) else {
-                continue;
-            };
-            let audience = String::from_utf8_lossy(&k[..split]).into_owned();
-            let customer: Box<str> = String::from_utf8_lossy(&k[split + 1..]).into();
-            let member: RemoteMember = decode(&v).map_err(|source| StoreError::Corrupt {
-                tree: "confirmed",
-                key: hex::encode(&k),
-                source,
-            })?;
-            lists.entry(audience).or_default().insert(customer, member);
-        }
+        let lists = load(&tree, "confirmed")?;
         Ok(Self { tree, lists })
     }
 

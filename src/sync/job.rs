@@ -14,6 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::member::RemoteMember;
+use super::member_key;
 use crate::ledger::records::{decode, encode};
 use crate::ledger::store::StoreError;
 
@@ -122,14 +123,6 @@ impl Job {
     }
 }
 
-fn staged_key(audience: &str, customer: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(audience.len() + 1 + customer.len());
-    k.extend_from_slice(audience.as_bytes());
-    k.push(0);
-    k.extend_from_slice(customer.as_bytes());
-    k
-}
-
 /// The jobs of one destination and the members their networks confirmed so far.
 pub struct Jobs {
     jobs: sled::Tree,
@@ -174,7 +167,7 @@ impl Jobs {
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for (id, m) in members {
-            batch.insert(staged_key(audience, id), encode(m));
+            batch.insert(member_key::key(audience, id), encode(m));
         }
         self.staged.apply_batch(batch)?;
         self.staged.flush()?;
@@ -183,8 +176,7 @@ impl Jobs {
 
     /// Everything staged for `audience`.
     pub fn staged(&self, audience: &str) -> Result<Vec<(Box<str>, RemoteMember)>, StoreError> {
-        let mut prefix = audience.as_bytes().to_vec();
-        prefix.push(0);
+        let prefix = member_key::list_prefix(audience);
         let mut out = Vec::new();
         for item in self.staged.scan_prefix(&prefix) {
             let (k, v) = item?;
@@ -201,8 +193,7 @@ impl Jobs {
 
     /// Forgets what was staged for `audience` (the job ended or starts over).
     pub fn clear_staged(&self, audience: &str) -> Result<(), StoreError> {
-        let mut prefix = audience.as_bytes().to_vec();
-        prefix.push(0);
+        let prefix = member_key::list_prefix(audience);
         let mut batch = sled::Batch::default();
         for item in self.staged.scan_prefix(&prefix) {
             let (k, _) = item?;

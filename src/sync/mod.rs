@@ -17,6 +17,7 @@ pub mod handle;
 mod inflight;
 mod job;
 pub mod member;
+mod member_key;
 mod outcome;
 mod push;
 mod replace;

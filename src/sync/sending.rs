@@ -10,7 +10,8 @@
 
 use std::collections::HashMap;
 
-use crate::ledger::records::{decode, encode};
+use super::member_key::{key, load};
+use crate::ledger::records::encode;
 use crate::ledger::store::StoreError;
 use crate::sync::member::RemoteMember;
 
@@ -30,32 +31,10 @@ pub(super) struct Sending {
     unsure: HashMap<String, HashMap<Box<str>, Unsure>>,
 }
 
-fn key(audience: &str, customer: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(audience.len() + 1 + customer.len());
-    k.extend_from_slice(audience.as_bytes());
-    k.push(0);
-    k.extend_from_slice(customer.as_bytes());
-    k
-}
-
 impl Sending {
     /// Loads what requests were carrying when the daemon last stopped: all of it unsure.
     pub fn load(tree: sled::Tree) -> Result<Self, StoreError> {
-        let mut unsure: HashMap<String, HashMap<Box<str>, Unsure>> = HashMap::new();
-        for item in tree.iter() {
-            let (k, v) = item?;
-            let Some(split) = k.iter().position(|b| *b == 0) else {
-                continue;
-            };
-            let audience = String::from_utf8_lossy(&k[..split]).into_owned();
-            let customer: Box<str> = String::from_utf8_lossy(&k[split + 1..]).into();
-            let u: Unsure = decode(&v).map_err(|source| StoreError::Corrupt {
-                tree: "sending",
-                key: hex::encode(&k),
-                source,
-            })?;
-            unsure.entry(audience).or_default().insert(customer, u);
-        }
+        let unsure = load(&tree, "sending")?;
         Ok(Self { tree, unsure })
     }
 
