@@ -18,6 +18,9 @@ pub const EVENTS_DUPLICATE: &str = "audiencesync_events_duplicate_total";
 pub const WAL_SEQUENCE: &str = "audiencesync_wal_sequence";
 /// Gauge: WAL sequence covered by the last checkpoint.
 pub const CHECKPOINT_SEQUENCE: &str = "audiencesync_checkpoint_sequence";
+/// Counter: bytes of keys and values checkpoints wrote to sled; over
+/// `audiencesync_events_ingested_total`, the checkpoints' write amplification.
+pub const CHECKPOINT_BYTES: &str = "audiencesync_checkpoint_bytes_total";
 /// Counter: group commits (one WAL write + fsync each).
 pub const GROUP_COMMITS: &str = "audiencesync_group_commits_total";
 /// Histogram: one group's write-ahead append, write plus fdatasync (the disk's share of

@@ -8,7 +8,9 @@ use audiencesync::audience::Audiences;
 use audiencesync::config::{AudiencesConfig, RevenueConfig, StorageConfig};
 use audiencesync::hashing::NetworkHashes;
 use audiencesync::insight::Insights;
+use audiencesync::ledger::checkpoint::CustomerRows;
 use audiencesync::ledger::facts::{Consent, CustomerUpsert, Fact, FactKind};
+use audiencesync::ledger::order_chunks::ChunkLen;
 use audiencesync::ledger::records::encode_wal;
 use audiencesync::ledger::state::State;
 use audiencesync::ledger::store::Store;
@@ -143,8 +145,18 @@ fn keep_some<T>(items: &mut Vec<T>, pick: &mut impl Iterator<Item = bool>) {
     items.retain(|_| pick.next().unwrap_or(true));
 }
 
-fn apply_all(facts: &[Fact]) -> State {
+/// Order chunks of two, so that the few orders of these small worlds fill chunks.
+const CHUNKS: ChunkLen = ChunkLen(2);
+
+/// An empty state cutting order lists into [`CHUNKS`].
+fn empty_state() -> State {
     let mut s = State::default();
+    s.order_chunk = CHUNKS;
+    s
+}
+
+fn apply_all(facts: &[Fact]) -> State {
+    let mut s = empty_state();
     for f in facts {
         s.apply(f);
     }
@@ -207,7 +219,7 @@ proptest! {
             store.write_checkpoint(&cp).expect("checkpoint");
             canonical(db.facts())
         };
-        recovers_exactly(&cfg, facts.len() - k, &full)?;
+        recovers_exactly(&cfg, facts.len() - k, &full, &facts)?;
     }
 }
 
@@ -227,6 +239,50 @@ proptest! {
     ) {
         // The last flag: the checkpoint before the cut one failed (the retry rewrites all).
         partly_written_checkpoint(facts, split, &written, written[63])?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A store whose order lists were cut otherwise (a version-3 store kept every order in
+    /// the customer's record, as chunks too long to fill would): recovery reads it exactly,
+    /// and the customers are rewritten whole in this build's chunks, so later checkpoints
+    /// (which write only the chunks that change) lose nothing.
+    #[test]
+    fn a_store_cut_in_other_chunks_is_read_and_rewritten_in_these(
+        facts in proptest::collection::vec(fact_strategy(), 2..40),
+        written_with in prop_oneof![Just(3u32), Just(1_000)],
+    ) {
+        let facts = with_ids(facts);
+        let (_tmp, cfg) = scratch_store();
+        let full = {
+            let store = Store::open(&cfg).expect("open");
+            for (i, f) in facts.iter().enumerate() {
+                store.append_wal(i as u64 + 1, &encode_wal(std::slice::from_ref(f))).expect("wal");
+            }
+            // Lists cut in `written_with` from the start, as that build would have.
+            let mut state = {
+                let mut s = State::default();
+                s.order_chunk = ChunkLen(written_with);
+                for f in &facts {
+                    s.apply(f);
+                }
+                s
+            };
+            state.mark_all_dirty();
+            let params = AudienceParams::from_config(&AudiencesConfig::default()).expect("rules");
+            let currencies =
+                Arc::new(CurrencyTable::from_config(&RevenueConfig::default()).expect("cur"));
+            let mut db = Db::new(
+                state,
+                Audiences::new(params.clone(), currencies.clone()),
+                Insights::new(&params, currencies),
+            );
+            store.write_checkpoint(&db.take_checkpoint(facts.len() as u64)).expect("checkpoint");
+            canonical(db.facts())
+        };
+        recovers_exactly(&cfg, 0, &full, &facts)?;
     }
 }
 
@@ -278,7 +334,7 @@ fn partly_written_checkpoint(
         }
         // The first k facts, checkpointed completely at seq k.
         let mut db = Db::new(
-            State::default(),
+            empty_state(),
             Audiences::new(params.clone(), currencies.clone()),
             Insights::new(&params, currencies),
         );
@@ -324,19 +380,75 @@ fn partly_written_checkpoint(
         store.write_checkpoint(&next).expect("partial checkpoint");
         canonical(db.facts())
     };
-    recovers_exactly(&cfg, facts.len() - k, &full)
+    recovers_exactly(&cfg, facts.len() - k, &full, &facts)
 }
 
-/// Reopens the store and checks recovery replays `replayed` records and ends with `full`.
+/// Reopens the store and checks recovery replays `replayed` records and ends with `full`
+/// (the state of `facts`). Then the life goes on from what was recovered: new orders that
+/// fill chunks and refunds of the old orders wherever they sit, checkpointed with what
+/// recovery marked (customers whose stored order layout it repaired, those an erasure
+/// purged); a second recovery from that checkpoint alone must give all of it.
 fn recovers_exactly(
     cfg: &StorageConfig,
     replayed: usize,
     full: &[String],
+    facts: &[Fact],
 ) -> Result<(), TestCaseError> {
-    let rec = reopen(cfg).recover().expect("recover");
+    let store = reopen(cfg);
+    let rec = store.recover_with(CHUNKS).expect("recover");
     prop_assert_eq!(rec.replayed as usize, replayed);
     prop_assert_eq!(canonical(&rec.state), full);
+    let params = AudienceParams::from_config(&AudiencesConfig::default()).expect("rules");
+    let currencies = Arc::new(CurrencyTable::from_config(&RevenueConfig::default()).expect("cur"));
+    let mut db = Db::new(
+        rec.state,
+        Audiences::new(params.clone(), currencies.clone()),
+        Insights::new(&params, currencies),
+    );
+    let later = later_life();
+    for f in &later {
+        db.facts_mut().apply(f);
+    }
+    store
+        .write_checkpoint(&db.take_checkpoint(rec.last_seq))
+        .expect("checkpoint after recovery");
+    drop(store);
+    let again = reopen(cfg).recover_with(CHUNKS).expect("recover again");
+    prop_assert_eq!(again.replayed, 0);
+    let all: Vec<Fact> = facts.iter().chain(&later).cloned().collect();
+    prop_assert_eq!(canonical(&again.state), canonical(&apply_all(&all)));
     Ok(())
+}
+
+/// What happens after a recovery in [`recovers_exactly`]: three new orders per customer and
+/// a refund of one order of the small world (the chunks of the others are not rewritten).
+fn later_life() -> Vec<Fact> {
+    let mut facts = Vec::new();
+    for c in 0..4 {
+        for i in 0..3 {
+            facts.push(Fact {
+                event_id: format!("later-o{c}{i}").into(),
+                at: NOW - DAY,
+                kind: FactKind::OrderPlaced {
+                    order: format!("x{c}{i}").into(),
+                    customer: format!("c{c}").into(),
+                    total_minor: 700,
+                    currency: usd(),
+                    item_count: 1,
+                },
+            });
+        }
+    }
+    facts.push(Fact {
+        event_id: "later-r4".into(),
+        at: NOW - DAY,
+        kind: FactKind::OrderRefunded {
+            order: "o4".into(),
+            amount_minor: 1,
+            full: false,
+        },
+    });
+    facts
 }
 
 /// Found by the proptest above: a refund stored alone (its order had not arrived), then the
@@ -411,7 +523,7 @@ fn a_record_that_drops_an_order_is_written_after_the_one_that_takes_it() {
     let params = AudienceParams::from_config(&AudiencesConfig::default()).expect("rules");
     let currencies = Arc::new(CurrencyTable::from_config(&RevenueConfig::default()).expect("cur"));
     let mut db = Db::new(
-        State::default(),
+        empty_state(),
         Audiences::new(params.clone(), currencies.clone()),
         Insights::new(&params, currencies),
     );
@@ -423,9 +535,8 @@ fn a_record_that_drops_an_order_is_written_after_the_one_that_takes_it() {
         db.facts_mut().apply(f);
     }
     let cp = db.take_checkpoint(4);
-    let ids = |rows: &[(Box<str>, Vec<u8>)]| -> Vec<String> {
-        rows.iter().map(|(id, _)| id.to_string()).collect()
-    };
+    let ids =
+        |rows: &[CustomerRows]| -> Vec<String> { rows.iter().map(|r| r.id.to_string()).collect() };
     assert_eq!(ids(&cp.customers), vec!["c3"]);
     assert_eq!(ids(&cp.customers_last), vec!["c2"]);
 }

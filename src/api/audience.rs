@@ -98,17 +98,21 @@ impl AudienceService for AudienceApi {
         request: Request<v1::GetCustomerAudiencesRequest>,
     ) -> Result<Response<v1::CustomerAudiences>, Status> {
         let id = request.into_inner().customer_id;
-        let db = self.ctx.writer.read();
-        let c = customer_named(&db, &id)?;
-        let mask = db.audiences().mask(c);
+        // The published answers: this hot-path query never waits for the writer.
+        let published = self.ctx.writer.answers();
+        let answer = published
+            .get(&id)
+            .ok_or_else(|| Status::not_found(format!("customer `{id}` not found")))?;
+        let names = published.names();
+        let name = |a: Audience| names.get(a.index()).cloned().unwrap_or_default();
         let mut audiences = Vec::new();
         let mut holdout = Vec::new();
         let mut stage = String::new();
         for a in Audience::ALL {
-            if mask & a.bit() != 0 {
-                audiences.push(db.audiences().name(a));
-                if db.audiences().holdout(a).contains(c) {
-                    holdout.push(db.audiences().name(a));
+            if answer.mask & a.bit() != 0 {
+                audiences.push(name(a));
+                if answer.holdout & a.bit() != 0 {
+                    holdout.push(name(a));
                 }
                 if let Some(s) = a.stage_name() {
                     stage = s.to_string();
@@ -119,7 +123,7 @@ impl AudienceService for AudienceApi {
             customer_id: id,
             audiences,
             lifecycle_stage: stage,
-            eligible: db.audiences().is_eligible(c),
+            eligible: answer.eligible,
             holdout,
         }))
     }

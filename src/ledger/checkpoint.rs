@@ -3,12 +3,13 @@
 //! ([`Store::write_checkpoint`]), in phases ordered so that a crash at any point recovers
 //! exactly.
 
-use rustc_hash::FxHashSet as HashSet;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::ledger::customer_record::{
     encode_customer, AudienceEntry, CartsView, CustomerRecordView, MembershipView, OrdersView,
 };
 use crate::ledger::marker::Marker;
+use crate::ledger::order_chunks::{chunk_key, chunk_prefix, parse_chunk_key};
 use crate::ledger::records::{encode, key_bytes};
 use crate::ledger::state::{CustomerIdx, Key, OrderSlot, State};
 use crate::ledger::store::{
@@ -21,11 +22,11 @@ use crate::ledger::wal::Wal;
 pub struct Checkpoint {
     /// State covers every WAL record up to and including this one.
     pub seq: u64,
-    /// (customer id, record)
-    pub customers: Vec<(Box<str>, Vec<u8>)>,
-    /// (customer id, record) of customers whose record drops an order or cart (erasures):
-    /// written after a sync, once every record that now carries what they drop is durable.
-    pub customers_last: Vec<(Box<str>, Vec<u8>)>,
+    /// Customers' records and order chunks.
+    pub customers: Vec<CustomerRows>,
+    /// The same for customers whose record set drops an order or cart (erasures): written
+    /// after a sync, once every record that now carries what they drop is durable.
+    pub customers_last: Vec<CustomerRows>,
     /// (order key, record)
     pub orders: Vec<([u8; 16], Vec<u8>)>,
     /// (cart key, record)
@@ -39,6 +40,52 @@ pub struct Checkpoint {
     /// Chunks whose newest id was received before this second are past retention.
     pub dedup_pruned_before: Option<i64>,
 }
+/// What a checkpoint writes for one customer, in one sled batch: the customer's record set
+/// changes all at once, so its layout is never seen half-rewritten (see
+/// [`crate::ledger::order_chunks`]).
+#[derive(Debug)]
+pub struct CustomerRows {
+    /// The shop's id.
+    pub id: Box<str>,
+    /// The customer's record, when it changed.
+    pub record: Option<Vec<u8>>,
+    /// (chunk number, chunk record) of the chunks that changed.
+    pub chunks: Vec<(u32, Vec<u8>)>,
+    /// Written whole: chunk keys from this number on are deleted.
+    pub chunks_end: Option<u32>,
+}
+
+impl CustomerRows {
+    fn rows(&self) -> usize {
+        usize::from(self.record.is_some()) + self.chunks.len()
+    }
+}
+
+impl Checkpoint {
+    /// Bytes of keys and values this checkpoint writes (deletions not counted).
+    pub fn bytes(&self) -> u64 {
+        let customers = self
+            .customers
+            .iter()
+            .chain(&self.customers_last)
+            .map(|c| {
+                let record = c.record.as_ref().map_or(0, |r| c.id.len() + r.len());
+                let chunks: usize = c.chunks.iter().map(|(_, v)| c.id.len() + 5 + v.len()).sum();
+                record + chunks
+            })
+            .sum::<usize>();
+        let alone = self
+            .orders
+            .iter()
+            .chain(&self.carts)
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>();
+        // One 24-byte key per 4,096 ids, 16 bytes per id.
+        let dedup = self.dedup_added.len() * 16 + self.dedup_added.len().div_ceil(DEDUP_CHUNK) * 24;
+        (customers + alone + dedup) as u64
+    }
+}
+
 impl Store {
     /// Writes a checkpoint, then records its sequence, then trims the WAL below it.
     /// A crash anywhere in between is harmless: replay is idempotent (see `state`).
@@ -47,13 +94,13 @@ impl Store {
         // cart can move from one record to another (an erasure drops it from the erased
         // customer's record); it gets a lone copy here, since its new carrier may itself be
         // a record of phase 2 (two erased customers can swap orders).
-        self.insert_rows(&self.customers, &cp.customers, |k| k.as_bytes())?;
+        self.write_customers(&cp.customers)?;
         self.insert_rows(&self.orders, &cp.orders, |k| k.as_slice())?;
         self.insert_rows(&self.carts, &cp.carts, |k| k.as_slice())?;
         // Phase 2, after a sync: the records that drop something.
         if !cp.customers_last.is_empty() {
             self.sync_with_blobs()?;
-            self.insert_rows(&self.customers, &cp.customers_last, |k| k.as_bytes())?;
+            self.write_customers(&cp.customers_last)?;
         }
         // Phase 3, after a sync: the lone copies that customer records now carry (a carrier
         // may be a record of phase 2: a customer erased once who placed the order later).
@@ -110,6 +157,40 @@ impl Store {
         Ok(())
     }
 
+    /// Writes customers' rows, each customer's in one batch with others up to about
+    /// [`MAX_SLED_BATCH`] rows.
+    fn write_customers(&self, customers: &[CustomerRows]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut rows = 0;
+        for c in customers {
+            if let Some(end) = c.chunks_end {
+                let prefix = chunk_prefix(&c.id);
+                for item in self.customers.scan_prefix(&prefix) {
+                    let (key, _) = item?;
+                    match parse_chunk_key(&key) {
+                        Some(Ok((_, k))) if k < end => {}
+                        _ => batch.remove(key),
+                    }
+                }
+            }
+            if let Some(record) = &c.record {
+                batch.insert(c.id.as_bytes(), record.as_slice());
+            }
+            for (k, chunk) in &c.chunks {
+                batch.insert(chunk_key(&c.id, *k), chunk.as_slice());
+            }
+            rows += c.rows();
+            if rows >= MAX_SLED_BATCH {
+                self.customers.apply_batch(std::mem::take(&mut batch))?;
+                rows = 0;
+            }
+        }
+        if rows > 0 || customers.iter().any(|c| c.chunks_end.is_some()) {
+            self.customers.apply_batch(batch)?;
+        }
+        Ok(())
+    }
+
     /// Inserts `rows` in batches of at most [`MAX_SLED_BATCH`].
     fn insert_rows<K>(
         &self,
@@ -131,9 +212,13 @@ impl Store {
 /// What one checkpoint writes, decided under the write lock by [`State::take_dirty`].
 #[derive(Debug, Default)]
 pub struct DirtyPlan {
-    /// Customers whose record is rewritten (with their orders and carts).
+    /// Customers whose record is rewritten (with their carts and the tail of their orders).
     customers: HashSet<CustomerIdx>,
-    /// Of those, the ones whose record drops an order or cart: written last.
+    /// Full order chunks rewritten: (customer, chunk).
+    chunks: Vec<(CustomerIdx, u32)>,
+    /// Customers written whole (record and every chunk).
+    relayout: HashSet<CustomerIdx>,
+    /// Of those, the ones whose record set drops an order or cart: written last.
     shrunk: HashSet<CustomerIdx>,
     /// Orders written on their own (no placement).
     alone_orders: Vec<OrderSlot>,
@@ -167,19 +252,32 @@ impl State {
     /// guest cart) is written on its own, and its lone copy is removed once a customer's
     /// record carries it.
     pub fn take_dirty(&mut self, also: impl IntoIterator<Item = CustomerIdx>) -> DirtyPlan {
+        // Orders an erasure changed: each placer's chunk or record holding them.
+        let orders = std::mem::take(&mut self.dirty.orders);
+        for &s in &orders {
+            let placers: smallvec::SmallVec<[CustomerIdx; 2]> =
+                self.orders.placements(s).map(|p| p.customer).collect();
+            for c in placers {
+                self.mark_order_of(c, s);
+            }
+        }
         let dirty = std::mem::take(&mut self.dirty);
+        let mut relayout = dirty.relayout;
+        relayout.extend(dirty.shrunk.iter().copied());
         let mut plan = DirtyPlan {
             customers: dirty.customers,
+            chunks: dirty.chunks.into_iter().collect(),
+            relayout,
             shrunk: dirty.shrunk,
             dedup_added: dirty.dedup_added,
             dedup_pruned_before: dirty.dedup_pruned_before,
             ..DirtyPlan::default()
         };
         plan.customers.extend(also);
-        for s in dirty.orders {
+        plan.customers.extend(plan.relayout.iter().copied());
+        plan.chunks.sort_unstable();
+        for s in orders {
             if self.orders.is_placed(s) {
-                plan.customers
-                    .extend(self.orders.placements(s).map(|p| p.customer));
                 // A moved order is written alone before the records, removed after them.
                 let moved = dirty.moved_orders.contains(&s);
                 if moved {
@@ -227,6 +325,7 @@ impl State {
         plan: DirtyPlan,
         derived: impl Fn(CustomerIdx) -> Derived<'a>,
     ) -> Checkpoint {
+        let chunking = self.order_chunk;
         let record = |c: CustomerIdx| {
             let cust = &self.customers[c as usize];
             let Derived {
@@ -240,21 +339,50 @@ impl State {
                 entries,
                 orders: OrdersView {
                     state: self,
-                    slots: &cust.orders,
+                    slots: &cust.orders[chunking.tail(cust.orders.len())],
                 },
                 carts: CartsView {
                     state: self,
                     keys: &cust.carts,
                 },
+                order_chunks: chunking.full(cust.orders.len()),
             };
-            (cust.id.clone(), encode_customer(&rec))
+            encode_customer(&rec)
         };
-        let (last, first): (Vec<CustomerIdx>, Vec<CustomerIdx>) = plan
-            .customers
-            .into_iter()
-            .partition(|c| plan.shrunk.contains(c));
-        let customers = first.into_iter().map(record).collect();
-        let customers_last = last.into_iter().map(record).collect();
+        let chunk = |c: CustomerIdx, k: u32| {
+            let orders = &self.customers[c as usize].orders;
+            // A chunk that is no longer full was cut by a relayout, which rewrote the rest.
+            let slots = orders.get(chunking.range(k))?;
+            Some((k, encode(&OrdersView { state: self, slots })))
+        };
+        let mut chunks: HashMap<CustomerIdx, Vec<u32>> = HashMap::default();
+        for (c, k) in plan.chunks {
+            chunks.entry(c).or_default().push(k);
+        }
+        let mut who: Vec<CustomerIdx> = plan.customers.iter().copied().collect();
+        who.extend(chunks.keys().filter(|c| !plan.customers.contains(c)));
+        who.sort_unstable();
+        let (mut customers, mut customers_last) = (Vec::new(), Vec::new());
+        for c in who {
+            let whole = plan.relayout.contains(&c);
+            let full = chunking.full(self.customers[c as usize].orders.len());
+            let rows = CustomerRows {
+                id: self.customers[c as usize].id.clone(),
+                record: plan.customers.contains(&c).then(|| record(c)),
+                chunks: if whole {
+                    (0..full).filter_map(|k| chunk(c, k)).collect()
+                } else {
+                    let ks = chunks.remove(&c).unwrap_or_default();
+                    ks.into_iter().filter_map(|k| chunk(c, k)).collect()
+                },
+                chunks_end: whole.then_some(full),
+            };
+            if plan.shrunk.contains(&c) {
+                customers_last.push(rows);
+            } else {
+                customers.push(rows);
+            }
+        }
         let orders = plan
             .alone_orders
             .into_iter()
@@ -281,6 +409,7 @@ impl State {
     /// Marks every entity dirty, so the next checkpoint rewrites all of them.
     pub fn mark_all_dirty(&mut self) {
         self.dirty.customers = (0..self.customers.len() as u32).collect();
+        self.dirty.relayout = self.dirty.customers.clone();
         // Only an erasure makes a record drop an order or cart; a failed checkpoint may have
         // lost which ones did, so every erased customer's record goes last.
         self.dirty.shrunk = (0..self.customers.len() as u32)
@@ -300,6 +429,8 @@ impl State {
     pub fn nothing_dirty(&self) -> bool {
         let d = &self.dirty;
         d.customers.is_empty()
+            && d.chunks.is_empty()
+            && d.relayout.is_empty()
             && d.orders.is_empty()
             && d.carts.is_empty()
             && d.dedup_added.is_empty()
@@ -310,6 +441,6 @@ impl State {
     /// engines' own dirty customers are added.
     pub fn dirty_entities(&self) -> usize {
         let d = &self.dirty;
-        d.customers.len() + d.orders.len() + d.carts.len()
+        d.customers.len() + d.chunks.len() + d.orders.len() + d.carts.len()
     }
 }

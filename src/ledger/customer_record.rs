@@ -10,7 +10,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Nanos;
-use crate::ledger::orders::OrderSlot;
+use crate::ledger::order_chunks::LayoutLoader;
+use crate::ledger::orders::{NewPlacement, OrderSlot};
 use crate::ledger::profile::Profile;
 use crate::ledger::records::{CodecError, CUSTOMER_RECORD_VERSION, RECORD_VERSION};
 use crate::ledger::state::{Cart, CartUpdate, CustomerIdx, Key, Refund, State};
@@ -40,12 +41,14 @@ pub struct AudienceEntry {
     pub flags: u8,
 }
 
-/// A customer as stored in the `customers` tree (keyed by the shop's id), with its orders
-/// and carts: one sled insert per dirty customer instead of one per order and cart (an
-/// insert costs ~14 µs, which made checkpoints the daemon's largest CPU cost).
+/// A customer as stored in the `customers` tree (keyed by the shop's id), with its carts and
+/// the tail of its orders (the full chunks before it have records of their own: see
+/// [`crate::ledger::order_chunks`]): one sled insert per dirty customer instead of one per
+/// order and cart (an insert costs ~10 µs, which made checkpoints the daemon's largest CPU
+/// cost), and a size that does not grow with the customer's history.
 ///
-/// An order placed by several customers is in each one's record; loading joins the copies,
-/// which is exact because every entity is a join-semilattice.
+/// An order placed by several customers is in each one's record set; loading joins the
+/// copies, which is exact because every entity is a join-semilattice.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct CustomerRecord {
     /// Latest erasure.
@@ -56,10 +59,24 @@ pub struct CustomerRecord {
     pub memberships: MembershipRecord,
     /// Audience entries kept for outcome reports (since version 2).
     pub entries: Vec<AudienceEntry>,
-    /// The orders with a placement by this customer (since version 3).
+    /// The orders with a placement by this customer (since version 3), after its full
+    /// chunks (since version 4; before, all of them).
     pub orders: Vec<(Key, OrderRecord)>,
     /// The carts this customer updated, open or checked out (since version 3).
     pub carts: Vec<(Key, CartRecord)>,
+    /// Full order chunks stored under their own keys (since version 4).
+    pub order_chunks: u32,
+}
+
+/// A customer record of version 3 (every order in the record).
+#[derive(Debug, Deserialize)]
+struct CustomerRecordV3 {
+    erased_at: Option<Nanos>,
+    profile: Profile,
+    memberships: MembershipRecord,
+    entries: Vec<AudienceEntry>,
+    orders: Vec<(Key, OrderRecord)>,
+    carts: Vec<(Key, CartRecord)>,
 }
 
 /// A customer record of version 1 (before audience entries).
@@ -87,8 +104,10 @@ struct CustomerRecordV2 {
     entries: Vec<AudienceEntry>,
 }
 
-/// Decodes a customer record of version 1, 2 or 3; `true` when it is older than 3 (its
-/// orders and carts live in their own trees until everything is rewritten once).
+/// Decodes a customer record of version 1 to 4; `true` when it is older than 3 (its orders
+/// and carts live in their own trees until everything is rewritten once). A version-3
+/// record holds every order as its tail; loading finds the tail too long and has the
+/// customer written whole in chunks.
 pub fn decode_customer(bytes: &[u8]) -> Result<(CustomerRecord, bool), CodecError> {
     let old = |erased_at, profile, memberships, entries| CustomerRecord {
         erased_at,
@@ -97,10 +116,18 @@ pub fn decode_customer(bytes: &[u8]) -> Result<(CustomerRecord, bool), CodecErro
         entries,
         orders: Vec::new(),
         carts: Vec::new(),
+        order_chunks: 0,
     };
     match bytes.split_first() {
         None => Err(CodecError::Empty),
         Some((&CUSTOMER_RECORD_VERSION, rest)) => Ok((postcard::from_bytes(rest)?, false)),
+        Some((&3, rest)) => {
+            let v3: CustomerRecordV3 = postcard::from_bytes(rest)?;
+            let mut r = old(v3.erased_at, v3.profile, v3.memberships, v3.entries);
+            r.orders = v3.orders;
+            r.carts = v3.carts;
+            Ok((r, false))
+        }
         Some((&2, rest)) => {
             let v2: CustomerRecordV2 = postcard::from_bytes(rest)?;
             Ok((
@@ -181,10 +208,12 @@ pub struct CustomerRecordView<'a> {
     pub memberships: MembershipView<'a>,
     /// Audience entries.
     pub entries: &'a [AudienceEntry],
-    /// The customer's orders.
+    /// The tail of the customer's orders.
     pub orders: OrdersView<'a>,
     /// The customer's carts.
     pub carts: CartsView<'a>,
+    /// Full order chunks stored under their own keys.
+    pub order_chunks: u32,
 }
 
 /// [`MembershipRecord`], borrowed.
@@ -351,15 +380,24 @@ impl State {
 
     /// Restores a customer from its record, joining its orders and carts into whatever other
     /// records brought already; returns its index and what the record holds beyond the facts.
-    pub fn restore_customer(&mut self, id: &str, r: CustomerRecord) -> RestoredCustomer {
+    /// `layout` rebuilds the order list with the chunks read after the record.
+    pub fn restore_customer(
+        &mut self,
+        id: &str,
+        r: CustomerRecord,
+        layout: &mut LayoutLoader,
+    ) -> RestoredCustomer {
         let c = self.intern(id);
         let cust = &mut self.customers[c as usize];
         cust.erased_at = r.erased_at;
         cust.profile = r.profile;
         cust.profile.share_eids();
-        for (key, order) in r.orders {
-            self.restore_order(key, order);
-        }
+        let tail = r
+            .orders
+            .into_iter()
+            .map(|(key, order)| self.restore_order_of(c, key, order, layout))
+            .collect();
+        layout.record(self, c, r.order_chunks, tail);
         for (key, cart) in r.carts {
             let checked_out = cart.checked_out;
             self.restore_cart(key, cart);
@@ -382,24 +420,62 @@ impl State {
         }
     }
 
-    /// Joins an order record into the state: placements and refunds not seen yet are added.
-    pub fn restore_order(&mut self, key: Key, r: OrderRecord) -> OrderSlot {
+    /// Restores chunk `k` of customer `id`'s orders.
+    pub fn restore_chunk(
+        &mut self,
+        id: &str,
+        k: u32,
+        orders: Vec<(Key, OrderRecord)>,
+        layout: &mut LayoutLoader,
+    ) {
+        let c = self.intern(id);
+        let slots: Vec<OrderSlot> = orders
+            .into_iter()
+            .map(|(key, order)| self.restore_order_of(c, key, order, layout))
+            .collect();
+        layout.chunk(self, c, k, &slots);
+    }
+
+    /// Joins an order record from customer `owner`'s record set; `layout` puts it in the
+    /// owner's list, and checks at the end that every other placer's list holds it.
+    fn restore_order_of(
+        &mut self,
+        owner: CustomerIdx,
+        key: Key,
+        r: OrderRecord,
+        layout: &mut LayoutLoader,
+    ) -> OrderSlot {
+        let slot = self.orders.slot(key);
+        for p in r.placements {
+            let c = self.intern(&p.customer);
+            if c != owner {
+                layout.placed_by_other(c, slot);
+            }
+            self.orders.place(slot, placement(c, &p));
+        }
+        for refund in r.refunds {
+            self.orders.refund(slot, refund);
+        }
+        slot
+    }
+
+    /// Joins a lone order record into the state: placements and refunds not seen yet are
+    /// added, and a placer whose list lacked the order gets it (and is written whole).
+    pub fn restore_order(
+        &mut self,
+        key: Key,
+        r: OrderRecord,
+        layout: &mut LayoutLoader,
+    ) -> OrderSlot {
         let slot = self.orders.slot(key);
         for p in r.placements {
             let c = self.intern(&p.customer);
             let cust = &mut self.customers[c as usize];
             if !cust.orders.contains(&slot) {
                 cust.orders.push(slot);
+                layout.pushed_from_outside(c);
             }
-            let new = crate::ledger::orders::NewPlacement {
-                customer: c,
-                at: p.at,
-                eid: &p.eid,
-                total_minor: p.total_minor,
-                currency: p.currency,
-                item_count: p.item_count,
-            };
-            self.orders.place(slot, new);
+            self.orders.place(slot, placement(c, &p));
         }
         for refund in r.refunds {
             self.orders.refund(slot, refund);
@@ -443,6 +519,18 @@ impl State {
                 None => cart.updates.push(u),
             }
         }
+    }
+}
+
+/// A stored placement by customer `c`, to join into the order book.
+fn placement(c: CustomerIdx, p: &PlacementRecord) -> NewPlacement<'_> {
+    NewPlacement {
+        customer: c,
+        at: p.at,
+        eid: &p.eid,
+        total_minor: p.total_minor,
+        currency: p.currency,
+        item_count: p.item_count,
     }
 }
 
@@ -580,6 +668,7 @@ mod tests {
                 .iter()
                 .filter_map(|k| Some((*k, cart_record(&st, st.carts.get(k)?))))
                 .collect(),
+            order_chunks: 3,
         };
         let view = CustomerRecordView {
             erased_at: Some(1),
@@ -598,6 +687,7 @@ mod tests {
                 state: &st,
                 keys: &cust.carts,
             },
+            order_chunks: 3,
         };
         assert_eq!(encode_customer(&view), encode_customer(&owned));
         let o1 = cust.orders[0];
@@ -613,7 +703,7 @@ mod tests {
     }
 
     #[test]
-    fn customer_records_of_versions_1_and_2_still_decode() {
+    fn customer_records_of_versions_1_to_3_still_decode() {
         let memberships = MembershipRecord {
             mask: 5,
             since: vec![(0, 7)],
@@ -647,24 +737,46 @@ mod tests {
         assert!(old);
         assert_eq!(r.entries, vec![entry]);
 
-        let v3 = encode_customer(&CustomerRecord {
+        let order = || OrderRecord {
+            placements: Vec::new(),
+            refunds: Vec::new(),
+        };
+        // Version 3 added every order and cart, without the chunk count.
+        let mut v3 = vec![3u8];
+        v3.extend(
+            postcard::to_allocvec(&(
+                None::<i64>,
+                Profile::default(),
+                memberships.clone(),
+                vec![entry],
+                vec![(7u128, order())],
+                Vec::<(u128, CartRecord)>::new(),
+            ))
+            .expect("encodes"),
+        );
+        let (r, old) = decode_customer(&v3).expect("v3 decodes");
+        assert!(!old);
+        assert_eq!(
+            (&r.entries, r.orders.len(), r.order_chunks),
+            (&vec![entry], 1, 0)
+        );
+
+        let v4 = encode_customer(&CustomerRecord {
             erased_at: None,
             profile: Profile::default(),
             memberships,
             entries: vec![entry],
-            orders: vec![(
-                7,
-                OrderRecord {
-                    placements: Vec::new(),
-                    refunds: Vec::new(),
-                },
-            )],
+            orders: vec![(7, order())],
             carts: Vec::new(),
+            order_chunks: 2,
         });
-        assert_eq!(v3[0], CUSTOMER_RECORD_VERSION);
-        let (r, old) = decode_customer(&v3).expect("v3 decodes");
+        assert_eq!(v4[0], CUSTOMER_RECORD_VERSION);
+        let (r, old) = decode_customer(&v4).expect("v4 decodes");
         assert!(!old);
-        assert_eq!((r.entries, r.orders.len()), (vec![entry], 1));
+        assert_eq!(
+            (r.entries, r.orders.len(), r.order_chunks),
+            (vec![entry], 1, 2)
+        );
         assert!(matches!(
             decode_customer(&[9, 0]),
             Err(CodecError::Version(9))

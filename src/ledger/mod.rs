@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod customer_record;
 pub mod facts;
 pub mod marker;
+pub mod order_chunks;
 pub mod orders;
 pub mod profile;
 pub mod records;

@@ -13,8 +13,8 @@ use crate::ledger::state::Key;
 pub const RECORD_VERSION: u8 = 1;
 
 /// Version byte of customer records: version 2 added audience entries, version 3 the
-/// customer's orders and carts.
-pub const CUSTOMER_RECORD_VERSION: u8 = 3;
+/// customer's orders and carts, version 4 cut the orders into chunks with their own keys.
+pub const CUSTOMER_RECORD_VERSION: u8 = 4;
 
 /// A record that cannot be read back.
 #[derive(Debug, thiserror::Error)]

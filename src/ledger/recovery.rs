@@ -3,6 +3,7 @@
 //! it records, because every entity is a join-semilattice (see [`crate::ledger::state`]).
 
 use crate::ledger::customer_record::{decode_customer, RestoredCustomer};
+use crate::ledger::order_chunks::{parse_chunk_key, ChunkLen, LayoutLoader};
 use crate::ledger::records::{decode, decode_wal, key_from, CodecError};
 use crate::ledger::state::State;
 use crate::ledger::store::{corrupt, guarded, u64_from, Store, StoreError, META_CHECKPOINT};
@@ -29,8 +30,14 @@ impl Store {
     /// Loads the checkpoint and replays the WAL after it. Refuses a store that recovers to less
     /// than the checkpoint its marker records (sled fell back to an older prefix of its log).
     pub fn recover(&self) -> Result<Recovered, StoreError> {
+        self.recover_with(ChunkLen::default())
+    }
+
+    /// [`Store::recover`], cutting order lists into chunks of `chunking` (tests use short
+    /// chunks; a store written with other chunks is rewritten in these).
+    pub fn recover_with(&self, chunking: ChunkLen) -> Result<Recovered, StoreError> {
         let rec = guarded(&self.dir, "reading the stored state", || {
-            self.recover_inner()
+            self.recover_inner(chunking)
         })?;
         if rec.last_seq < self.marker.checkpoint_seq {
             return Err(StoreError::Damaged {
@@ -44,23 +51,33 @@ impl Store {
         Ok(rec)
     }
 
-    fn recover_inner(&self) -> Result<Recovered, StoreError> {
+    fn recover_inner(&self, chunking: ChunkLen) -> Result<Recovered, StoreError> {
         let mut state = State::default();
+        state.order_chunk = chunking;
         let mut customers = Vec::new();
         let mut legacy = false;
+        let mut layout = LayoutLoader::default();
+        // Key order brings each customer's record before its chunks, in chunk order.
         for item in self.customers.iter() {
             let (k, v) = item?;
+            if let Some(chunk) = parse_chunk_key(&k) {
+                let (id, n) = chunk.map_err(|()| corrupt("customers", &k, CodecError::Empty))?;
+                let orders = decode(&v).map_err(|e| corrupt("customers", &k, e))?;
+                state.restore_chunk(id, n, orders, &mut layout);
+                continue;
+            }
             let (rec, old) = decode_customer(&v).map_err(|e| corrupt("customers", &k, e))?;
             legacy |= old;
             let id = String::from_utf8_lossy(&k);
-            customers.push(state.restore_customer(&id, rec));
+            customers.push(state.restore_customer(&id, rec, &mut layout));
         }
         // Lone records join what the customer records brought (a copy left by a crash
         // mid-checkpoint is older, hence contained in the join).
         for item in self.orders.iter() {
             let (k, v) = item?;
             let key = key_from(&k).ok_or_else(|| corrupt("orders", &k, CodecError::Empty))?;
-            let slot = state.restore_order(key, decode(&v).map_err(|e| corrupt("orders", &k, e))?);
+            let order = decode(&v).map_err(|e| corrupt("orders", &k, e))?;
+            let slot = state.restore_order(key, order, &mut layout);
             state.stored_alone.orders.insert(slot);
         }
         for item in self.carts.iter() {
@@ -69,6 +86,7 @@ impl Store {
             state.restore_cart(key, decode(&v).map_err(|e| corrupt("carts", &k, e))?);
             state.stored_alone.carts.insert(key);
         }
+        let relayout = layout.finish(&mut state);
         state.purge_erased();
         for item in self.dedup.iter() {
             let (k, v) = item?;
@@ -83,7 +101,18 @@ impl Store {
                 }
             }
         }
+        // Purging drops what a crash mid-checkpoint left in stored records: those customers'
+        // lists now differ from what is stored, so they are written whole, after the records
+        // that carry what they drop (as the erasure itself would have).
+        let purged = std::mem::take(&mut state.dirty.shrunk);
         state.dirty = Default::default();
+        state
+            .dirty
+            .customers
+            .extend(relayout.iter().chain(&purged).copied());
+        state.dirty.relayout = relayout;
+        state.dirty.relayout.extend(purged.iter().copied());
+        state.dirty.shrunk = purged;
         state.touched.clear();
         if legacy {
             // Version-1 customer records: rewrite everything once in the new layout; every

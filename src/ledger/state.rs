@@ -14,6 +14,7 @@ use smallvec::SmallVec;
 
 use crate::clock::{whole_secs_between, Nanos};
 use crate::ledger::facts::{Fact, FactKind};
+use crate::ledger::order_chunks::ChunkLen;
 pub use crate::ledger::orders::{NewPlacement, OrderRef, OrderSlot, Orders, Placement};
 use crate::ledger::profile::{Offerer, Profile};
 use crate::ledger::seen::SeenIds;
@@ -129,8 +130,14 @@ pub struct Summary {
 /// What changed since the last checkpoint.
 #[derive(Debug, Default)]
 pub struct Dirty {
-    /// Customers whose profile or erasure changed (or that are new).
+    /// Customers whose record is rewritten: profile, erasure, memberships, entries, carts or
+    /// the orders of its tail changed (or the customer is new).
     pub customers: HashSet<CustomerIdx>,
+    /// Full order chunks to rewrite (see [`crate::ledger::order_chunks`]): (customer, chunk).
+    pub chunks: HashSet<(CustomerIdx, u32)>,
+    /// Customers written whole (record, every chunk, stale chunks deleted): their stored
+    /// layout cannot be trusted.
+    pub relayout: HashSet<CustomerIdx>,
     /// Orders changed.
     pub orders: HashSet<OrderSlot>,
     /// Carts changed.
@@ -177,6 +184,8 @@ pub struct State {
     /// if that checkpoint fails, the retry rewrites everything and must still give them
     /// lone copies.
     pub moved_in_flight: (HashSet<OrderSlot>, HashSet<Key>),
+    /// How customers' order lists are cut into checkpoint chunks.
+    pub order_chunk: ChunkLen,
 }
 
 /// Keys of the entities checkpointed outside any customer record (see [`State::stored_alone`]).
@@ -307,10 +316,7 @@ impl State {
                 }
                 self.touched
                     .extend(self.orders.placements(slot).map(|p| p.customer));
-                let cust = &mut self.customers[c as usize];
-                if !cust.orders.contains(&slot) {
-                    cust.orders.push(slot);
-                }
+                self.push_order(c, slot);
                 self.order_changed(slot);
             }
             FactKind::OrderRefunded {
@@ -407,16 +413,18 @@ impl State {
         self.purge_customer(c, e);
     }
 
-    /// Marks a changed order for the next checkpoint. A placed order is in the record of each
-    /// customer who placed it, so those records are dirty now (resolving that at checkpoint
-    /// time held the write lock 23-39 ms per checkpoint in a 100k-customer feed); only an
-    /// order stored alone (never placed, or placed since it was written alone) is resolved
-    /// then.
+    /// Marks a changed order for the next checkpoint. A placed order is in the record set of
+    /// each customer who placed it, so their chunk or record holding it is dirty now
+    /// (resolving that at checkpoint time held the write lock 23-39 ms per checkpoint in a
+    /// 100k-customer feed); only an order stored alone (never placed, or placed since it was
+    /// written alone) is resolved then.
     fn order_changed(&mut self, slot: OrderSlot) {
         if self.orders.is_placed(slot) && !self.stored_alone.orders.contains(&slot) {
-            self.dirty
-                .customers
-                .extend(self.orders.placements(slot).map(|p| p.customer));
+            let placers: SmallVec<[CustomerIdx; 2]> =
+                self.orders.placements(slot).map(|p| p.customer).collect();
+            for c in placers {
+                self.mark_order_of(c, slot);
+            }
         } else {
             self.dirty.orders.insert(slot);
         }

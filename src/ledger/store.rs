@@ -5,6 +5,7 @@
 //! | tree        | key                         | value                          |
 //! |-------------|-----------------------------|--------------------------------|
 //! | `customers` | the shop's customer id      | [`CustomerRecord`]             |
+//! | `customers` | id, `0xFF`, chunk (u32 BE)  | a full chunk of its orders ([`crate::ledger::order_chunks`]) |
 //! | `orders`    | key of the order id (16 B)  | [`OrderRecord`]                |
 //! | `carts`     | key of the cart id (16 B)   | [`CartRecord`]                 |
 //! | `dedup`     | newest second (i64 BE) + WAL seq + chunk | up to 4,096 event-id keys (16 B each) |

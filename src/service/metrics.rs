@@ -119,6 +119,10 @@ fn describe() {
         "WAL sequence covered by the last checkpoint."
     );
     describe_counter!(
+        metric_names::CHECKPOINT_BYTES,
+        "Bytes of keys and values checkpoints wrote (over events ingested: write amplification)."
+    );
+    describe_counter!(
         metric_names::GROUP_COMMITS,
         "Group commits (one WAL write and fsync each)."
     );
@@ -374,6 +378,8 @@ fn refresh(src: &Sources) {
     metrics::counter!(metric_names::EVENTS_DUPLICATE)
         .absolute(s.duplicates.load(Ordering::Relaxed));
     metrics::counter!(metric_names::GROUP_COMMITS).absolute(s.groups.load(Ordering::Relaxed));
+    metrics::counter!(metric_names::CHECKPOINT_BYTES)
+        .absolute(s.checkpoint_bytes.load(Ordering::Relaxed));
     metrics::gauge!(metric_names::WAL_SEQUENCE).set(s.wal_seq.load(Ordering::Relaxed) as f64);
     metrics::gauge!(metric_names::CHECKPOINT_SEQUENCE)
         .set(s.checkpoint_seq.load(Ordering::Relaxed) as f64);

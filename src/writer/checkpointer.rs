@@ -49,10 +49,16 @@ impl WriterThread {
                 match store.write_checkpoint(&cp) {
                     Ok(()) => {
                         shared.stats.checkpoint_seq.store(cp.seq, Ordering::Relaxed);
+                        let bytes = cp.bytes();
+                        shared
+                            .stats
+                            .checkpoint_bytes
+                            .fetch_add(bytes, Ordering::Relaxed);
                         tracing::debug!(
                             seq = cp.seq,
                             customers = cp.customers.len(),
                             orders = cp.orders.len(),
+                            bytes,
                             ms = started.elapsed().as_millis() as u64,
                             "checkpoint written"
                         );
@@ -108,6 +114,10 @@ impl WriterThread {
                     .stats
                     .checkpoint_seq
                     .store(cp.seq, Ordering::Relaxed);
+                self.shared
+                    .stats
+                    .checkpoint_bytes
+                    .fetch_add(cp.bytes(), Ordering::Relaxed);
                 tracing::info!(seq = cp.seq, "final checkpoint written");
             }
             Err(e) => {

@@ -11,7 +11,10 @@
 //!
 //! Readers (queries, sync, the status page, metrics) get a [`Writer`] handle: they read
 //! through its methods and the short-lived [`Reader`] it lends, never the state's fields.
+//! Membership checks read the [`answers::Answers`] the writer publishes, which never wait
+//! for it.
 
+pub mod answers;
 mod checkpointer;
 pub mod db;
 pub mod feed;
@@ -67,6 +70,8 @@ pub struct Stats {
     pub wal_seq: AtomicU64,
     /// Sequence covered by the last completed checkpoint.
     pub checkpoint_seq: AtomicU64,
+    /// Bytes of keys and values written by completed checkpoints.
+    pub checkpoint_bytes: AtomicU64,
     /// Events applied since start.
     pub applied: AtomicU64,
     /// Duplicates since start.
@@ -109,6 +114,7 @@ struct Shared {
     db: RwLock<Db>,
     stats: Stats,
     sizes: sizes::SizeHistory,
+    answers: answers::Answers,
 }
 
 /// A handle to the writer and the state it owns; cheap to clone (an `Arc` of the shared
@@ -223,7 +229,12 @@ impl Writer {
             }),
             stats: Stats::default(),
             sizes,
+            answers: answers::Answers::default(),
         });
+        {
+            let db = shared.db.read();
+            shared.answers.publish_all(&db.facts, &db.audiences);
+        }
         shared.stats.wal_seq.store(rec.last_seq, Ordering::Relaxed);
         heartbeat::beat(&shared.stats.last_beat);
         shared
@@ -328,6 +339,12 @@ impl Writer {
     /// Read access to facts and memberships (queries). Hold it briefly: the writer waits.
     pub fn read(&self) -> Reader<'_> {
         Reader::new(self.shared.db.read())
+    }
+
+    /// The membership answers as of the writer's last published change; reading them never
+    /// waits for the writer.
+    pub fn answers(&self) -> &answers::Answers {
+        &self.shared.answers
     }
 
     /// The insight counters published at the last tick (one `Arc` clone under a brief read

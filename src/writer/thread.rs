@@ -178,6 +178,7 @@ impl WriterThread {
                     audiences,
                     insights,
                 } = &mut *db;
+                let known = facts.customers.len() as u32;
                 for f in slice {
                     facts.apply(f);
                 }
@@ -190,6 +191,11 @@ impl WriterThread {
                 // Profile and consent changes matter to destinations even without a
                 // membership change (new identifiers, withdrawn consent).
                 self.opts.feed.mark(&touched);
+                // New customers too: a fact about an erased customer touches nobody, but a
+                // query must find the customer it created.
+                let new = known..facts.customers.len() as u32;
+                let answers = &self.shared.answers;
+                answers.publish(facts, audiences, touched.iter().copied().chain(new));
                 RwLockWriteGuard::bump(&mut db);
             }
             drop(db);
@@ -224,6 +230,8 @@ impl WriterThread {
             audiences.reconfigure(params.clone(), currencies.clone(), facts, now);
             insights.observe(facts, audiences, &[]);
             insights.reconfigure(&params, currencies.clone(), facts, audiences, now);
+            // Names, holdouts and memberships may all have moved.
+            self.shared.answers.publish_all(facts, audiences);
             std::mem::take(&mut audiences.held_changed)
         };
         // Customers who joined or left a holdout: destinations remove or add them.
@@ -286,6 +294,10 @@ impl WriterThread {
         }
         let records: Vec<ChangeRecord> = {
             let db = self.shared.db.read();
+            let customers = pending.iter().map(|c| c.customer);
+            self.shared
+                .answers
+                .publish(&db.facts, &db.audiences, customers);
             pending
                 .iter()
                 .map(|c| ChangeRecord {
