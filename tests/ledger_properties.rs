@@ -286,6 +286,165 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A checkpoint encoded a customer at a time while the writer goes on applying facts
+    /// between the slices (erasures that rebuild a customer's list, orders that fill a chunk
+    /// after the plan was made), then written completely or cut short by a crash: recovery
+    /// from the log must still give exactly the full state, and the life after it too.
+    #[test]
+    fn a_checkpoint_encoded_between_groups_recovers_exactly(
+        facts in proptest::collection::vec(fact_strategy(), 2..40),
+        first in 0usize..100,
+        plan_at in 0usize..100,
+        between in proptest::collection::vec(0usize..4, 48),
+        written in proptest::collection::vec(any::<bool>(), 64),
+        complete in any::<bool>(),
+    ) {
+        let facts = with_ids(facts);
+        let k0 = first % facts.len();
+        let k = k0 + plan_at % (facts.len() - k0);
+        let (_tmp, cfg) = scratch_store();
+        let params = AudienceParams::from_config(&AudiencesConfig::default()).expect("rules");
+        let currencies =
+            Arc::new(CurrencyTable::from_config(&RevenueConfig::default()).expect("cur"));
+        let full = {
+            let store = Store::open(&cfg).expect("open");
+            for (i, f) in facts.iter().enumerate() {
+                store.append_wal(i as u64 + 1, &encode_wal(std::slice::from_ref(f))).expect("wal");
+            }
+            let mut db = Db::new(
+                empty_state(),
+                Audiences::new(params.clone(), currencies.clone()),
+                Insights::new(&params, currencies),
+            );
+            for f in &facts[..k0] {
+                db.facts_mut().apply(f);
+            }
+            store.write_checkpoint(&db.take_checkpoint(k0 as u64)).expect("first checkpoint");
+            for f in &facts[k0..k] {
+                db.facts_mut().apply(f);
+            }
+            let plan = db.take_dirty();
+            let mut enc = db.facts().start_encoding(k as u64, plan);
+            let mut rest = facts[k..].iter();
+            for n in between.iter().cycle() {
+                for f in rest.by_ref().take(*n) {
+                    db.facts_mut().apply(f);
+                }
+                if db.encode_some(&mut enc, 1) {
+                    break;
+                }
+            }
+            for f in rest {
+                db.facts_mut().apply(f);
+            }
+            let mut cp = enc.into_checkpoint();
+            if !complete {
+                // A crash before the checkpoint's sequence was recorded: the store still
+                // says k0, and only some of the rows of one phase are written.
+                cp.seq = k0 as u64;
+                let mut pick = written.iter().copied().cycle();
+                match (written[0], written[1]) {
+                    (false, _) => {
+                        keep_some(&mut cp.customers, &mut pick);
+                        keep_some(&mut cp.orders, &mut pick);
+                        keep_some(&mut cp.carts, &mut pick);
+                        cp.customers_last.clear();
+                        cp.orders_removed.clear();
+                        cp.carts_removed.clear();
+                    }
+                    (true, false) => {
+                        keep_some(&mut cp.customers_last, &mut pick);
+                        cp.orders_removed.clear();
+                        cp.carts_removed.clear();
+                    }
+                    (true, true) => {
+                        keep_some(&mut cp.orders_removed, &mut pick);
+                        keep_some(&mut cp.carts_removed, &mut pick);
+                    }
+                }
+                cp.dedup_added.clear();
+            }
+            let seq = cp.seq as usize;
+            store.write_checkpoint(&cp).expect("checkpoint");
+            (canonical(db.facts()), seq)
+        };
+        recovers_exactly(&cfg, facts.len() - full.1, &full.0, &facts)?;
+    }
+}
+
+/// Found by reasoning, too rare for the proptest above: an erasure applied while a
+/// checkpoint is encoded shifts the erased customer's orders between chunks. Writing only the
+/// chunk the plan named, in its new content, would drop an order that moved out of it (its
+/// new chunk not written): the customer is written whole instead.
+#[test]
+fn an_erasure_while_a_checkpoint_is_encoded_loses_no_order_of_the_customer() {
+    let placed = |order: &str| FactKind::OrderPlaced {
+        order: order.into(),
+        customer: "c0".into(),
+        total_minor: 1_000,
+        currency: usd(),
+        item_count: 1,
+    };
+    let facts = timed([
+        (NOW - 30 * DAY, placed("o0")),
+        (NOW - 29 * DAY, placed("o1")),
+        (NOW - 28 * DAY, placed("o2")),
+        (NOW - 27 * DAY, placed("o3")),
+        (NOW - 26 * DAY, placed("o4")),
+        (
+            NOW - 5 * DAY,
+            FactKind::OrderRefunded {
+                order: "o3".into(),
+                amount_minor: 100,
+                full: false,
+            },
+        ),
+        // Drops o0 only: o1 to o4 move one place up.
+        (
+            NOW - 30 * DAY + 1,
+            FactKind::CustomerErased {
+                customer: "c0".into(),
+            },
+        ),
+    ]);
+    let (_tmp, cfg) = scratch_store();
+    let params = AudienceParams::from_config(&AudiencesConfig::default()).expect("rules");
+    let currencies = Arc::new(CurrencyTable::from_config(&RevenueConfig::default()).expect("cur"));
+    let full = {
+        let store = Store::open(&cfg).expect("open");
+        for (i, f) in facts.iter().enumerate() {
+            store
+                .append_wal(i as u64 + 1, &encode_wal(std::slice::from_ref(f)))
+                .expect("wal");
+        }
+        let mut db = Db::new(
+            empty_state(),
+            Audiences::new(params.clone(), currencies.clone()),
+            Insights::new(&params, currencies),
+        );
+        for f in &facts[..5] {
+            db.facts_mut().apply(f);
+        }
+        store
+            .write_checkpoint(&db.take_checkpoint(5))
+            .expect("first checkpoint");
+        // The refund dirties chunk [o2, o3]; the plan is made; then the erasure.
+        db.facts_mut().apply(&facts[5]);
+        let plan = db.take_dirty();
+        let mut enc = db.facts().start_encoding(6, plan);
+        db.facts_mut().apply(&facts[6]);
+        assert!(db.encode_some(&mut enc, usize::MAX));
+        store
+            .write_checkpoint(&enc.into_checkpoint())
+            .expect("checkpoint");
+        canonical(db.facts())
+    };
+    recovers_exactly(&cfg, 1, &full, &facts).expect("exact recovery");
+}
+
 /// Opens the store again. sled's background flusher may hold the directory lock for a moment
 /// after the previous handle is dropped (same process); a real restart is a new process.
 /// A store configuration in a fresh temporary directory (kept while the guard lives), no fsync.

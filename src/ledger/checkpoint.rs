@@ -232,6 +232,36 @@ pub struct DirtyPlan {
     dedup_pruned_before: Option<i64>,
 }
 
+/// A checkpoint being encoded a slice of customers at a time ([`State::encode_some`]), so
+/// that neither the writer nor the readers wait for a whole checkpoint's encoding.
+#[derive(Debug)]
+pub struct Encoder {
+    checkpoint: Checkpoint,
+    plan: DirtyPlan,
+    /// The plan's chunks by customer, taken as each customer is encoded.
+    chunks: HashMap<CustomerIdx, Vec<u32>>,
+    /// The customers to encode, in index order; `next` is the first not encoded yet.
+    who: Vec<CustomerIdx>,
+    next: usize,
+}
+
+impl Encoder {
+    /// The encoded checkpoint, once [`State::encode_some`] said everything is encoded.
+    pub fn into_checkpoint(self) -> Checkpoint {
+        self.checkpoint
+    }
+
+    /// Customers still to encode.
+    pub fn remaining(&self) -> usize {
+        self.who.len() - self.next
+    }
+
+    /// The WAL position the checkpoint covers.
+    pub fn seq(&self) -> u64 {
+        self.checkpoint.seq
+    }
+}
+
 /// The parts of a customer record the engines above the store derive from the facts,
 /// borrowed from them for encoding.
 pub struct Derived<'a> {
@@ -316,15 +346,57 @@ impl State {
     }
 
     /// Serializes a plan made by [`State::take_dirty`] as a checkpoint for WAL position
-    /// `seq`; `derived` lends each customer's memberships and entries. Only the writer
-    /// mutates the state, and it is the one calling this, so the state cannot move
-    /// underneath.
+    /// `seq` at once; `derived` lends each customer's memberships and entries.
     pub fn encode_checkpoint<'a>(
         &'a self,
         seq: u64,
         plan: DirtyPlan,
         derived: impl Fn(CustomerIdx) -> Derived<'a>,
     ) -> Checkpoint {
+        let mut encoder = self.start_encoding(seq, plan);
+        self.encode_some(&mut encoder, usize::MAX, derived);
+        encoder.checkpoint
+    }
+
+    /// Starts encoding a plan made by [`State::take_dirty`] as a checkpoint for WAL position
+    /// `seq`, a slice at a time with [`State::encode_some`].
+    pub fn start_encoding(&self, seq: u64, plan: DirtyPlan) -> Encoder {
+        let mut chunks: HashMap<CustomerIdx, Vec<u32>> = HashMap::default();
+        for &(c, k) in &plan.chunks {
+            chunks.entry(c).or_default().push(k);
+        }
+        let mut who: Vec<CustomerIdx> = plan.customers.iter().copied().collect();
+        who.extend(chunks.keys().filter(|c| !plan.customers.contains(c)));
+        who.sort_unstable();
+        Encoder {
+            checkpoint: Checkpoint {
+                seq,
+                ..Checkpoint::default()
+            },
+            plan,
+            chunks,
+            who,
+            next: 0,
+        }
+    }
+
+    /// Encodes up to `budget` more customers of `enc`; `true` once everything is encoded
+    /// (then [`Encoder::into_checkpoint`]).
+    ///
+    /// Facts may have been applied since the plan was made: every customer is encoded as it
+    /// is now, which is at least as new as `seq` (recovery replays the log from there onto
+    /// anything newer, see [`crate::ledger::state`]), and its rows stay one consistent
+    /// layout. A customer whose list was rebuilt since (an erasure) is written whole, last,
+    /// after lone copies of every order and cart an erasure has moved since (the customer's
+    /// old record may have been their only carrier as of `seq`; the next checkpoint writes
+    /// and removes those copies as for any move); one whose record is written takes along
+    /// the chunks that filled or changed since.
+    pub fn encode_some<'a>(
+        &'a self,
+        enc: &mut Encoder,
+        budget: usize,
+        derived: impl Fn(CustomerIdx) -> Derived<'a>,
+    ) -> bool {
         let chunking = self.order_chunk;
         let record = |c: CustomerIdx| {
             let cust = &self.customers[c as usize];
@@ -355,55 +427,61 @@ impl State {
             let slots = orders.get(chunking.range(k))?;
             Some((k, encode(&OrdersView { state: self, slots })))
         };
-        let mut chunks: HashMap<CustomerIdx, Vec<u32>> = HashMap::default();
-        for (c, k) in plan.chunks {
-            chunks.entry(c).or_default().push(k);
-        }
-        let mut who: Vec<CustomerIdx> = plan.customers.iter().copied().collect();
-        who.extend(chunks.keys().filter(|c| !plan.customers.contains(c)));
-        who.sort_unstable();
-        let (mut customers, mut customers_last) = (Vec::new(), Vec::new());
-        for c in who {
-            let whole = plan.relayout.contains(&c);
+        let end = enc.who.len().min(enc.next.saturating_add(budget));
+        for i in enc.next..end {
+            let c = enc.who[i];
+            let plan = &enc.plan;
+            let rebuilt = self.dirty.relayout.contains(&c) || self.dirty.shrunk.contains(&c);
+            let whole = plan.relayout.contains(&c) || rebuilt;
             let full = chunking.full(self.customers[c as usize].orders.len());
+            let with_record = plan.customers.contains(&c) || rebuilt;
+            let mut ks = enc.chunks.remove(&c).unwrap_or_default();
+            if whole {
+                ks = (0..full).collect();
+            } else if with_record {
+                ks.extend((0..full).filter(|&k| self.dirty.chunks.contains(&(c, k))));
+                ks.sort_unstable();
+                ks.dedup();
+            }
             let rows = CustomerRows {
                 id: self.customers[c as usize].id.clone(),
-                record: plan.customers.contains(&c).then(|| record(c)),
-                chunks: if whole {
-                    (0..full).filter_map(|k| chunk(c, k)).collect()
-                } else {
-                    let ks = chunks.remove(&c).unwrap_or_default();
-                    ks.into_iter().filter_map(|k| chunk(c, k)).collect()
-                },
+                record: with_record.then(|| record(c)),
+                chunks: ks.into_iter().filter_map(|k| chunk(c, k)).collect(),
                 chunks_end: whole.then_some(full),
             };
-            if plan.shrunk.contains(&c) {
-                customers_last.push(rows);
+            if plan.shrunk.contains(&c) || rebuilt {
+                enc.checkpoint.customers_last.push(rows);
             } else {
-                customers.push(rows);
+                enc.checkpoint.customers.push(rows);
             }
         }
-        let orders = plan
+        enc.next = end;
+        if enc.next < enc.who.len() {
+            return false;
+        }
+        let mut plan = std::mem::take(&mut enc.plan);
+        let cp = &mut enc.checkpoint;
+        plan.alone_orders.extend(self.dirty.moved_orders.iter());
+        plan.alone_orders.sort_unstable();
+        plan.alone_orders.dedup();
+        plan.alone_carts.extend(self.dirty.moved_carts.iter());
+        plan.alone_carts.sort_unstable();
+        plan.alone_carts.dedup();
+        cp.orders = plan
             .alone_orders
             .into_iter()
             .map(|s| (key_bytes(self.orders.key(s)), encode(&self.order_view(s))))
             .collect();
-        let carts = plan
+        cp.carts = plan
             .alone_carts
             .into_iter()
             .filter_map(|k| Some((key_bytes(k), encode(&self.cart_view(self.carts.get(&k)?)))))
             .collect();
-        Checkpoint {
-            seq,
-            customers,
-            customers_last,
-            orders,
-            carts,
-            orders_removed: plan.orders_removed.into_iter().map(key_bytes).collect(),
-            carts_removed: plan.carts_removed.into_iter().map(key_bytes).collect(),
-            dedup_added: plan.dedup_added,
-            dedup_pruned_before: plan.dedup_pruned_before,
-        }
+        cp.orders_removed = plan.orders_removed.into_iter().map(key_bytes).collect();
+        cp.carts_removed = plan.carts_removed.into_iter().map(key_bytes).collect();
+        cp.dedup_added = plan.dedup_added;
+        cp.dedup_pruned_before = plan.dedup_pruned_before;
+        true
     }
 
     /// Marks every entity dirty, so the next checkpoint rewrites all of them.

@@ -1,42 +1,69 @@
-//! Checkpoint scheduling: the writer hands the dirty entities to a background thread, one
-//! checkpoint at a time, and writes a last one at shutdown when it is quick.
+//! Checkpoint scheduling: the writer takes the dirty entities, encodes them a slice at a time
+//! between its groups, and hands the encoded checkpoint to a background thread that writes it
+//! (one checkpoint at a time); at shutdown it writes a last one when that is quick.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::RwLockWriteGuard;
+use crate::ledger::checkpoint::{Checkpoint, Encoder};
 
 use super::thread::WriterThread;
 
-/// Whether a background checkpoint is being written, and whether the last one failed (the
-/// next then rewrites everything).
+/// Customers encoded per step: a few milliseconds under the read lock, during which the
+/// writer applies nothing (queries go on), instead of a whole checkpoint's hundreds.
+const ENCODE_SLICE: usize = 2_048;
+
+/// The checkpoint being encoded, whether one is being written, and whether the last one
+/// failed (the next then rewrites everything).
 #[derive(Default)]
 pub(super) struct Checkpointer {
+    encoding: Option<Encoder>,
     busy: Arc<AtomicBool>,
     failed: Arc<AtomicBool>,
 }
 
 impl WriterThread {
-    /// Hands the dirty entities to the checkpoint thread unless one is still running.
+    /// Takes the dirty entities for a checkpoint unless one is still being encoded or
+    /// written.
     pub(super) fn start_checkpoint(&mut self) {
-        if self.checkpointer.busy.load(Ordering::Acquire) {
+        if self.checkpointer.busy.load(Ordering::Acquire) || self.encoding() {
             return;
         }
-        let cp = {
-            let mut db = self.shared.db.write();
-            if self.checkpointer.failed.swap(false, Ordering::AcqRel) {
-                db.mark_all_dirty();
-            }
-            if db.nothing_dirty()
-                && self.shared.stats.checkpoint_seq.load(Ordering::Relaxed) == self.seq
-            {
-                return;
-            }
-            let plan = db.take_dirty();
-            let db = RwLockWriteGuard::downgrade(db);
-            db.encode_checkpoint(self.seq, plan)
+        let mut db = self.shared.db.write();
+        if self.checkpointer.failed.swap(false, Ordering::AcqRel) {
+            db.mark_all_dirty();
+        }
+        if db.nothing_dirty()
+            && self.shared.stats.checkpoint_seq.load(Ordering::Relaxed) == self.seq
+        {
+            return;
+        }
+        let plan = db.take_dirty();
+        self.checkpointer.encoding = Some(db.facts().start_encoding(self.seq, plan));
+        drop(db);
+        self.encode_step();
+    }
+
+    /// Whether a checkpoint is being encoded.
+    pub(super) fn encoding(&self) -> bool {
+        self.checkpointer.encoding.is_some()
+    }
+
+    /// Encodes one slice of the checkpoint in progress, and hands it to the checkpoint thread
+    /// once it is complete.
+    pub(super) fn encode_step(&mut self) {
+        let Some(mut enc) = self.checkpointer.encoding.take() else {
+            return;
         };
+        if self.shared.db.read().encode_some(&mut enc, ENCODE_SLICE) {
+            self.write_in_background(enc.into_checkpoint());
+        } else {
+            self.checkpointer.encoding = Some(enc);
+        }
+    }
+
+    fn write_in_background(&mut self, cp: Checkpoint) {
         self.checkpointer.busy.store(true, Ordering::Release);
         let store = self.store.clone();
         let busy = self.checkpointer.busy.clone();
@@ -81,6 +108,19 @@ impl WriterThread {
     /// every acknowledged fact, so a large checkpoint is left to the next start's replay
     /// rather than holding up the stop (systemd's stop timeout, an operator's patience).
     pub(super) fn final_checkpoint(&mut self) {
+        // A checkpoint half encoded: finished here when that is quick (its entities are no
+        // longer in the dirty set, so the one below would not write them).
+        if let Some(mut enc) = self.checkpointer.encoding.take() {
+            if enc.remaining() > FINAL_CHECKPOINT_MAX_ENTITIES {
+                tracing::info!(
+                    pending = enc.remaining(),
+                    "a checkpoint is still being encoded; the next start replays the log"
+                );
+                return;
+            }
+            self.shared.db.read().encode_some(&mut enc, usize::MAX);
+            self.write_in_background(enc.into_checkpoint());
+        }
         let waited = Instant::now();
         while self.checkpointer.busy.load(Ordering::Acquire) {
             if waited.elapsed() > FINAL_CHECKPOINT_WAIT {

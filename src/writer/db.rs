@@ -6,7 +6,7 @@ use parking_lot::RwLockReadGuard;
 use crate::audience::memberships::Audiences;
 use crate::clock::Nanos;
 use crate::insight::Insights;
-use crate::ledger::checkpoint::{Checkpoint, Derived, DirtyPlan};
+use crate::ledger::checkpoint::{Checkpoint, Derived, DirtyPlan, Encoder};
 use crate::ledger::state::{Customer, CustomerIdx, State, Summary};
 use crate::money::CurrencyTable;
 
@@ -57,6 +57,15 @@ impl Db {
     /// each customer record carrying its memberships and audience entries.
     pub fn encode_checkpoint(&self, seq: u64, plan: DirtyPlan) -> Checkpoint {
         self.facts.encode_checkpoint(seq, plan, |c| Derived {
+            memberships: self.audiences.record_view(c),
+            entries: self.insights.entries(c),
+        })
+    }
+
+    /// Encodes up to `budget` more customers of a checkpoint being encoded; `true` once it
+    /// is complete (see [`State::encode_some`]).
+    pub fn encode_some(&self, enc: &mut Encoder, budget: usize) -> bool {
+        self.facts.encode_some(enc, budget, |c| Derived {
             memberships: self.audiences.record_view(c),
             entries: self.insights.entries(c),
         })

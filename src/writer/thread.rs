@@ -41,7 +41,24 @@ pub(super) struct WriterThread {
 
 impl WriterThread {
     pub(super) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
-        while let Some(first) = rx.blocking_recv() {
+        loop {
+            // While a checkpoint is being encoded, an idle writer encodes it; a busy one
+            // encodes a slice after each group.
+            let first = if self.encoding() {
+                match rx.try_recv() {
+                    Ok(cmd) => cmd,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        self.encode_step();
+                        continue;
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                }
+            } else {
+                match rx.blocking_recv() {
+                    Some(cmd) => cmd,
+                    None => break,
+                }
+            };
             heartbeat::beat(&self.shared.stats.last_beat);
             let mut group: Vec<(Vec<(u32, Fact)>, Reply)> = Vec::new();
             let mut events = 0usize;
@@ -83,6 +100,7 @@ impl WriterThread {
             }
             if !group.is_empty() {
                 self.commit(group);
+                self.encode_step();
             }
             if let Some(reply) = shutdown {
                 rx.close();
