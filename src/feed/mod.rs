@@ -1,9 +1,10 @@
 //! `audiencesync feed`: streams a synthetic shop's events into a running daemon.
 //!
 //! It is the demo data source and the ingest load generator in one. Events come from a seeded
-//! [`Generator`] on its own thread, so generation overlaps sending; each of `streams` gRPC
-//! streams keeps up to `in_flight` batches unacknowledged, so the daemon always has work queued
-//! while the client measures each batch's send→ack latency.
+//! [`Generator`] on its own thread, so generation overlaps sending (in `--order time` the shop
+//! is generated and sorted before the clock starts, and only decoding overlaps); each of
+//! `streams` gRPC streams keeps up to `in_flight` batches unacknowledged, so the daemon always
+//! has work queued while the client measures each batch's send→ack latency.
 
 mod generate;
 mod probe;
