@@ -374,6 +374,74 @@ async fn feed_command_streams_a_valid_shop_that_fills_the_audiences() {
     d.stop();
 }
 
+/// `feed --order time` sends the same shop in time order, every customer interleaved: the
+/// daemon accepts it all, the read load is answered while it runs, and the grouped order of
+/// the same seed afterwards brings nothing new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feed_in_time_order_sends_the_same_shop_and_the_reads_are_answered() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = Daemon::start(tmp.path(), "");
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_audiencesync"))
+            .args([
+                "feed",
+                "--addr",
+                &d.url(),
+                "--customers",
+                "400",
+                "--seed",
+                "5",
+            ])
+            .args(["--batch-size", "100", "--json"])
+            .args(extra)
+            .output()
+            .expect("run feed");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(out.stdout.trim_ascii()).expect("json report")
+    };
+    let timed = run(&[
+        "--order",
+        "time",
+        "--rate",
+        "4000",
+        "--query-rate",
+        "200",
+        "--visibility-probes",
+        "10",
+    ]);
+    assert_eq!(timed["order"], "time", "{timed}");
+    assert_eq!(timed["rejected"], 0, "{timed}");
+    assert!(timed["applied"].as_u64().unwrap_or(0) > 5_000, "{timed}");
+    assert!(timed["duplicates"].as_u64().unwrap_or(0) > 0, "replays");
+    let reads = &timed["reads"];
+    assert!(reads["queries"].as_u64().unwrap_or(0) > 100, "{reads}");
+    assert!(reads["probes"].as_u64().unwrap_or(0) > 5, "{reads}");
+    assert_eq!(
+        (&reads["query_errors"], &reads["probe_errors"]),
+        (&0.into(), &0.into()),
+        "{reads}"
+    );
+
+    let before = stats(&d).await;
+    let grouped = run(&[]);
+    assert_eq!(grouped["order"], "grouped", "{grouped}");
+    assert_eq!(grouped["applied"], 0, "the same events: {grouped}");
+    assert_eq!(
+        grouped["events_sent"], timed["events_sent"],
+        "the same replays"
+    );
+    let after = stats(&d).await;
+    assert_eq!(
+        (before.customers, before.orders),
+        (after.customers, after.orders)
+    );
+    d.stop();
+}
+
 /// A customer whose phone cannot be read is applied without it: the ack says which field and
 /// why (never the value), a metric counts it, the log does not hold it, and the customer is
 /// matched by its email (in the pushed list, with the email's hash and no phone).

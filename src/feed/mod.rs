@@ -1,16 +1,17 @@
 //! `audiencesync feed`: streams a synthetic shop's events into a running daemon.
 //!
 //! It is the demo data source and the ingest load generator in one. Events come from a seeded
-//! [`Generator`] on its own thread, so generation overlaps sending; each of `streams` gRPC
-//! streams keeps up to `in_flight` batches unacknowledged, so the daemon always has work queued
-//! while the client measures each batch's send→ack latency.
+//! [`Generator`] on its own thread, so generation overlaps sending (in `--order time` the shop
+//! is generated and sorted before the clock starts, and only decoding overlaps); each of
+//! `streams` gRPC streams keeps up to `in_flight` batches unacknowledged, so the daemon always
+//! has work queued while the client measures each batch's send→ack latency.
 
 mod generate;
 mod probe;
 mod report;
 mod stream;
 
-pub use generate::Generator;
+pub use generate::{Generator, Order, TimeOrdered};
 pub use report::{print_report, FeedReport, ReadReport};
 
 use std::error::Error as _;
@@ -39,6 +40,11 @@ pub struct FeedArgs {
     /// Seed of the synthetic shop: the same seed sends the same events (and ids).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// `grouped`: each customer's events together; `time`: the same events in time order,
+    /// every customer interleaved, delivered up to 2 minutes late, as a live shop sends them
+    /// (generated and sorted before the clock starts).
+    #[arg(long, value_enum, default_value_t = Order::Grouped)]
+    pub order: Order,
     /// Events per batch.
     #[arg(long, default_value_t = 1000)]
     pub batch_size: usize,
@@ -198,6 +204,19 @@ pub async fn run(args: FeedArgs) -> Result<FeedReport, FeedError> {
         clients.push(IngestServiceClient::with_interceptor(channel, auth.clone()));
     }
 
+    // Time order sorts the whole shop up front: before the reads and the clock start.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let (customers, seed, order, batch_size) =
+        (args.customers, args.seed, args.order, args.batch_size);
+    let batches = tokio::task::spawn_blocking(move || {
+        Generator::new(customers, seed, now).into_batches(order, batch_size)
+    })
+    .await
+    .map_err(|e| FeedError::Task(format!("generator: {e}")))?;
+
     let stop_reads = Arc::new(AtomicBool::new(false));
     let mut reads = tokio::task::JoinSet::new();
     if args.query_rate.is_some() || args.visibility_probes.is_some() {
@@ -226,18 +245,13 @@ pub async fn run(args: FeedArgs) -> Result<FeedReport, FeedError> {
         }
     }
 
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
     // A few batches ready per stream beyond its window, so sending never waits on generation.
     let (tx, rx) = mpsc::channel(
         args.streams
             .saturating_mul(args.in_flight.saturating_add(2)),
     );
-    let (customers, seed, batch_size) = (args.customers, args.seed, args.batch_size);
     let generator = tokio::task::spawn_blocking(move || {
-        for batch in Generator::new(customers, seed, now).batches(batch_size) {
+        for batch in batches {
             if tx.blocking_send(batch).is_err() {
                 break; // the feed stopped early
             }
@@ -278,6 +292,11 @@ pub async fn run(args: FeedArgs) -> Result<FeedReport, FeedError> {
         read_samples.push(joined.map_err(|e| FeedError::Task(format!("read load: {e}")))?);
     }
     let mut r = report::totals(outcomes, elapsed);
+    r.order = match args.order {
+        Order::Grouped => "grouped",
+        Order::Time => "time",
+    }
+    .to_owned();
     if !read_samples.is_empty() {
         r.reads = Some(report::read_totals(read_samples));
     }
@@ -374,6 +393,7 @@ mod tests {
             addr: "http://127.0.0.1:1".into(),
             customers: 10,
             seed: 1,
+            order: Order::Grouped,
             batch_size: 10,
             in_flight: 1,
             streams: 1,
@@ -626,6 +646,7 @@ mod tests {
     fn json_report_has_the_documented_fields() -> Result<(), serde_json::Error> {
         let v = serde_json::to_value(FeedReport::default())?;
         for key in [
+            "order",
             "events_sent",
             "batches",
             "applied",

@@ -7,6 +7,8 @@ use super::stream::StreamOutcome;
 /// Totals of one feed run, summed from the daemon's acks.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct FeedReport {
+    /// The order the shop was sent in (`grouped` or `time`, as `--order`).
+    pub order: String,
     /// Events sent (replays included).
     pub events_sent: u64,
     /// Batches sent, each acknowledged.
@@ -153,8 +155,8 @@ pub fn print_report(r: &FeedReport, json: bool) {
         return;
     }
     println!(
-        "sent {} events in {} batches in {:.2} s ({:.0} events/s)",
-        r.events_sent, r.batches, r.elapsed_secs, r.events_per_sec
+        "sent {} events ({} order) in {} batches in {:.2} s ({:.0} events/s)",
+        r.events_sent, r.order, r.batches, r.elapsed_secs, r.events_per_sec
     );
     println!(
         "acks: {} applied, {} duplicates, {} rejected, {} identifiers dropped",

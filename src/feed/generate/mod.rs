@@ -6,8 +6,10 @@
 //! VIP minority. Around them: refunds, checked-out and abandoned carts, guest carts, consent
 //! changes, profile edits, erasures (some followed by a comeback), re-sent orders and replays.
 //!
-//! Events come out grouped by customer but shuffled within the group, so the consumer sees them
-//! out of time order, and replays (same `event_id`, same content) trail behind the original.
+//! By default ([`Order::Grouped`]) events come out grouped by customer but shuffled within the
+//! group, so the consumer sees them out of time order, and replays (same `event_id`, same
+//! content) trail behind the original. [`Order::Time`] sends the same shop the way a live shop
+//! does, every customer interleaved in time order (see `time_order`).
 //! Here: the generator's state, the grouping, shuffling and replays, and the batches. A
 //! customer's life is in `customer`, who they are in `identity`, their orders and carts in
 //! `orders`; all of them draw from the one seeded generator in the same order.
@@ -15,6 +17,9 @@
 mod customer;
 mod identity;
 mod orders;
+mod time_order;
+
+pub use time_order::TimeOrdered;
 
 use std::collections::VecDeque;
 
@@ -41,6 +46,28 @@ const REPLAY_LATE: f64 = 0.002;
 /// Late replays are released every this many customers (bounds the memory they hold).
 const LATE_FLUSH_EVERY: u64 = 500;
 
+/// The order the shop's events are sent in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Order {
+    /// Each customer's events together (shuffled within the customer), replays trailing:
+    /// kind to the daemon, whose per-customer work stays hot; the benchmarks' historic order.
+    #[default]
+    Grouped,
+    /// Every customer interleaved in time order, with a little delivery lag and replays
+    /// trailing: what a live shop sends.
+    Time,
+}
+
+/// Whether an event of the current group is sent again, and how soon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replay {
+    No,
+    /// One customer later (grouped order), a few events later (time order).
+    Near,
+    /// Up to `LATE_FLUSH_EVERY` customers later (grouped), thousands of events (time).
+    Late,
+}
+
 /// A deterministic synthetic event source.
 ///
 /// Everything follows from `(customers, seed, now)`, so tests, benches and a daemon under load
@@ -62,6 +89,8 @@ pub struct Generator {
     late_replays: Vec<Event>,
     /// The group under construction (reused allocation).
     group: Vec<Event>,
+    /// Which of `group`'s events are replayed (same positions).
+    marks: Vec<Replay>,
 }
 
 impl Generator {
@@ -79,15 +108,32 @@ impl Generator {
             near_replays: Vec::new(),
             late_replays: Vec::new(),
             group: Vec::new(),
+            marks: Vec::new(),
         }
     }
 
-    /// The events in batches of `batch_size` (the last one may be shorter; 0 counts as 1).
+    /// The events in batches of `batch_size` (the last one may be shorter; 0 counts as 1),
+    /// grouped by customer.
     pub fn batches(self, batch_size: usize) -> impl Iterator<Item = Vec<Event>> {
         Batches {
             gen: self,
             buf: VecDeque::new(),
             batch_size: batch_size.max(1),
+        }
+    }
+
+    /// The events in batches of `batch_size` in `order`.
+    ///
+    /// [`Order::Time`] generates and sorts the whole shop before it returns (seconds for a
+    /// few hundred thousand customers), so call it before timing anything.
+    pub fn into_batches(
+        self,
+        order: Order,
+        batch_size: usize,
+    ) -> Box<dyn Iterator<Item = Vec<Event>> + Send> {
+        match order {
+            Order::Grouped => Box::new(self.batches(batch_size)),
+            Order::Time => Box::new(self.time_ordered().batches(batch_size)),
         }
     }
 
@@ -97,20 +143,37 @@ impl Generator {
             && self.late_replays.is_empty()
     }
 
+    /// Builds the next customer's group (maybe with a guest cart), shuffled, with its replay
+    /// marks; false once every customer is done.
+    ///
+    /// Both orders go through here, so they draw the same numbers and make the same shop.
+    fn next_group(&mut self) -> bool {
+        if self.next_customer >= self.customers {
+            return false;
+        }
+        let customer = self.next_customer;
+        self.next_customer += 1;
+        self.group.clear();
+        self.customer(customer);
+        if self.rng.random_bool(0.08) {
+            self.guest_cart();
+        }
+        self.shuffle_group();
+        self.pick_replays();
+        true
+    }
+
     /// Appends the next group of events (one customer, maybe a guest cart, due replays).
     fn fill(&mut self, out: &mut VecDeque<Event>) {
-        if self.next_customer < self.customers {
-            let customer = self.next_customer;
-            self.next_customer += 1;
-            let replays = std::mem::take(&mut self.near_replays);
-
-            self.group.clear();
-            self.customer(customer);
-            if self.rng.random_bool(0.08) {
-                self.guest_cart();
+        let replays = std::mem::take(&mut self.near_replays);
+        if self.next_group() {
+            for (ev, mark) in self.group.iter().zip(&self.marks) {
+                match mark {
+                    Replay::No => {}
+                    Replay::Near => self.near_replays.push(ev.clone()),
+                    Replay::Late => self.late_replays.push(ev.clone()),
+                }
             }
-            self.shuffle_group();
-            self.pick_replays();
             out.extend(self.group.drain(..));
             out.extend(replays);
             if self.next_customer.is_multiple_of(LATE_FLUSH_EVERY)
@@ -119,7 +182,7 @@ impl Generator {
                 out.extend(self.late_replays.drain(..));
             }
         } else {
-            out.extend(self.near_replays.drain(..));
+            out.extend(replays);
             out.extend(self.late_replays.drain(..));
         }
     }
@@ -140,13 +203,16 @@ impl Generator {
     }
 
     fn pick_replays(&mut self) {
-        for ev in &self.group {
+        self.marks.clear();
+        for _ in 0..self.group.len() {
             let x: f64 = self.rng.random();
-            if x < REPLAY_NEAR {
-                self.near_replays.push(ev.clone());
+            self.marks.push(if x < REPLAY_NEAR {
+                Replay::Near
             } else if x < REPLAY_NEAR + REPLAY_LATE {
-                self.late_replays.push(ev.clone());
-            }
+                Replay::Late
+            } else {
+                Replay::No
+            });
         }
     }
 
