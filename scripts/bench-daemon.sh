@@ -24,4 +24,7 @@ daemon_report() {
   echo "daemon CPU $(awk '{printf "%.1f", ($14+$15)/100}' /proc/$DAEMON/stat) s"
   sort -n "$WORK/rss" | tail -1 | awk '{printf "daemon peak RSS %.0f MiB\n", $1/1024}'
   echo "daemon wrote $(awk '/^write_bytes/{printf "%.0f", $2/1048576}' /proc/$DAEMON/io) MiB; data directory $(du -sm "$WORK/data" | cut -f1) MiB"
+  local m; m=$(grep -o 'metrics on [0-9.:]*' "$WORK/daemon.out" | cut -d' ' -f3)
+  curl -s "http://$m/metrics" | awk '/^audiencesync_checkpoint_bytes_total /{b=$2} /^audiencesync_events_ingested_total /{e=$2}
+    END{if (e > 0) printf "checkpoints wrote %.0f MiB: %.0f bytes per event applied\n", b/1048576, b/e}'
 }

@@ -5,5 +5,5 @@
 set -euo pipefail
 FILE=$1; BATCH=${2:-5000}
 source "$(dirname "$0")/bench-daemon.sh"
-/usr/bin/time -f "importer CPU %U s user + %S s sys" "$BIN" import --addr "$ADDR" --format jsonl --batch-size "$BATCH" --in-flight "${IN_FLIGHT:-4}" "$FILE" 2>&1 | tail -2
+/usr/bin/time -f "importer CPU %U s user + %S s sys" "$BIN" import --addr "$ADDR" --format jsonl --batch-size "$BATCH" --in-flight "${IN_FLIGHT:-4}" "$FILE" 2>&1 | grep -E "^imported|importer CPU"
 daemon_report

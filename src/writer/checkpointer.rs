@@ -10,9 +10,11 @@ use crate::ledger::checkpoint::{Checkpoint, Encoder};
 
 use super::thread::WriterThread;
 
-/// Customers encoded per step: a few milliseconds under the read lock, during which the
-/// writer applies nothing (queries go on), instead of a whole checkpoint's hundreds.
-const ENCODE_SLICE: usize = 2_048;
+/// Customers encoded per step: about a millisecond under the read lock, during which the
+/// writer applies nothing (queries go on), instead of a whole checkpoint's seconds.
+const ENCODE_SLICE: usize = 512;
+/// Longest a busy writer encodes between two groups: what a group waits at most.
+const ENCODE_MAX_PER_GROUP: Duration = Duration::from_millis(25);
 
 /// The checkpoint being encoded, whether one is being written, and whether the last one
 /// failed (the next then rewrites everything).
@@ -48,6 +50,21 @@ impl WriterThread {
     /// Whether a checkpoint is being encoded.
     pub(super) fn encoding(&self) -> bool {
         self.checkpointer.encoding.is_some()
+    }
+
+    /// Encodes slices of the checkpoint in progress for about as long as the last group took
+    /// to apply (at most [`ENCODE_MAX_PER_GROUP`]): under a steady load the writer splits its
+    /// time between applying and encoding, so a checkpoint completes in seconds rather than
+    /// waiting for the load to stop, and the log is trimmed.
+    pub(super) fn encode_after_group(&mut self, group_took: Duration) {
+        let budget = group_took.min(ENCODE_MAX_PER_GROUP);
+        let started = Instant::now();
+        while self.encoding() {
+            self.encode_step();
+            if started.elapsed() >= budget {
+                break;
+            }
+        }
     }
 
     /// Encodes one slice of the checkpoint in progress, and hands it to the checkpoint thread

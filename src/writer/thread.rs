@@ -99,8 +99,9 @@ impl WriterThread {
                 }
             }
             if !group.is_empty() {
+                let started = Instant::now();
                 self.commit(group);
-                self.encode_step();
+                self.encode_after_group(started.elapsed());
             }
             if let Some(reply) = shutdown {
                 rx.close();
