@@ -8,7 +8,7 @@ use audiencesync::audience::Audiences;
 use audiencesync::config::{AudiencesConfig, RevenueConfig, StorageConfig};
 use audiencesync::hashing::NetworkHashes;
 use audiencesync::insight::Insights;
-use audiencesync::ledger::checkpoint::CustomerRows;
+use audiencesync::ledger::checkpoint::{Checkpoint, CustomerRows};
 use audiencesync::ledger::facts::{Consent, CustomerUpsert, Fact, FactKind};
 use audiencesync::ledger::order_chunks::ChunkLen;
 use audiencesync::ledger::records::encode_wal;
@@ -140,6 +140,55 @@ fn canonical(s: &State) -> Vec<String> {
     out
 }
 
+/// Cuts a checkpoint short as a crash would. Three phases with a sync between each: the
+/// crash lands in one of them, after every earlier phase is durable and before any later one
+/// started. Phase 1: records that only add and lone copies; phase 2: records that drop an
+/// order or cart; phase 3: deletions of lone copies. `written` picks the phase and the rows
+/// of it that made it.
+fn cut_short(cp: &mut Checkpoint, written: &[bool]) {
+    let mut pick = written.iter().copied().cycle();
+    match (written[0], written[1]) {
+        (false, _) => {
+            keep_some(&mut cp.customers, &mut pick);
+            keep_some(&mut cp.orders, &mut pick);
+            keep_some(&mut cp.carts, &mut pick);
+            cp.customers_last.clear();
+            cp.orders_removed.clear();
+            cp.carts_removed.clear();
+        }
+        (true, false) => {
+            keep_some(&mut cp.customers_last, &mut pick);
+            cp.orders_removed.clear();
+            cp.carts_removed.clear();
+        }
+        (true, true) => {
+            keep_some(&mut cp.orders_removed, &mut pick);
+            keep_some(&mut cp.carts_removed, &mut pick);
+        }
+    }
+    cp.dedup_added.clear();
+}
+
+/// Writes one WAL record per fact: record i+1 holds `facts[i]`.
+fn log_each(store: &Store, facts: &[Fact]) {
+    for (i, f) in facts.iter().enumerate() {
+        store
+            .append_wal(i as u64 + 1, &encode_wal(std::slice::from_ref(f)))
+            .expect("wal");
+    }
+}
+
+/// The writer's state over `facts`, with empty engines under the default rules.
+fn db_over(facts: State) -> Db {
+    let params = AudienceParams::from_config(&AudiencesConfig::default()).expect("rules");
+    let currencies = Arc::new(CurrencyTable::from_config(&RevenueConfig::default()).expect("cur"));
+    Db::new(
+        facts,
+        Audiences::new(params.clone(), currencies.clone()),
+        Insights::new(&params, currencies),
+    )
+}
+
 /// Keeps the items for which `pick` says so (a crash lost the others).
 fn keep_some<T>(items: &mut Vec<T>, pick: &mut impl Iterator<Item = bool>) {
     items.retain(|_| pick.next().unwrap_or(true));
@@ -202,18 +251,9 @@ proptest! {
         let full = {
             let store = Store::open(&cfg).expect("open");
             // One WAL record per fact: seq i+1 holds facts[i].
-            for (i, f) in facts.iter().enumerate() {
-                store.append_wal(i as u64 + 1, &encode_wal(std::slice::from_ref(f))).expect("wal");
-            }
+            log_each(&store, &facts);
             // Entities as of *all* facts, but recorded as covering only the first k records.
-            let params = AudienceParams::from_config(&AudiencesConfig::default()).expect("rules");
-            let currencies =
-                Arc::new(CurrencyTable::from_config(&RevenueConfig::default()).expect("cur"));
-            let mut db = Db::new(
-                apply_all(&facts),
-                Audiences::new(params.clone(), currencies.clone()),
-                Insights::new(&params, currencies),
-            );
+            let mut db = db_over(apply_all(&facts));
             db.mark_all_dirty();
             let cp = db.take_checkpoint(k as u64);
             store.write_checkpoint(&cp).expect("checkpoint");
@@ -258,9 +298,7 @@ proptest! {
         let (_tmp, cfg) = scratch_store();
         let full = {
             let store = Store::open(&cfg).expect("open");
-            for (i, f) in facts.iter().enumerate() {
-                store.append_wal(i as u64 + 1, &encode_wal(std::slice::from_ref(f))).expect("wal");
-            }
+            log_each(&store, &facts);
             // Lists cut in `written_with` from the start, as that build would have.
             let mut state = {
                 let mut s = State::default();
@@ -271,14 +309,7 @@ proptest! {
                 s
             };
             state.mark_all_dirty();
-            let params = AudienceParams::from_config(&AudiencesConfig::default()).expect("rules");
-            let currencies =
-                Arc::new(CurrencyTable::from_config(&RevenueConfig::default()).expect("cur"));
-            let mut db = Db::new(
-                state,
-                Audiences::new(params.clone(), currencies.clone()),
-                Insights::new(&params, currencies),
-            );
+            let mut db = db_over(state);
             store.write_checkpoint(&db.take_checkpoint(facts.len() as u64)).expect("checkpoint");
             canonical(db.facts())
         };
@@ -306,19 +337,10 @@ proptest! {
         let k0 = first % facts.len();
         let k = k0 + plan_at % (facts.len() - k0);
         let (_tmp, cfg) = scratch_store();
-        let params = AudienceParams::from_config(&AudiencesConfig::default()).expect("rules");
-        let currencies =
-            Arc::new(CurrencyTable::from_config(&RevenueConfig::default()).expect("cur"));
         let full = {
             let store = Store::open(&cfg).expect("open");
-            for (i, f) in facts.iter().enumerate() {
-                store.append_wal(i as u64 + 1, &encode_wal(std::slice::from_ref(f))).expect("wal");
-            }
-            let mut db = Db::new(
-                empty_state(),
-                Audiences::new(params.clone(), currencies.clone()),
-                Insights::new(&params, currencies),
-            );
+            log_each(&store, &facts);
+            let mut db = db_over(empty_state());
             for f in &facts[..k0] {
                 db.facts_mut().apply(f);
             }
@@ -345,27 +367,7 @@ proptest! {
                 // A crash before the checkpoint's sequence was recorded: the store still
                 // says k0, and only some of the rows of one phase are written.
                 cp.seq = k0 as u64;
-                let mut pick = written.iter().copied().cycle();
-                match (written[0], written[1]) {
-                    (false, _) => {
-                        keep_some(&mut cp.customers, &mut pick);
-                        keep_some(&mut cp.orders, &mut pick);
-                        keep_some(&mut cp.carts, &mut pick);
-                        cp.customers_last.clear();
-                        cp.orders_removed.clear();
-                        cp.carts_removed.clear();
-                    }
-                    (true, false) => {
-                        keep_some(&mut cp.customers_last, &mut pick);
-                        cp.orders_removed.clear();
-                        cp.carts_removed.clear();
-                    }
-                    (true, true) => {
-                        keep_some(&mut cp.orders_removed, &mut pick);
-                        keep_some(&mut cp.carts_removed, &mut pick);
-                    }
-                }
-                cp.dedup_added.clear();
+                cut_short(&mut cp, &written);
             }
             let seq = cp.seq as usize;
             store.write_checkpoint(&cp).expect("checkpoint");
@@ -411,20 +413,10 @@ fn an_erasure_while_a_checkpoint_is_encoded_loses_no_order_of_the_customer() {
         ),
     ]);
     let (_tmp, cfg) = scratch_store();
-    let params = AudienceParams::from_config(&AudiencesConfig::default()).expect("rules");
-    let currencies = Arc::new(CurrencyTable::from_config(&RevenueConfig::default()).expect("cur"));
     let full = {
         let store = Store::open(&cfg).expect("open");
-        for (i, f) in facts.iter().enumerate() {
-            store
-                .append_wal(i as u64 + 1, &encode_wal(std::slice::from_ref(f)))
-                .expect("wal");
-        }
-        let mut db = Db::new(
-            empty_state(),
-            Audiences::new(params.clone(), currencies.clone()),
-            Insights::new(&params, currencies),
-        );
+        log_each(&store, &facts);
+        let mut db = db_over(empty_state());
         for f in &facts[..5] {
             db.facts_mut().apply(f);
         }
@@ -482,21 +474,11 @@ fn partly_written_checkpoint(
     let facts = with_ids(facts);
     let k = split % facts.len();
     let (_tmp, cfg) = scratch_store();
-    let params = AudienceParams::from_config(&AudiencesConfig::default()).expect("rules");
-    let currencies = Arc::new(CurrencyTable::from_config(&RevenueConfig::default()).expect("cur"));
     let full = {
         let store = Store::open(&cfg).expect("open");
-        for (i, f) in facts.iter().enumerate() {
-            store
-                .append_wal(i as u64 + 1, &encode_wal(std::slice::from_ref(f)))
-                .expect("wal");
-        }
+        log_each(&store, &facts);
         // The first k facts, checkpointed completely at seq k.
-        let mut db = Db::new(
-            empty_state(),
-            Audiences::new(params.clone(), currencies.clone()),
-            Insights::new(&params, currencies),
-        );
+        let mut db = db_over(empty_state());
         for f in &facts[..k] {
             db.facts_mut().apply(f);
         }
@@ -511,31 +493,7 @@ fn partly_written_checkpoint(
             db.mark_all_dirty();
         }
         let mut next = db.take_checkpoint(k as u64);
-        // Three phases with a sync between each: the crash lands in one of them, after
-        // every earlier phase is durable and before any later one started. Phase 1:
-        // records that only add and lone copies; phase 2: records that drop an order or
-        // cart; phase 3: deletions of lone copies.
-        let mut pick = written.iter().copied().cycle();
-        match (written[0], written[1]) {
-            (false, _) => {
-                keep_some(&mut next.customers, &mut pick);
-                keep_some(&mut next.orders, &mut pick);
-                keep_some(&mut next.carts, &mut pick);
-                next.customers_last.clear();
-                next.orders_removed.clear();
-                next.carts_removed.clear();
-            }
-            (true, false) => {
-                keep_some(&mut next.customers_last, &mut pick);
-                next.orders_removed.clear();
-                next.carts_removed.clear();
-            }
-            (true, true) => {
-                keep_some(&mut next.orders_removed, &mut pick);
-                keep_some(&mut next.carts_removed, &mut pick);
-            }
-        }
-        next.dedup_added.clear();
+        cut_short(&mut next, written);
         store.write_checkpoint(&next).expect("partial checkpoint");
         canonical(db.facts())
     };
@@ -557,13 +515,7 @@ fn recovers_exactly(
     let rec = store.recover_with(CHUNKS).expect("recover");
     prop_assert_eq!(rec.replayed as usize, replayed);
     prop_assert_eq!(canonical(&rec.state), full);
-    let params = AudienceParams::from_config(&AudiencesConfig::default()).expect("rules");
-    let currencies = Arc::new(CurrencyTable::from_config(&RevenueConfig::default()).expect("cur"));
-    let mut db = Db::new(
-        rec.state,
-        Audiences::new(params.clone(), currencies.clone()),
-        Insights::new(&params, currencies),
-    );
+    let mut db = db_over(rec.state);
     let later = later_life();
     for f in &later {
         db.facts_mut().apply(f);
@@ -679,13 +631,7 @@ fn a_record_that_drops_an_order_is_written_after_the_one_that_takes_it() {
         ),
         (NOW - 5 * DAY, placed("c3")),
     ]);
-    let params = AudienceParams::from_config(&AudiencesConfig::default()).expect("rules");
-    let currencies = Arc::new(CurrencyTable::from_config(&RevenueConfig::default()).expect("cur"));
-    let mut db = Db::new(
-        empty_state(),
-        Audiences::new(params.clone(), currencies.clone()),
-        Insights::new(&params, currencies),
-    );
+    let mut db = db_over(empty_state());
     for f in &facts[..2] {
         db.facts_mut().apply(f);
     }

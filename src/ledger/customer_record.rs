@@ -445,18 +445,11 @@ impl State {
         r: OrderRecord,
         layout: &mut LayoutLoader,
     ) -> OrderSlot {
-        let slot = self.orders.slot(key);
-        for p in r.placements {
-            let c = self.intern(&p.customer);
+        self.join_order(key, r, |_, c, slot| {
             if c != owner {
                 layout.placed_by_other(c, slot);
             }
-            self.orders.place(slot, placement(c, &p));
-        }
-        for refund in r.refunds {
-            self.orders.refund(slot, refund);
-        }
-        slot
+        })
     }
 
     /// Joins a lone order record into the state: placements and refunds not seen yet are
@@ -467,14 +460,26 @@ impl State {
         r: OrderRecord,
         layout: &mut LayoutLoader,
     ) -> OrderSlot {
-        let slot = self.orders.slot(key);
-        for p in r.placements {
-            let c = self.intern(&p.customer);
-            let cust = &mut self.customers[c as usize];
+        self.join_order(key, r, |st, c, slot| {
+            let cust = &mut st.customers[c as usize];
             if !cust.orders.contains(&slot) {
                 cust.orders.push(slot);
                 layout.pushed_from_outside(c);
             }
+        })
+    }
+
+    /// Joins an order record's placements and refunds; `placer` sees each placing customer.
+    fn join_order(
+        &mut self,
+        key: Key,
+        r: OrderRecord,
+        mut placer: impl FnMut(&mut State, CustomerIdx, OrderSlot),
+    ) -> OrderSlot {
+        let slot = self.orders.slot(key);
+        for p in r.placements {
+            let c = self.intern(&p.customer);
+            placer(self, c, slot);
             self.orders.place(slot, placement(c, &p));
         }
         for refund in r.refunds {

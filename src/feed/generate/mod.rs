@@ -291,7 +291,7 @@ fn timestamp(nanos: i64) -> Timestamp {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::collections::{HashMap, HashSet};
 
     use super::*;
@@ -312,7 +312,8 @@ mod tests {
             .map_or(i64::MIN, |t| t.seconds * NANOS + i64::from(t.nanos))
     }
 
-    fn customer_of(ev: &Event) -> Option<&str> {
+    /// The customer an event names, if it names one (shared with the time order's tests).
+    pub(super) fn customer_of(ev: &Event) -> Option<&str> {
         match ev.kind.as_ref()? {
             Kind::CustomerUpserted(k) => Some(&k.customer_id),
             Kind::OrderPlaced(k) => Some(&k.customer_id),

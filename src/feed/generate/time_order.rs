@@ -229,7 +229,7 @@ mod tests {
         let first_customer = evs
             .iter()
             .enumerate()
-            .filter(|(_, ev)| ev_customer(ev) == Some("cus42-0000000"))
+            .filter(|(_, ev)| super::super::tests::customer_of(ev) == Some("cus42-0000000"))
             .map(|(i, _)| i)
             .collect::<Vec<_>>();
         let span = first_customer.last().copied().unwrap_or(0)
@@ -257,17 +257,5 @@ mod tests {
             }
         }
         assert!(replays > 0 && replays < evs.len() / 50, "{replays}");
-    }
-
-    fn ev_customer(ev: &Event) -> Option<&str> {
-        use crate::proto::v1::event::Kind;
-        match ev.kind.as_ref()? {
-            Kind::CustomerUpserted(k) => Some(&k.customer_id),
-            Kind::OrderPlaced(k) => Some(&k.customer_id),
-            Kind::CartUpdated(k) => Some(&k.customer_id),
-            Kind::ConsentChanged(k) => Some(&k.customer_id),
-            Kind::CustomerErased(k) => Some(&k.customer_id),
-            Kind::OrderRefunded(_) | Kind::CartCheckedOut(_) => None,
-        }
     }
 }
