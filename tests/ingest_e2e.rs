@@ -321,29 +321,7 @@ fn bad_config_is_a_startup_error_naming_the_key() {
 async fn feed_command_streams_a_valid_shop_that_fills_the_audiences() {
     let tmp = tempfile::tempdir().expect("tmp");
     let d = Daemon::start(tmp.path(), "");
-    let run = |seed: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_audiencesync"))
-            .args([
-                "feed",
-                "--addr",
-                &d.url(),
-                "--customers",
-                "400",
-                "--seed",
-                seed,
-                "--json",
-            ])
-            .output()
-            .expect("run feed")
-    };
-    let out = run("3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value =
-        serde_json::from_slice(out.stdout.trim_ascii()).expect("json report");
+    let report = feed_report(&d, &["--seed", "3"]);
     assert_eq!(report["rejected"], 0, "{report}");
     assert!(report["applied"].as_u64().unwrap_or(0) > 5_000, "{report}");
     assert!(
@@ -353,8 +331,7 @@ async fn feed_command_streams_a_valid_shop_that_fills_the_audiences() {
 
     // The same seed again: every event is a duplicate, nothing changes.
     let before = stats(&d).await;
-    let again: serde_json::Value =
-        serde_json::from_slice(run("3").stdout.trim_ascii()).expect("json report");
+    let again = feed_report(&d, &["--seed", "3"]);
     assert_eq!(again["applied"], 0, "{again}");
     let after = stats(&d).await;
     assert_eq!(
@@ -374,6 +351,22 @@ async fn feed_command_streams_a_valid_shop_that_fills_the_audiences() {
     d.stop();
 }
 
+/// Runs `audiencesync feed` over 400 customers against `d` with `args`, and returns its JSON
+/// report (the run must succeed).
+fn feed_report(d: &Daemon, args: &[&str]) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_audiencesync"))
+        .args(["feed", "--addr", &d.url(), "--customers", "400", "--json"])
+        .args(args)
+        .output()
+        .expect("run feed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(out.stdout.trim_ascii()).expect("json report")
+}
+
 /// `feed --order time` sends the same shop in time order, every customer interleaved: the
 /// daemon accepts it all, the read load is answered while it runs, and the grouped order of
 /// the same seed afterwards brings nothing new.
@@ -382,26 +375,8 @@ async fn feed_in_time_order_sends_the_same_shop_and_the_reads_are_answered() {
     let tmp = tempfile::tempdir().expect("tmp");
     let d = Daemon::start(tmp.path(), "");
     let run = |extra: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_audiencesync"))
-            .args([
-                "feed",
-                "--addr",
-                &d.url(),
-                "--customers",
-                "400",
-                "--seed",
-                "5",
-            ])
-            .args(["--batch-size", "100", "--json"])
-            .args(extra)
-            .output()
-            .expect("run feed");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<serde_json::Value>(out.stdout.trim_ascii()).expect("json report")
+        let args = [&["--seed", "5", "--batch-size", "100"], extra].concat();
+        feed_report(&d, &args)
     };
     let timed = run(&[
         "--order",

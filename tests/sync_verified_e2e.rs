@@ -67,16 +67,26 @@ async fn job_done(d: &Daemon, destination: &str, job: &str) -> v1::SyncState {
     }
 }
 
+/// The shop's config with a network's first status poll `after` acceptance instead of 200 ms.
+fn config_first_poll(
+    dir: &std::path::Path,
+    g: &fakes::FakeGoogle,
+    m: &fakes::FakeMeta,
+    after: &str,
+) -> String {
+    config(dir, g, m, "", "").replace(
+        "status_first_poll = \"200ms\"",
+        &format!("status_first_poll = \"{after}\""),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_google_member_is_confirmed_only_once_its_request_reads_success() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (g, m) = fakes().await;
     let shop = Shop::vip_shape();
     // The first poll comes 3 s after the ingest was accepted.
-    let cfg = config(tmp.path(), &g, &m, "", "").replace(
-        "status_first_poll = \"200ms\"",
-        "status_first_poll = \"3s\"",
-    );
+    let cfg = config_first_poll(tmp.path(), &g, &m, "3s");
     let d = Daemon::start(tmp.path(), &cfg);
     stream(&d, vec![shop.events(now_secs())]).await;
     wait_until("the ingest accepted", 30, || {
@@ -575,10 +585,7 @@ async fn members_of_a_partly_refused_removal_who_return_are_added_back() {
     let (g, m) = fakes().await;
     let shop = Shop::vip_shape();
     // The first poll comes 2 s after acceptance: time for the members to return first.
-    let cfg = config(tmp.path(), &g, &m, "", "").replace(
-        "status_first_poll = \"200ms\"",
-        "status_first_poll = \"2s\"",
-    );
+    let cfg = config_first_poll(tmp.path(), &g, &m, "2s");
     let d = Daemon::start(tmp.path(), &cfg);
     stream(&d, vec![shop.events(now_secs())]).await;
     let want = shop.expected(&["c0", "c1", "c2"], google_form);

@@ -47,7 +47,12 @@ fn audience_named(db: &Reader<'_>, name: &str) -> Result<Audience, Status> {
 fn customer_named(db: &Reader<'_>, id: &str) -> Result<CustomerIdx, Status> {
     db.customer(id)
         .map(|(c, _)| c)
-        .ok_or_else(|| Status::not_found(format!("customer `{id}` not found")))
+        .ok_or_else(|| no_customer(id))
+}
+
+/// NOT_FOUND for a customer id the daemon has never seen.
+fn no_customer(id: &str) -> Status {
+    Status::not_found(format!("customer `{id}` not found"))
 }
 
 /// Nanoseconds of a request's timestamp field; INVALID_ARGUMENT naming it when out of range.
@@ -100,9 +105,7 @@ impl AudienceService for AudienceApi {
         let id = request.into_inner().customer_id;
         // The published answers: this hot-path query never waits for the writer.
         let published = self.ctx.writer.answers();
-        let answer = published
-            .get(&id)
-            .ok_or_else(|| Status::not_found(format!("customer `{id}` not found")))?;
+        let answer = published.get(&id).ok_or_else(|| no_customer(&id))?;
         let names = published.names();
         let name = |a: Audience| names.get(a.index()).cloned().unwrap_or_default();
         let mut audiences = Vec::new();
@@ -302,9 +305,7 @@ impl AudienceService for AudienceApi {
         let id = request.into_inner().customer_id;
         let now = self.ctx.clock.now();
         let db = self.ctx.writer.read();
-        let (idx, c) = db
-            .customer(&id)
-            .ok_or_else(|| Status::not_found(format!("customer `{id}` not found")))?;
+        let (idx, c) = db.customer(&id).ok_or_else(|| no_customer(&id))?;
         let settings = self.ctx.settings();
         let s = db.summary(idx, now, settings.window_secs, &settings.currencies);
         let p = &c.profile;

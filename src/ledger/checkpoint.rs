@@ -285,11 +285,7 @@ impl State {
         // Orders an erasure changed: each placer's chunk or record holding them.
         let orders = std::mem::take(&mut self.dirty.orders);
         for &s in &orders {
-            let placers: smallvec::SmallVec<[CustomerIdx; 2]> =
-                self.orders.placements(s).map(|p| p.customer).collect();
-            for c in placers {
-                self.mark_order_of(c, s);
-            }
+            self.mark_placers(s);
         }
         let dirty = std::mem::take(&mut self.dirty);
         let mut relayout = dirty.relayout;
@@ -486,8 +482,9 @@ impl State {
 
     /// Marks every entity dirty, so the next checkpoint rewrites all of them.
     pub fn mark_all_dirty(&mut self) {
-        self.dirty.customers = (0..self.customers.len() as u32).collect();
-        self.dirty.relayout = self.dirty.customers.clone();
+        // Every customer whole: record and all chunks (taking the dirty set adds them to the
+        // records written).
+        self.dirty.relayout = (0..self.customers.len() as u32).collect();
         // Only an erasure makes a record drop an order or cart; a failed checkpoint may have
         // lost which ones did, so every erased customer's record goes last.
         self.dirty.shrunk = (0..self.customers.len() as u32)
@@ -509,6 +506,7 @@ impl State {
         d.customers.is_empty()
             && d.chunks.is_empty()
             && d.relayout.is_empty()
+            && d.shrunk.is_empty()
             && d.orders.is_empty()
             && d.carts.is_empty()
             && d.dedup_added.is_empty()
@@ -519,6 +517,8 @@ impl State {
     /// engines' own dirty customers are added.
     pub fn dirty_entities(&self) -> usize {
         let d = &self.dirty;
-        d.customers.len() + d.chunks.len() + d.orders.len() + d.carts.len()
+        let whole = d.relayout.union(&d.shrunk);
+        let records = d.customers.len() + whole.filter(|c| !d.customers.contains(c)).count();
+        records + d.chunks.len() + d.orders.len() + d.carts.len()
     }
 }

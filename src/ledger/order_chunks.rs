@@ -17,6 +17,7 @@
 //! the customers whose list it had to repair for a whole rewrite.
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use smallvec::SmallVec;
 
 use crate::ledger::orders::OrderSlot;
 use crate::ledger::state::{CustomerIdx, State};
@@ -108,7 +109,7 @@ impl State {
 
     /// Marks what must be rewritten because order `slot` of customer `c` changed: its chunk,
     /// or the record holding the tail.
-    pub(super) fn mark_order_of(&mut self, c: CustomerIdx, slot: OrderSlot) {
+    fn mark_order_of(&mut self, c: CustomerIdx, slot: OrderSlot) {
         match self.place_of(c, slot) {
             Some(Place::Chunk(k)) => {
                 self.dirty.chunks.insert((c, k));
@@ -117,9 +118,17 @@ impl State {
                 self.dirty.customers.insert(c);
             }
             None => {
-                self.dirty.customers.insert(c);
                 self.dirty.relayout.insert(c);
             }
+        }
+    }
+
+    /// Marks, for every customer who placed order `slot`, the chunk or record holding it.
+    pub(super) fn mark_placers(&mut self, slot: OrderSlot) {
+        let placers: SmallVec<[CustomerIdx; 2]> =
+            self.orders.placements(slot).map(|p| p.customer).collect();
+        for c in placers {
+            self.mark_order_of(c, slot);
         }
     }
 

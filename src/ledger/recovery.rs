@@ -102,16 +102,11 @@ impl Store {
             }
         }
         // Purging drops what a crash mid-checkpoint left in stored records: those customers'
-        // lists now differ from what is stored, so they are written whole, after the records
-        // that carry what they drop (as the erasure itself would have).
+        // lists now differ from what is stored, so they are written whole (as every shrunk
+        // customer is), after the records that carry what they drop.
         let purged = std::mem::take(&mut state.dirty.shrunk);
         state.dirty = Default::default();
-        state
-            .dirty
-            .customers
-            .extend(relayout.iter().chain(&purged).copied());
         state.dirty.relayout = relayout;
-        state.dirty.relayout.extend(purged.iter().copied());
         state.dirty.shrunk = purged;
         state.touched.clear();
         if legacy {

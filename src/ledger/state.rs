@@ -136,7 +136,8 @@ pub struct Dirty {
     /// Full order chunks to rewrite (see [`crate::ledger::order_chunks`]): (customer, chunk).
     pub chunks: HashSet<(CustomerIdx, u32)>,
     /// Customers written whole (record, every chunk, stale chunks deleted): their stored
-    /// layout cannot be trusted.
+    /// layout cannot be trusted. Like `shrunk`, not repeated in `customers`: taking the dirty
+    /// set adds them.
     pub relayout: HashSet<CustomerIdx>,
     /// Orders changed.
     pub orders: HashSet<OrderSlot>,
@@ -420,11 +421,7 @@ impl State {
     /// written alone) is resolved then.
     fn order_changed(&mut self, slot: OrderSlot) {
         if self.orders.is_placed(slot) && !self.stored_alone.orders.contains(&slot) {
-            let placers: SmallVec<[CustomerIdx; 2]> =
-                self.orders.placements(slot).map(|p| p.customer).collect();
-            for c in placers {
-                self.mark_order_of(c, slot);
-            }
+            self.mark_placers(slot);
         } else {
             self.dirty.orders.insert(slot);
         }
