@@ -503,16 +503,7 @@ async fn status_after_a_restart_shows_what_is_durable_while_the_network_still_ha
     confirmed(&d, "google", 3).await;
     // c1 withdraws consent; Google holds the removal for a minute, and the daemon dies.
     g.inject(Fault::Delay(Duration::from_secs(60)));
-    let (id, email, phone, _, _) = &shop.customers[1];
-    stream(
-        &d,
-        vec![vec![ev(
-            "u-c1-revoked",
-            now_secs() - 60,
-            common::workload::person(id, email, phone, false),
-        )]],
-    )
-    .await;
+    stream(&d, vec![vec![shop.consent(1, false, now_secs() - 60)]]).await;
     let cfg = config(tmp.path(), &g, &m, "", "");
     wait_until("the removal reaches google", 30, || {
         g.requests().iter().any(|r| r.path.ends_with(":remove")) || g.pending_faults() == 0
@@ -559,16 +550,7 @@ async fn a_member_sent_just_before_a_crash_who_then_leaves_is_removed() {
     d.kill9();
     // While no destination runs, c1 withdraws consent.
     let d = Daemon::start(tmp.path(), "");
-    let (id, email, phone, _, _) = &shop.customers[1];
-    stream(
-        &d,
-        vec![vec![ev(
-            "u-c1-revoked",
-            now_secs() - 60,
-            common::workload::person(id, email, phone, false),
-        )]],
-    )
-    .await;
+    stream(&d, vec![vec![shop.consent(1, false, now_secs() - 60)]]).await;
     d.stop();
     // Whichever network applied that request, c1 leaves its list.
     let d = Daemon::start(tmp.path(), &cfg);
@@ -596,18 +578,13 @@ async fn members_of_a_partly_refused_removal_who_return_are_added_back() {
         refuse: 1,
         reason: "PROCESSING_ERROR_REASON_INTERNAL_ERROR".into(),
     });
-    let consent = |i: usize, granted: bool, at: i64| {
-        let (id, email, phone, _, _) = &shop.customers[i];
-        ev(
-            &format!("u-{id}-{granted}"),
-            at,
-            common::workload::person(id, email, phone, granted),
-        )
-    };
     let t = now_secs();
     stream(
         &d,
-        vec![vec![consent(1, false, t - 60), consent(2, false, t - 60)]],
+        vec![vec![
+            shop.consent(1, false, t - 60),
+            shop.consent(2, false, t - 60),
+        ]],
     )
     .await;
     wait_until("google applies the removal in part", 30, || {
@@ -617,7 +594,10 @@ async fn members_of_a_partly_refused_removal_who_return_are_added_back() {
     // Both grant consent again before Google's answer is read: both belong on the list.
     stream(
         &d,
-        vec![vec![consent(1, true, t - 30), consent(2, true, t - 30)]],
+        vec![vec![
+            shop.consent(1, true, t - 30),
+            shop.consent(2, true, t - 30),
+        ]],
     )
     .await;
     wait_until("google holds the three VIPs again", 30, || {

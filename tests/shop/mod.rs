@@ -77,6 +77,16 @@ impl Shop {
         out
     }
 
+    /// Customer `i` granting or withdrawing consent at `at` (one event id per direction).
+    pub fn consent(&self, i: usize, granted: bool, at: i64) -> v1::Event {
+        let (id, email, phone, _, _) = &self.customers[i];
+        ev(
+            &format!("u-{id}-{granted}"),
+            at,
+            person(id, email, phone, granted),
+        )
+    }
+
     pub fn expected(&self, ids: &[&str], form: fn(&RemoteMember) -> String) -> BTreeSet<String> {
         self.customers
             .iter()
